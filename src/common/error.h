@@ -1,0 +1,27 @@
+// Errors a user can cause (bad flags, bad files, dead peers) are UserError:
+// one message naming the cause and one hint naming the fix. Internal
+// invariants use DDP_ASSERT, which also names the file and line.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace ddp {
+
+class UserError : public std::runtime_error {
+ public:
+  UserError(std::string what, std::string hint = "")
+      : std::runtime_error(std::move(what)), hint_(std::move(hint)) {}
+  const std::string& hint() const { return hint_; }
+
+ private:
+  std::string hint_;
+};
+
+[[noreturn]] void assert_failed(const char* expr, const char* file, int line, const std::string& msg);
+
+}  // namespace ddp
+
+#define DDP_ASSERT(cond, msg)                                         \
+  do {                                                                \
+    if (!(cond)) ::ddp::assert_failed(#cond, __FILE__, __LINE__, msg); \
+  } while (0)

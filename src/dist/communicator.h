@@ -1,0 +1,43 @@
+// The collective operations data-parallel training needs, behind one
+// interface. A world of one (LocalCommunicator) makes every operation a
+// no-op, so serial training runs the same loop as parallel training.
+//
+// Thread rule: at most one thread calls into a communicator at a time (the
+// gradient synchroniser's communication thread during backward, the training
+// thread otherwise).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace ddp::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;  // "local", "gloo", "mpi"
+
+  // In place: data[i] = sum over ranks of data[i]. Exact for every world
+  // size. Throws ddp::UserError when a peer is gone or the timeout passes.
+  virtual void allreduce_sum(float* data, size_t count) = 0;
+  virtual void allreduce_sum(double* data, size_t count) = 0;
+  // data on every rank becomes root's data.
+  virtual void broadcast(float* data, size_t count, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+class LocalCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "local"; }
+  void allreduce_sum(float*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void broadcast(float*, size_t, int) override {}
+  void barrier() override {}
+};
+
+}  // namespace ddp::dist
