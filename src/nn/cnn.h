@@ -1,0 +1,86 @@
+// The CNN of the spec, on oneDNN:
+//
+//   input [n, 1, 28, 28]
+//   conv1 3x3 1->32, pad 1, ReLU -> maxpool 2   [n, 32, 14, 14]
+//   conv2 3x3 32->64, pad 1, ReLU -> maxpool 2  [n, 64, 7, 7]
+//   flatten -> fc1 3136->128, ReLU -> dropout -> fc2 128->10 -> softmax CE
+//
+// All parameters live in one flat buffer and all gradients in another, in
+// PyTorch's order and layouts; the layers hold views into them. Everything
+// that depends on the batch size (primitives, activations) is built once
+// per batch size, on first use, and reused.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "nn/param.h"
+#include "nn/softmax_xent.h"
+
+namespace ddp::nn {
+
+struct Batch;  // the primitives and activations for one batch size (cnn.cpp)
+
+// Per-layer time accumulators, for the time split of a step.
+enum Layer { kConv1, kPool1, kConv2, kPool2, kFc1, kDropout, kFc2, kLoss, kNumLayers };
+const char* layer_name(int layer);
+struct LayerTimes {
+  std::array<double, kNumLayers> forward_s{}, backward_s{};
+  void clear() { *this = LayerTimes{}; }
+};
+
+class Cnn {
+ public:
+  explicit Cnn(float dropout = 0.5f);
+  ~Cnn();
+  Cnn(const Cnn&) = delete;
+  Cnn& operator=(const Cnn&) = delete;
+
+  static const std::vector<ParamSpec>& param_specs();
+  static size_t num_params();
+  static double flops_per_sample();  // forward + backward, as computed (conv1 has no input gradient)
+
+  float* params() { return params_.data(); }  // [num_params]
+  float* grads() { return grads_.data(); }    // [num_params]
+  const float* params() const { return params_.data(); }
+  const float* grads() const { return grads_.data(); }
+
+  // PyTorch's default initialisation (uniform +-1/sqrt(fan_in) for every
+  // weight and bias), from `seed`.
+  void init(uint64_t seed);
+
+  // The batch's input, to be filled before forward(): [n, 1, 28, 28] and [n].
+  float* input(int n);
+  int32_t* labels(int n);
+
+  // Forward pass of a batch of n (train: dropout on, with its mask drawn from
+  // dropout_seed). Returns the mean loss and the number correct.
+  LossResult forward(int n, bool train, uint64_t dropout_seed = 0);
+
+  // Backward pass of the last forward (which must have been train = true).
+  // Overwrites grads() with the gradient of the mean loss. grad_ready(offset,
+  // count) is called as soon as each layer's gradients are final, last layer
+  // first, so their all-reduce can start while backward goes on.
+  using GradReady = std::function<void(size_t offset, size_t count)>;
+  void backward(const GradReady& grad_ready = nullptr);
+
+  LayerTimes& times() { return times_; }
+
+ private:
+  Batch& batch(int n);
+
+  Runtime rt_;
+  float dropout_;
+  std::vector<float> params_, grads_;
+  std::map<int, std::unique_ptr<Batch>> batches_;
+  Batch* last_ = nullptr;
+  LayerTimes times_;
+};
+
+// Sets the number of compute threads of this process (oneDNN's OpenMP).
+void set_compute_threads(int threads);
+
+}  // namespace ddp::nn

@@ -1,0 +1,82 @@
+#include "nn/conv2d.h"
+
+namespace ddp::nn {
+
+Conv2d::Conv2d(const Runtime& rt, const memory& src, const memory& diff_src, int out_c, ParamView weight,
+               ParamView bias, bool fuse_relu) {
+  const memory::dims in = src.get_desc().dims();  // n, c, h, w
+  const memory::dim n = in[0], in_c = in[1], h = in[2], w = in[3];
+  const memory::dims wdims = {out_c, in_c, 3, 3}, odims = {n, out_c, h, w};
+  const memory::dims stride = {1, 1}, pad = {1, 1};
+  const auto bias_md = plain_desc({out_c}, tag::x);
+  flops_ = 2.0 * n * out_c * h * w * in_c * 9;
+
+  // Forward: every layout "any", so oneDNN picks its fastest (blocked) one.
+  dnnl::primitive_attr attr;
+  if (fuse_relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  const dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                           any_desc(in), any_desc(wdims), bias_md, any_desc(odims), stride, pad, pad);
+  const dnnl::convolution_forward::primitive_desc fpd(fd, attr, rt.engine);
+  const memory user_w(plain_desc(wdims, tag::oihw), rt.engine, weight.value);
+  const memory user_b(bias_md, rt.engine, bias.value);
+  src_ = Bridge(rt, src, fpd.src_desc());
+  weights_ = Bridge(rt, user_w, fpd.weights_desc());
+  dst_ = memory(fpd.dst_desc(), rt.engine);
+  diff_dst_ = memory(fpd.dst_desc(), rt.engine);
+  fwd_ = Step(dnnl::convolution_forward(fpd), {{DNNL_ARG_SRC, src_.mem()},
+                                               {DNNL_ARG_WEIGHTS, weights_.mem()},
+                                               {DNNL_ARG_BIAS, user_b},
+                                               {DNNL_ARG_DST, dst_}});
+
+  // Backward weights: reads the forward's src and the gradient of dst.
+  const dnnl::convolution_backward_weights::desc wd(dnnl::algorithm::convolution_direct, any_desc(in),
+                                                    any_desc(wdims), bias_md, any_desc(odims), stride, pad, pad);
+  const dnnl::convolution_backward_weights::primitive_desc wpd(wd, rt.engine, fpd);
+  const memory user_dw(plain_desc(wdims, tag::oihw), rt.engine, weight.grad);
+  const memory user_db(bias_md, rt.engine, bias.grad);
+  bw_src_ = Bridge(rt, src_.mem(), wpd.src_desc());
+  bw_diff_dst_ = Bridge(rt, diff_dst_, wpd.diff_dst_desc());
+  bw_diff_weights_ = Bridge(rt, user_dw, wpd.diff_weights_desc());
+  bwd_weights_ = Step(dnnl::convolution_backward_weights(wpd), {{DNNL_ARG_SRC, bw_src_.mem()},
+                                                                {DNNL_ARG_DIFF_DST, bw_diff_dst_.mem()},
+                                                                {DNNL_ARG_DIFF_WEIGHTS, bw_diff_weights_.mem()},
+                                                                {DNNL_ARG_DIFF_BIAS, user_db}});
+
+  if (!diff_src) return;
+  const dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct, any_desc(in), any_desc(wdims),
+                                                 any_desc(odims), stride, pad, pad);
+  const dnnl::convolution_backward_data::primitive_desc dpd(dd, rt.engine, fpd);
+  bd_weights_ = Bridge(rt, weights_.mem(), dpd.weights_desc());
+  bd_diff_dst_ = Bridge(rt, diff_dst_, dpd.diff_dst_desc());
+  bd_diff_src_ = Bridge(rt, diff_src, dpd.diff_src_desc());
+  bwd_data_ = Step(dnnl::convolution_backward_data(dpd), {{DNNL_ARG_DIFF_DST, bd_diff_dst_.mem()},
+                                                          {DNNL_ARG_WEIGHTS, bd_weights_.mem()},
+                                                          {DNNL_ARG_DIFF_SRC, bd_diff_src_.mem()}});
+}
+
+void Conv2d::forward(const Runtime& rt) const {
+  src_.to_inner(rt);
+  weights_.to_inner(rt);  // the plain parameters change every step
+  fwd_.run(rt);
+}
+
+void Conv2d::backward_weights(const Runtime& rt) const {
+  bw_src_.to_inner(rt);
+  bw_diff_dst_.to_inner(rt);
+  bwd_weights_.run(rt);
+  bw_diff_weights_.to_user(rt);
+}
+
+void Conv2d::backward_data(const Runtime& rt) const {
+  if (!bwd_data_) return;
+  bd_weights_.to_inner(rt);
+  bd_diff_dst_.to_inner(rt);
+  bwd_data_.run(rt);
+  bd_diff_src_.to_user(rt);
+}
+
+}  // namespace ddp::nn

@@ -1,0 +1,77 @@
+#include "nn/linear.h"
+
+namespace ddp::nn {
+
+Linear::Linear(const Runtime& rt, const memory& src, const memory& diff_src, int out, ParamView weight,
+               ParamView bias, bool fuse_relu) {
+  const memory::dims in = src.get_desc().dims();
+  const memory::dim n = in[0];
+  memory::dims wdims = in;
+  wdims[0] = out;
+  const tag wtag = in.size() == 4 ? tag::oihw : tag::oi;
+  const memory::dims odims = {n, out};
+  const auto bias_md = plain_desc({out}, tag::x);
+  const auto dst_md = plain_desc(odims, tag::nc);
+  flops_ = 2.0 * n * out * (memory::dim)(src.get_desc().get_size() / sizeof(float) / n);
+
+  dnnl::primitive_attr attr;
+  if (fuse_relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  const dnnl::inner_product_forward::desc fd(dnnl::prop_kind::forward_training, any_desc(in), any_desc(wdims),
+                                             bias_md, dst_md);
+  const dnnl::inner_product_forward::primitive_desc fpd(fd, attr, rt.engine);
+  const memory user_w(plain_desc(wdims, wtag), rt.engine, weight.value);
+  const memory user_b(bias_md, rt.engine, bias.value);
+  src_ = Bridge(rt, src, fpd.src_desc());
+  weights_ = Bridge(rt, user_w, fpd.weights_desc());
+  dst_ = memory(dst_md, rt.engine);
+  diff_dst_ = memory(dst_md, rt.engine);
+  fwd_ = Step(dnnl::inner_product_forward(fpd), {{DNNL_ARG_SRC, src_.mem()},
+                                                 {DNNL_ARG_WEIGHTS, weights_.mem()},
+                                                 {DNNL_ARG_BIAS, user_b},
+                                                 {DNNL_ARG_DST, dst_}});
+
+  const dnnl::inner_product_backward_weights::desc wd(any_desc(in), any_desc(wdims), bias_md, dst_md);
+  const dnnl::inner_product_backward_weights::primitive_desc wpd(wd, rt.engine, fpd);
+  const memory user_dw(plain_desc(wdims, wtag), rt.engine, weight.grad);
+  const memory user_db(bias_md, rt.engine, bias.grad);
+  bw_src_ = Bridge(rt, src_.mem(), wpd.src_desc());
+  bw_diff_weights_ = Bridge(rt, user_dw, wpd.diff_weights_desc());
+  bwd_weights_ = Step(dnnl::inner_product_backward_weights(wpd), {{DNNL_ARG_SRC, bw_src_.mem()},
+                                                                  {DNNL_ARG_DIFF_DST, diff_dst_},
+                                                                  {DNNL_ARG_DIFF_WEIGHTS, bw_diff_weights_.mem()},
+                                                                  {DNNL_ARG_DIFF_BIAS, user_db}});
+
+  if (!diff_src) return;
+  const dnnl::inner_product_backward_data::desc dd(any_desc(in), any_desc(wdims), dst_md);
+  const dnnl::inner_product_backward_data::primitive_desc dpd(dd, rt.engine, fpd);
+  bd_weights_ = Bridge(rt, weights_.mem(), dpd.weights_desc());
+  bd_diff_src_ = Bridge(rt, diff_src, dpd.diff_src_desc());
+  bwd_data_ = Step(dnnl::inner_product_backward_data(dpd), {{DNNL_ARG_DIFF_DST, diff_dst_},
+                                                            {DNNL_ARG_WEIGHTS, bd_weights_.mem()},
+                                                            {DNNL_ARG_DIFF_SRC, bd_diff_src_.mem()}});
+}
+
+void Linear::forward(const Runtime& rt) const {
+  src_.to_inner(rt);
+  weights_.to_inner(rt);
+  fwd_.run(rt);
+}
+
+void Linear::backward_weights(const Runtime& rt) const {
+  bw_src_.to_inner(rt);
+  bwd_weights_.run(rt);
+  bw_diff_weights_.to_user(rt);
+}
+
+void Linear::backward_data(const Runtime& rt) const {
+  if (!bwd_data_) return;
+  bd_weights_.to_inner(rt);
+  bwd_data_.run(rt);
+  bd_diff_src_.to_user(rt);
+}
+
+}  // namespace ddp::nn
