@@ -50,7 +50,7 @@ Conv2d::Conv2d(const Runtime& rt, const memory& src, const memory& diff_src, int
   const dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct, any_desc(in), any_desc(wdims),
                                                  any_desc(odims), stride, pad, pad);
   const dnnl::convolution_backward_data::primitive_desc dpd(dd, rt.engine, fpd);
-  bd_weights_ = Bridge(rt, weights_.mem(), dpd.weights_desc());
+  bd_weights_ = Bridge(rt, user_w, dpd.weights_desc());
   bd_diff_dst_ = Bridge(rt, diff_dst_, dpd.diff_dst_desc());
   bd_diff_src_ = Bridge(rt, diff_src, dpd.diff_src_desc());
   bwd_data_ = Step(dnnl::convolution_backward_data(dpd), {{DNNL_ARG_DIFF_DST, bd_diff_dst_.mem()},
