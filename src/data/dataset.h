@@ -34,7 +34,8 @@ std::string default_data_dir(const std::string& dataset);
 // problem and the fix. `dataset` is "mnist" or "fashion-mnist".
 Dataset load_dataset(const std::string& dataset, const std::string& dir, Split split);
 
-// Keeps the first n samples (n >= size keeps all).
+// Keeps the first n samples (n >= size keeps all). The checksum becomes that
+// of the kept samples, as if loaded from files holding only them.
 void truncate(Dataset& ds, int64_t n);
 
 }  // namespace ddp::data
