@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "data/idx.h"
+#include "data/prefault.h"
 
 namespace ddp::data {
 namespace {
@@ -60,15 +61,27 @@ uint8_t raw_pixel(float v) {
   return static_cast<uint8_t>(std::clamp(x, 0L, 255L));
 }
 
-// Converts the raw pixels to floats and hashes them in the same pass.
-uint64_t convert_and_hash(const uint8_t* src, size_t n, float* dst) {
+// Converts the raw pixels to floats (appended to dst) and hashes them, in
+// one pass. dst grows a chunk at a time within its reserved capacity, so
+// each chunk is zeroed and then overwritten while it is still in cache.
+uint64_t convert_and_hash(const std::vector<uint8_t>& src, std::vector<float>& dst) {
   std::array<float, 256> lut;
   for (int x = 0; x < 256; ++x) lut[x] = normalise(x);
+  constexpr size_t kChunk = 64 * 1024;
+  dst.clear();
+  dst.reserve(src.size());
+  detail::prefault(dst.data(), src.size() * sizeof(float));
   uint64_t h = kFnvOffset;
-  for (size_t i = 0; i < n; ++i) {
-    uint8_t b = src[i];
-    dst[i] = lut[b];
-    h = (h ^ b) * kFnvPrime;
+  for (size_t start = 0; start < src.size(); start += kChunk) {
+    const size_t end = std::min(src.size(), start + kChunk);
+    dst.resize(end);
+    const uint8_t* in = src.data();
+    float* out = dst.data();
+    for (size_t i = start; i < end; ++i) {
+      uint8_t b = in[i];
+      out[i] = lut[b];
+      h = (h ^ b) * kFnvPrime;
+    }
   }
   return h;
 }
@@ -113,8 +126,7 @@ Dataset load_dataset(const std::string& dataset, const std::string& dir, Split s
   Dataset ds;
   ds.name = dataset;
   ds.size = images.count;
-  ds.images.resize(images.pixels.size());
-  uint64_t h = convert_and_hash(images.pixels.data(), images.pixels.size(), ds.images.data());
+  uint64_t h = convert_and_hash(images.pixels, ds.images);
   ds.checksum = fnv1a(h, labels.labels.data(), labels.labels.size());
   ds.labels.assign(labels.labels.begin(), labels.labels.end());
   return ds;

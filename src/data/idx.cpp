@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "data/prefault.h"
 
 namespace ddp::data {
 namespace {
@@ -190,7 +191,10 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, size_t max_bytes) 
     fail(path, "is " + std::to_string(size) + " bytes, more than the " + describe_bytes(max_bytes) +
                    " an IDX file of this kind can hold: it is corrupt or not an IDX file");
   std::rewind(f.get());
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  std::vector<uint8_t> bytes;
+  bytes.reserve(static_cast<size_t>(size));
+  detail::prefault(bytes.data(), static_cast<size_t>(size));
+  bytes.resize(static_cast<size_t>(size));
   size_t n = std::fread(bytes.data(), 1, bytes.size(), f.get());
   if (n != bytes.size()) {
     if (std::ferror(f.get())) fail(path, std::string("read error: ") + std::strerror(errno), "check the disk");
