@@ -1,0 +1,296 @@
+#include "dist/gloo_communicator.h"
+
+#include <gloo/allreduce.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/common/error.h>
+#include <gloo/common/logging.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/file_store.h>
+#include <gloo/rendezvous/prefix_store.h>
+#include <gloo/transport/tcp/device.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <limits>
+
+#include "common/error.h"
+
+namespace ddp::dist {
+namespace {
+
+std::string seconds_text(std::chrono::milliseconds ms) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000.0);
+  return buf;
+}
+
+// Element-wise sum for Gloo (the output may alias either input).
+template <typename T>
+void sum_into(void* c_, const void* a_, const void* b_, size_t n) {
+  T* c = static_cast<T*>(c_);
+  const T* a = static_cast<const T*>(a_);
+  const T* b = static_cast<const T*>(b_);
+  for (size_t i = 0; i < n; i++) c[i] = a[i] + b[i];
+}
+
+gloo::AllreduceOptions::Algorithm parse_algorithm(const std::string& name) {
+  if (name == "ring") return gloo::AllreduceOptions::Algorithm::RING;
+  if (name == "bcube") return gloo::AllreduceOptions::Algorithm::BCUBE;
+  throw UserError("unknown all-reduce algorithm '" + name + "'",
+                  "use \"ring\" or \"bcube\" (DDP_GLOO_ALGORITHM)");
+}
+
+// The first line of a Gloo exception's text, for the hint.
+std::string gloo_detail(const std::exception& e) {
+  std::string s = e.what();
+  if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
+  return s;
+}
+
+class GlooCommunicator final : public Communicator {
+ public:
+  GlooCommunicator(const GlooOptions& o, std::shared_ptr<gloo::transport::Device> device,
+                   std::shared_ptr<gloo::rendezvous::Context> context)
+      : options_(o),
+        algorithm_(parse_algorithm(o.algorithm)),
+        device_(std::move(device)),
+        context_(std::move(context)) {}
+
+  int rank() const override { return options_.rank; }
+  int size() const override { return options_.size; }
+  std::string backend() const override { return "gloo"; }
+
+  void allreduce_sum(float* data, size_t count) override { allreduce<float>(data, count); }
+  void allreduce_sum(double* data, size_t count) override { allreduce<double>(data, count); }
+
+  void broadcast(float* data, size_t count, int root) override {
+    if (root < 0 || root >= size())
+      throw UserError("broadcast from rank " + std::to_string(root) + " in a world of " +
+                      std::to_string(size()));
+    if (size() == 1 || count == 0) return;
+    guarded("broadcast", [&] {
+      gloo::BroadcastOptions opts(context_);
+      opts.setOutput(data, count);  // in place: the root sends from it
+      opts.setRoot(root);
+      opts.setTag(next_tag());
+      gloo::broadcast(opts);
+    });
+  }
+
+  void barrier() override {
+    if (size() == 1) return;
+    guarded("barrier", [&] {
+      gloo::BarrierOptions opts(context_);
+      opts.setTag(next_tag());
+      gloo::barrier(opts);
+    });
+  }
+
+ private:
+  template <typename T>
+  void allreduce(T* data, size_t count) {
+    if (size() == 1 || count == 0) return;
+    guarded("all-reduce", [&] {
+      gloo::AllreduceOptions opts(context_);
+      opts.setOutput(data, count);
+      opts.setReduceFunction(&sum_into<T>);
+      opts.setAlgorithm(algorithm_);
+      opts.setTag(next_tag());
+      gloo::allreduce(opts);
+    });
+  }
+
+  // Every rank runs the same sequence of collectives, so a running counter
+  // gives matching, distinct tags (as PyTorch's ProcessGroupGloo does).
+  uint32_t next_tag() { return tag_++; }
+
+  template <typename F>
+  void guarded(const char* what, F&& f) {
+    if (broken_)
+      throw UserError("rank " + std::to_string(rank()) + ": cannot run " + what +
+                          ": the connection to the other ranks failed earlier",
+                      "see the first error above; a job cannot continue after losing a peer");
+    try {
+      f();
+    } catch (const UserError&) {
+      broken_ = true;
+      throw;
+    } catch (const std::exception& e) {  // gloo::IoException, gloo::EnforceNotMet, ...
+      broken_ = true;
+      throw UserError("rank " + std::to_string(rank()) + ": lost contact with a peer during " +
+                          what + " (a peer process died or timed out after " +
+                          seconds_text(options_.timeout) + ")",
+                      "the first error is usually on another rank: read its output; if the "
+                      "ranks are only slow, raise the timeout (DDP_GLOO_TIMEOUT_S). Gloo said: " +
+                          gloo_detail(e));
+    }
+  }
+
+  GlooOptions options_;
+  gloo::AllreduceOptions::Algorithm algorithm_;
+  std::shared_ptr<gloo::transport::Device> device_;
+  std::shared_ptr<gloo::rendezvous::Context> context_;
+  uint32_t tag_ = 0;
+  bool broken_ = false;
+};
+
+// Applies our timeout to every read of the store. (Gloo's connectFullMesh
+// reads some keys with Store::get, which waits with a fixed 30 s default:
+// a rank that never arrives would otherwise hold the others for 30 s
+// whatever the configured timeout.)
+class TimedStore final : public gloo::rendezvous::Store {
+ public:
+  TimedStore(gloo::rendezvous::Store& inner, std::chrono::milliseconds timeout)
+      : inner_(inner), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override {
+    inner_.set(key, data);
+  }
+  std::vector<char> get(const std::string& key) override {
+    inner_.wait({key}, timeout_);
+    return inner_.get(key);
+  }
+  void wait(const std::vector<std::string>& keys) override { inner_.wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override {
+    inner_.wait(keys, timeout);
+  }
+
+ private:
+  gloo::rendezvous::Store& inner_;
+  std::chrono::milliseconds timeout_;
+};
+
+int env_int(const char* name, bool required, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    if (required)
+      throw UserError(std::string("environment variable ") + name + " is not set",
+                      "start the parallel workers with the launcher (train_parallel), which sets "
+                      "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
+    return fallback;
+  }
+  errno = 0;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (errno != 0 || *end != '\0' || x < 0 || x > std::numeric_limits<int>::max())
+    throw UserError(std::string("environment variable ") + name + "='" + v +
+                        "' is not a non-negative integer",
+                    std::string("set ") + name + " to a whole number");
+  return static_cast<int>(x);
+}
+
+std::string env_str(const char* name, bool required, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    if (required)
+      throw UserError(std::string("environment variable ") + name + " is not set",
+                      "start the parallel workers with the launcher (train_parallel), which sets "
+                      "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
+    return fallback;
+  }
+  return v;
+}
+
+}  // namespace
+
+bool launched_by_launcher() {
+  const char* r = std::getenv("RANK");
+  const char* w = std::getenv("WORLD_SIZE");
+  return r && *r && w && *w;
+}
+
+GlooOptions gloo_options_from_env() {
+  GlooOptions o;
+  o.rank = env_int("RANK", true, 0);
+  o.size = env_int("WORLD_SIZE", true, 1);
+  if (o.size < 1)
+    throw UserError("WORLD_SIZE=" + std::to_string(o.size) + " is not a valid world size",
+                    "WORLD_SIZE must be at least 1");
+  if (o.rank >= o.size)
+    throw UserError("RANK=" + std::to_string(o.rank) + " is out of range for WORLD_SIZE=" +
+                        std::to_string(o.size),
+                    "RANK must be in [0, WORLD_SIZE)");
+  o.rendezvous_dir = env_str("DDP_RENDEZVOUS_DIR", true, "");
+  o.prefix = env_str("DDP_JOB_ID", true, "");
+  o.host = env_str("DDP_GLOO_HOST", false, o.host);
+  std::string t = env_str("DDP_GLOO_TIMEOUT_S", false, "");
+  if (!t.empty()) {
+    errno = 0;
+    char* end = nullptr;
+    double s = std::strtod(t.c_str(), &end);
+    if (errno != 0 || *end != '\0' || !(s > 0) || s > 86400.0 * 365)
+      throw UserError("DDP_GLOO_TIMEOUT_S='" + t + "' is not a positive number of seconds",
+                      "set DDP_GLOO_TIMEOUT_S to e.g. 60");
+    o.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000.0 + 0.5));
+    if (o.timeout.count() < 1) o.timeout = std::chrono::milliseconds(1);
+  }
+  o.algorithm = env_str("DDP_GLOO_ALGORITHM", false, o.algorithm);
+  parse_algorithm(o.algorithm);  // validate early
+  return o;
+}
+
+std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
+  if (o.size < 1 || o.rank < 0 || o.rank >= o.size)
+    throw UserError("invalid rank " + std::to_string(o.rank) + " for a world of " +
+                        std::to_string(o.size),
+                    "rank must be in [0, world size)");
+  if (o.timeout.count() <= 0)
+    throw UserError("the communication timeout must be positive", "pass a timeout of e.g. 60 s");
+  parse_algorithm(o.algorithm);
+  if (o.prefix.empty())
+    throw UserError("no job id for the rendezvous", "set DDP_JOB_ID (the launcher does this)");
+  struct stat st {};
+  if (o.rendezvous_dir.empty() || ::stat(o.rendezvous_dir.c_str(), &st) != 0 ||
+      !S_ISDIR(st.st_mode) || ::access(o.rendezvous_dir.c_str(), R_OK | W_OK | X_OK) != 0)
+    throw UserError("rank " + std::to_string(o.rank) + ": rendezvous directory '" +
+                        o.rendezvous_dir + "' is not a writable directory",
+                    "every rank needs the same existing, writable directory "
+                    "(DDP_RENDEZVOUS_DIR); the launcher creates one under $TMPDIR or /tmp");
+
+  // A dead peer shows up as EPIPE on a write; without this the default
+  // SIGPIPE action would kill this process before Gloo can report it.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const std::string me = "rank " + std::to_string(o.rank);
+  try {
+    // 1. Device: the TCP transport, listening on `host`.
+    gloo::transport::tcp::attr attr;
+    attr.hostname = o.host;
+    auto device = gloo::transport::tcp::CreateDevice(attr);
+
+    // 2. Store: where ranks publish their addresses. A directory on a
+    //    file system all ranks see; the prefix keeps jobs apart.
+    gloo::rendezvous::FileStore file_store(o.rendezvous_dir);
+    gloo::rendezvous::PrefixStore prefix_store(o.prefix, file_store);
+    TimedStore store(prefix_store, o.timeout);
+
+    // 3. Rendezvous context: this rank's place in the world. The timeout
+    //    must be set before connecting; it governs every later operation.
+    auto context = std::make_shared<gloo::rendezvous::Context>(o.rank, o.size);
+    context->setTimeout(o.timeout);
+
+    // 4. Connect a full mesh: one TCP pair per peer.
+    context->connectFullMesh(store, device);
+
+    // 5. Algorithms: Gloo's generic collectives run on this context.
+    return std::make_unique<GlooCommunicator>(o, std::move(device), std::move(context));
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw UserError(me + ": could not connect to the other " + std::to_string(o.size - 1) +
+                        " rank(s) (rendezvous in " + o.rendezvous_dir + ", job " + o.prefix +
+                        ", timeout " + seconds_text(o.timeout) + ")",
+                    "all ranks must start with the same DDP_RENDEZVOUS_DIR and DDP_JOB_ID and "
+                    "be able to reach " + o.host + "; a rank that died or never started makes "
+                    "the others fail here. Gloo said: " + gloo_detail(e));
+  }
+}
+
+}  // namespace ddp::dist

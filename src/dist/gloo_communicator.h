@@ -1,0 +1,48 @@
+// The Gloo implementation of Communicator: TCP transport, a file-system
+// rendezvous store (a directory every rank can see), a full mesh of
+// connections, and Gloo's generic collectives (gloo::allreduce,
+// gloo::broadcast, gloo::barrier) only.
+//
+// Every Gloo failure (a peer died, a timeout, a rendezvous that never
+// completes) becomes a ddp::UserError naming this rank, the operation and the
+// likely cause. After such an error the connection is dead: every later call
+// on the same communicator throws at once.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "dist/communicator.h"
+
+namespace ddp::dist {
+
+struct GlooOptions {
+  int rank = 0;
+  int size = 1;
+  std::string rendezvous_dir;  // a directory every rank can read and write
+  std::string prefix;          // job id: keys of this job in the store
+  std::string host = "127.0.0.1";  // address this rank listens on
+  // How long any one operation (rendezvous included) may wait for peers.
+  std::chrono::milliseconds timeout{60000};
+  // All-reduce algorithm: "ring" or "bcube" (Gloo's generic allreduce).
+  // Measured on this machine for 1.7 MB: see the report in grad_sync.h.
+  std::string algorithm = "ring";
+};
+
+// Joins the job: blocks until all `size` ranks have rendezvoused (or the
+// timeout passes). Ignores SIGPIPE for the whole process (a dead peer must
+// produce an error, not kill this process). Throws ddp::UserError.
+std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& options);
+
+// Options from the environment a launcher sets (launch_local, or torchrun-like
+// tools): RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID (required), and
+// optionally DDP_GLOO_HOST, DDP_GLOO_TIMEOUT_S (seconds, may be fractional),
+// DDP_GLOO_ALGORITHM ("ring" or "bcube"). Throws ddp::UserError when a
+// required variable is missing or any is invalid.
+GlooOptions gloo_options_from_env();
+
+// True when RANK and WORLD_SIZE are both set (this process was started by a
+// launcher).
+bool launched_by_launcher();
+
+}  // namespace ddp::dist

@@ -1,0 +1,132 @@
+#include "dist/grad_sync.h"
+
+#include <chrono>
+#include <string>
+
+#include "common/error.h"
+
+namespace ddp::dist {
+
+using Clock = std::chrono::steady_clock;
+
+GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes)
+    : comm_(comm),
+      grads_(grads),
+      count_(count),
+      scale_(1.0f / static_cast<float>(comm.size())),
+      threaded_(comm.size() > 1) {
+  DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
+  const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
+  for (size_t end = count; end > 0;) {
+    size_t begin = end > per ? end - per : 0;
+    begin_.push_back(begin);
+    end_.push_back(end);
+    end = begin;
+  }
+  lo_ = count_;
+  if (threaded_) thread_ = std::thread([this] { comm_loop(); });
+}
+
+GradSync::~GradSync() {
+  if (!threaded_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_one();
+  thread_.join();
+}
+
+void GradSync::start_step() {
+  in_step_ = true;
+  lo_ = count_;
+  next_bucket_ = 0;
+  if (threaded_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    handed_ = 0;
+    done_ = 0;
+    comm_s_ = 0;
+    error_ = nullptr;
+  }
+}
+
+void GradSync::ready(size_t offset, size_t n) {
+  if (!in_step_) start_step();
+  DDP_ASSERT(offset <= count_ && n <= count_ - offset && offset + n == lo_,
+             "GradSync::ready(" + std::to_string(offset) + ", " + std::to_string(n) +
+                 "): ranges must arrive in decreasing order, each ending where the previous "
+                 "one began (expected one ending at " + std::to_string(lo_) + " of " +
+                 std::to_string(count_) + ")");
+  lo_ = offset;
+  const size_t before = next_bucket_;
+  while (next_bucket_ < begin_.size() && begin_[next_bucket_] >= lo_) ++next_bucket_;
+  if (!threaded_ || next_bucket_ == before) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    handed_ = next_bucket_;
+  }
+  work_cv_.notify_one();
+}
+
+double GradSync::finish() {
+  if (!in_step_) start_step();  // an empty buffer needs no ready()
+  DDP_ASSERT(lo_ == 0, "GradSync::finish(): only [" + std::to_string(lo_) + ", " +
+                           std::to_string(count_) + ") of the gradients were marked ready");
+  in_step_ = false;
+  if (!threaded_) {
+    last_comm_s_ = 0;
+    return 0.0;
+  }
+  const auto t0 = Clock::now();
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return done_ == begin_.size(); });
+    error = error_;
+    last_comm_s_ = comm_s_;
+  }
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (error) std::rethrow_exception(error);
+  return waited;
+}
+
+void GradSync::comm_loop() {
+  const size_t total = begin_.size();
+  for (;;) {
+    size_t b;
+    bool skip;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stop_ || done_ < handed_; });
+      if (stop_) return;
+      b = done_;
+      skip = error_ != nullptr;  // the connection is dead: do not try again
+    }
+    double seconds = 0;
+    std::exception_ptr error;
+    if (!skip) {
+      float* p = grads_ + begin_[b];
+      const size_t len = end_[b] - begin_[b];
+      const auto t0 = Clock::now();
+      try {
+        comm_.allreduce_sum(p, len);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (!error)
+        for (size_t i = 0; i < len; ++i) p[i] *= scale_;
+    }
+    bool all_done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      comm_s_ += seconds;
+      if (error && !error_) error_ = error;
+      ++done_;
+      all_done = done_ == total;
+    }
+    if (all_done) done_cv_.notify_one();
+  }
+}
+
+}  // namespace ddp::dist

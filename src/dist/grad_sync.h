@@ -1,0 +1,85 @@
+// The DistributedDataParallel gradient synchroniser: averages one flat
+// gradient buffer over all ranks, overlapping the all-reduce with backward.
+//
+// The buffer is cut into buckets of at most bucket_bytes, from the END of the
+// buffer (backward produces the last layers' gradients first): bucket 0 is
+// the last slice, bucket num_buckets()-1 starts at element 0. Backward calls
+// ready() for each range of gradients as soon as it is final; every bucket
+// whose elements are all final goes to a communication thread at once, which
+// all-reduces it (sum) and scales it by 1/world_size while backward goes on.
+// finish() waits for the rest. The result is bit-identical to
+// sum_over_ranks(grads) * (1.0f / world_size) in float (every rank gets the
+// same bits).
+//
+// Thread rule: between the first ready() of a step and finish(), only the
+// communication thread calls into the communicator.
+//
+// With a world of one there is no thread, and finish() returns at once
+// without touching the buffer. In steady state a step allocates nothing.
+#pragma once
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "dist/communicator.h"
+
+namespace ddp::dist {
+
+class GradSync {
+ public:
+  // grads: the flat gradient buffer [count] floats, which must outlive this.
+  // bucket_bytes is rounded down to whole floats (at least one).
+  GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes);
+  ~GradSync();  // joins the communication thread (after its current all-reduce)
+  GradSync(const GradSync&) = delete;
+  GradSync& operator=(const GradSync&) = delete;
+
+  // grads[offset, offset+n) are final. Within one step, ranges arrive in
+  // decreasing offset order, do not overlap, and together cover the whole
+  // buffer exactly once (checked: a violation throws std::logic_error).
+  void ready(size_t offset, size_t n);
+  // Waits for every bucket (the buffer then holds the average over ranks).
+  // Returns the seconds spent waiting here: the communication NOT hidden
+  // behind backward. Rethrows a communication error (ddp::UserError) as-is.
+  double finish();
+
+  size_t num_buckets() const { return begin_.size(); }
+  // Bucket i as [first element, one past the last).
+  std::pair<size_t, size_t> bucket(size_t i) const { return {begin_.at(i), end_.at(i)}; }
+  // Seconds the communication thread spent inside all-reduce calls in the
+  // last finished step (0 with a world of one).
+  double last_step_comm_seconds() const { return last_comm_s_; }
+
+ private:
+  void comm_loop();
+  void start_step();
+
+  Communicator& comm_;
+  float* grads_;
+  size_t count_;
+  std::vector<size_t> begin_, end_;  // bucket bounds, bucket 0 = last slice
+  float scale_;
+  bool threaded_;
+
+  // Training thread only.
+  bool in_step_ = false;
+  size_t lo_ = 0;           // [lo_, count_) is final in this step
+  size_t next_bucket_ = 0;  // buckets [0, next_bucket_) handed off
+  double last_comm_s_ = 0;
+
+  // Shared with the communication thread, under mu_.
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  size_t handed_ = 0;  // buckets handed to the thread this step
+  size_t done_ = 0;    // buckets it has finished (or skipped after an error)
+  bool stop_ = false;
+  double comm_s_ = 0;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+}  // namespace ddp::dist

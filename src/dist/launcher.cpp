@@ -1,0 +1,348 @@
+#include "dist/launcher.h"
+
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include "common/error.h"
+
+extern char** environ;
+
+namespace ddp::dist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+std::string base_name(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Letters, digits, '-' and '_' only (the job id becomes part of store keys).
+std::string sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+  return out.empty() ? "ddp" : out;
+}
+
+std::string random_hex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = getrandom(buf.data() + got, bytes - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got < bytes) {  // fall back to std::random_device
+    std::random_device rd;
+    for (auto& b : buf) b = static_cast<unsigned char>(rd());
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char b : buf) {
+    s += hex[b >> 4];
+    s += hex[b & 15];
+  }
+  return s;
+}
+
+// Removes the rendezvous directory (and everything in it) on every path out.
+struct DirGuard {
+  std::string path;
+  ~DirGuard() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+// Blocks the supervision signals in this thread; restores the mask on exit.
+struct MaskGuard {
+  sigset_t old{};
+  bool active = false;
+  explicit MaskGuard(const sigset_t& set) { active = pthread_sigmask(SIG_BLOCK, &set, &old) == 0; }
+  ~MaskGuard() {
+    if (active) pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+};
+
+// Everything a child needs, prepared before fork (after fork only
+// async-signal-safe calls are allowed: other threads may hold locks).
+struct ChildPlan {
+  std::vector<std::string> env_strings;
+  std::vector<char*> envp;
+  void finalize() {
+    envp.clear();
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
+};
+
+void write_all(int fd, const char* s) {
+  size_t n = std::strlen(s);
+  while (n > 0) {
+    ssize_t w = ::write(fd, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+[[noreturn]] void run_child(pid_t parent, const char* path, char* const* argv, char* const* envp) {
+  // Die with the launcher, and do not start at all if it is already gone.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  // Default dispositions (ignored signals survive exec) and an empty mask.
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);  // fails harmlessly for reserved signals
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve(path, argv, envp);
+  int err = errno;
+  write_all(2, "launcher: cannot execute ");
+  write_all(2, path);
+  write_all(2, ": ");
+  write_all(2, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
+  write_all(2, "\n");
+  ::_exit(127);
+}
+
+struct Worker {
+  pid_t pid = -1;
+  bool running = false;
+  int status = 0;
+};
+
+void signal_running(std::vector<Worker>& workers, int sig) {
+  for (auto& w : workers)
+    if (w.running) ::kill(w.pid, sig);
+}
+
+// Reaps whatever has ended; returns the ranks that ended in this sweep.
+std::vector<int> reap(std::vector<Worker>& workers, int& alive) {
+  std::vector<int> ended;
+  for (size_t r = 0; r < workers.size(); ++r) {
+    auto& w = workers[r];
+    if (!w.running) continue;
+    int st = 0;
+    pid_t got = ::waitpid(w.pid, &st, WNOHANG);
+    if (got == w.pid || (got < 0 && errno == ECHILD)) {
+      w.running = false;
+      w.status = got == w.pid ? st : 0;
+      --alive;
+      ended.push_back(static_cast<int>(r));
+    }
+  }
+  return ended;
+}
+
+bool failed(int status) { return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0); }
+
+}  // namespace
+
+int launch_local(const LaunchOptions& o) {
+  if (o.world_size < 1)
+    throw UserError("cannot launch " + std::to_string(o.world_size) + " ranks",
+                    "the number of processes must be at least 1");
+  if (o.argv.empty() || o.argv[0].empty())
+    throw UserError("no program to launch", "pass the worker executable as argv[0]");
+  const std::string& exe = o.argv[0];
+  if (::access(exe.c_str(), X_OK) != 0)
+    throw UserError("cannot execute '" + exe + "': " + std::strerror(errno),
+                    "argv[0] must be the path of an executable file (no PATH search)");
+  if (!(o.grace_s >= 0))
+    throw UserError("negative grace period", "grace_s must be >= 0");
+  const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
+
+  // 1. A private rendezvous directory and a unique job id.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string base = (tmpdir && *tmpdir) ? tmpdir : "/tmp";
+  std::string templ = base + "/ddp-XXXXXX";
+  std::vector<char> tbuf(templ.begin(), templ.end());
+  tbuf.push_back('\0');
+  if (!::mkdtemp(tbuf.data()))
+    throw UserError("cannot create a rendezvous directory in " + base + ": " +
+                        std::strerror(errno),
+                    "set TMPDIR to a writable directory");
+  DirGuard dir_guard{tbuf.data()};
+  const std::string rdv_dir = dir_guard.path;
+  const std::string job_id =
+      sanitize(name) + "-" + std::to_string(::getpid()) + "-" + random_hex(8);
+
+  // 2. Environments and arguments, built before any fork.
+  // The launcher's own variables win over the caller's extra ones.
+  const std::set<std::string> reserved = {"RANK",       "WORLD_SIZE",         "LOCAL_RANK",
+                                          "LOCAL_WORLD_SIZE", "DDP_RENDEZVOUS_DIR", "DDP_JOB_ID"};
+  std::set<std::string> overridden = reserved;
+  for (auto& kv : o.env) overridden.insert(kv.first);
+  std::vector<std::string> inherited;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    auto eq = entry.find('=');
+    if (overridden.count(entry.substr(0, eq))) continue;
+    inherited.push_back(std::move(entry));
+  }
+  const int n = o.world_size;
+  std::vector<ChildPlan> plans(n);
+  for (int r = 0; r < n; ++r) {
+    auto& p = plans[r];
+    p.env_strings = inherited;
+    p.env_strings.push_back("RANK=" + std::to_string(r));
+    p.env_strings.push_back("WORLD_SIZE=" + std::to_string(n));
+    p.env_strings.push_back("LOCAL_RANK=" + std::to_string(r));
+    p.env_strings.push_back("LOCAL_WORLD_SIZE=" + std::to_string(n));
+    p.env_strings.push_back("DDP_RENDEZVOUS_DIR=" + rdv_dir);
+    p.env_strings.push_back("DDP_JOB_ID=" + job_id);
+    for (auto& kv : o.env)
+      if (!reserved.count(kv.first)) p.env_strings.push_back(kv.first + "=" + kv.second);
+    p.finalize();
+  }
+  std::vector<std::string> arg_strings = o.argv;
+  std::vector<char*> argv;
+  for (auto& a : arg_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  // 3. Supervision signals are taken synchronously (sigtimedwait) from here on.
+  sigset_t sup;
+  sigemptyset(&sup);
+  sigaddset(&sup, SIGINT);
+  sigaddset(&sup, SIGTERM);
+  sigaddset(&sup, SIGHUP);
+  sigaddset(&sup, SIGCHLD);
+  MaskGuard mask_guard(sup);
+
+  // 4. Start the workers.
+  std::vector<Worker> workers(n);
+  int alive = 0;
+  const pid_t self = ::getpid();
+  int fork_errno = 0;
+  for (int r = 0; r < n; ++r) {
+    pid_t pid = ::fork();
+    if (pid == 0) run_child(self, exe.c_str(), argv.data(), plans[r].envp.data());
+    if (pid < 0) {
+      fork_errno = errno;
+      break;
+    }
+    workers[r].pid = pid;
+    workers[r].running = true;
+    ++alive;
+  }
+
+  // 5. Supervise.
+  int interrupted = 0;  // the signal that stopped the job, if any
+  int first_failure = -1;
+  int result = 0;
+  bool stopping = false, killed = false;
+  Clock::time_point deadline{};
+  auto stop_all = [&](int sig) {
+    signal_running(workers, sig);
+    if (!stopping) {
+      stopping = true;
+      deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(o.grace_s));
+    }
+  };
+  if (fork_errno != 0) {
+    std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name.c_str(),
+                 alive, std::strerror(fork_errno));
+    result = 1;
+    first_failure = alive;
+    stop_all(SIGTERM);
+  }
+
+  while (alive > 0) {
+    std::vector<int> ended = reap(workers, alive);
+    if (first_failure < 0 && !interrupted) {
+      // Of the ranks that ended in the same sweep, blame one killed by a
+      // signal first: the others most likely failed because it died.
+      int blame = -1;
+      for (int r : ended)
+        if (failed(workers[r].status) && (blame < 0 || (WIFSIGNALED(workers[r].status) &&
+                                                        !WIFSIGNALED(workers[blame].status))))
+          blame = r;
+      if (blame >= 0) {
+        int st = workers[blame].status;
+        first_failure = blame;
+        if (WIFSIGNALED(st)) {
+          int sig = WTERMSIG(st);
+          result = 128 + sig;
+          std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), blame,
+                       sig, signal_name(sig).c_str(),
+                       alive > 0 ? "; stopping the other ranks" : "");
+        } else {
+          result = WEXITSTATUS(st);
+          std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), blame,
+                       result, alive > 0 ? "; stopping the other ranks" : "");
+        }
+        std::fflush(stderr);
+        stop_all(SIGTERM);
+      }
+    }
+    if (alive == 0) break;
+    if (stopping && !killed && Clock::now() >= deadline) {
+      signal_running(workers, SIGKILL);
+      killed = true;
+    }
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    siginfo_t info;
+    int sig = ::sigtimedwait(&sup, &info, &ts);
+    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+      if (!interrupted) {
+        interrupted = sig;
+        std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name.c_str(),
+                     signal_name(sig).c_str(), n);
+        std::fflush(stderr);
+        stop_all(sig);
+      } else if (!killed) {  // asked twice: no more patience
+        signal_running(workers, SIGKILL);
+        killed = true;
+      }
+    }
+  }
+
+  // Take any supervision signal that arrived at the very end, so restoring
+  // the mask does not deliver it after the cleanup decision.
+  for (;;) {
+    struct timespec zero = {0, 0};
+    int sig = ::sigtimedwait(&sup, nullptr, &zero);
+    if (sig <= 0) break;
+    if (sig != SIGCHLD && !interrupted) interrupted = sig;
+  }
+
+  if (fork_errno != 0 && !interrupted)
+    throw UserError(name + ": cannot start " + std::to_string(n) + " processes: " +
+                        std::strerror(fork_errno),
+                    "use fewer processes or raise the process limit (ulimit -u)");
+  if (interrupted) return 128 + interrupted;
+  return result;
+}
+
+}  // namespace ddp::dist

@@ -1,0 +1,45 @@
+// Runs a data-parallel job on this machine, like torchrun / mp.spawn: starts
+// world_size copies of a program and supervises them.
+//
+//  - Makes a private rendezvous directory (mkdtemp "ddp-XXXXXX" under $TMPDIR
+//    or /tmp, mode 0700) and a unique job id, so that simultaneous launches
+//    never meet.
+//  - Starts every worker (fork + exec) with RANK, WORLD_SIZE, LOCAL_RANK,
+//    LOCAL_WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID set, plus the caller's
+//    extra variables. Workers die with the launcher (PR_SET_PDEATHSIG) and
+//    start with default signal dispositions and an empty signal mask.
+//  - If a worker is killed by a signal or exits non-zero, prints one line
+//    naming the rank and the cause, sends SIGTERM to the others, SIGKILL after
+//    grace_s, reaps them all, and returns the first failure's exit code (or
+//    128 + signal number).
+//  - SIGINT / SIGTERM / SIGHUP to the launcher are forwarded to every worker
+//    (SIGKILL after grace_s); the launcher then returns 128 + that signal
+//    (130 / 143 / 129). A second such signal kills the workers at once.
+//  - The rendezvous directory is removed however the job ends.
+//
+// The calling thread blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD while the job
+// runs (restored on return). Only this launch's own children are waited for,
+// so several launches may run at once from different threads.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ddp::dist {
+
+struct LaunchOptions {
+  int world_size = 1;
+  std::vector<std::string> argv;  // argv[0] = path of the executable (no PATH search)
+  // Extra variables for every worker (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
+  // DDP_RENDEZVOUS_DIR and DDP_JOB_ID are always the launcher's own).
+  std::vector<std::pair<std::string, std::string>> env;
+  double grace_s = 3;    // how long stopped workers get between SIGTERM and SIGKILL
+  std::string job_name;  // prefix of messages and of the job id; default: basename of argv[0]
+};
+
+// Returns 0 when every worker exited with status 0, otherwise as described
+// above. Throws ddp::UserError for problems found before any worker starts
+// (no such executable, no usable temporary directory, bad world size).
+int launch_local(const LaunchOptions& options);
+
+}  // namespace ddp::dist

@@ -1,0 +1,88 @@
+// Helpers for the multi-process tests of src/dist.
+#pragma once
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dist/launcher.h"
+
+namespace dist_test {
+
+inline const char* worker_path() { return DIST_TEST_WORKER; }
+
+// A fresh directory for the workers' info files, removed on destruction.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string t = std::filesystem::temp_directory_path().string() + "/dist-test-XXXXXX";
+    std::vector<char> buf(t.begin(), t.end());
+    buf.push_back('\0');
+    if (mkdtemp(buf.data())) path = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+struct RankInfo {
+  pid_t pid = -1;
+  std::string rendezvous_dir;
+};
+
+// What each worker wrote into DDP_TEST_OUT (missing ranks have pid -1).
+inline std::vector<RankInfo> read_infos(const std::string& dir, int world) {
+  std::vector<RankInfo> out(world);
+  for (int r = 0; r < world; ++r) {
+    std::ifstream f(dir + "/rank" + std::to_string(r) + ".info");
+    long pid = -1;
+    if (f >> pid) {
+      out[r].pid = static_cast<pid_t>(pid);
+      f >> out[r].rendezvous_dir;
+    }
+  }
+  return out;
+}
+
+inline bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
+
+// Waits up to `seconds` for the process to disappear.
+inline bool wait_gone(pid_t pid, double seconds) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (!process_gone(pid)) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+inline bool dir_exists(const std::string& p) {
+  struct stat st {};
+  return !p.empty() && ::stat(p.c_str(), &st) == 0;
+}
+
+inline ddp::dist::LaunchOptions worker_job(int world, std::vector<std::string> args,
+                                           const std::string& out_dir = "") {
+  ddp::dist::LaunchOptions o;
+  o.world_size = world;
+  o.argv.push_back(worker_path());
+  for (auto& a : args) o.argv.push_back(a);
+  if (!out_dir.empty()) o.env.push_back({"DDP_TEST_OUT", out_dir});
+  o.job_name = "dist_test";
+  return o;
+}
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace dist_test
