@@ -1,0 +1,89 @@
+#include "train/cli.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace ddp::train {
+
+std::vector<std::string> normalise_args(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-lr") a = "--learning-rate";
+    else if (a.rfind("-lr=", 0) == 0) a = "--learning-rate=" + a.substr(4);
+    args.push_back(a);
+  }
+  std::reverse(args.begin(), args.end());  // CLI11's parse(vector) takes them reversed
+  return args;
+}
+
+CLI::Validator finite_in(double lo, double hi, bool lo_open) {
+  std::ostringstream os;
+  os << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+  const std::string range = os.str();
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(s, &used);
+          if (used != s.size()) return "'" + s + "' is not a number";
+        } catch (...) {
+          return "'" + s + "' is not a number";
+        }
+        if (!std::isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
+          return s + " is out of range: must be a finite number in " + range;
+        return std::string();
+      },
+      range);
+}
+
+void add_training_flags(CLI::App& app, TrainConfig& cfg) {
+  app.add_option("-e,--epochs", cfg.epochs, "Number of training epochs")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("-b,--batch-size", cfg.batch_size, "Batch size (per process)")
+      ->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--learning-rate", cfg.learning_rate, "Learning rate (also -lr)")
+      ->check(finite_in(0, 10, true))->capture_default_str();
+  app.add_option("--save-results", cfg.save_results, "Write the results as JSON to this path");
+  app.add_option("--dataset", cfg.dataset, "Dataset")
+      ->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
+  app.add_option("--data-dir", cfg.data_dir,
+                 "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
+  app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
+  app.add_option("--threads", cfg.threads, "Compute threads per process")
+      ->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--dropout", cfg.dropout, "Dropout probability")
+      ->check(finite_in(0, 0.95))->capture_default_str();
+  app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
+}
+
+void validate(const TrainConfig& cfg) {
+  if (cfg.warmup_epochs > cfg.epochs)
+    throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
+                        std::to_string(cfg.epochs),
+                    "use at most as many warm-up epochs as epochs");
+}
+
+int run_main(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const CLI::ParseError& e) {
+    throw;  // handled by the caller's CLI11_PARSE-like code
+  } catch (const UserError& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    if (!e.hint().empty()) std::cerr << "  fix: " << e.hint() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace ddp::train

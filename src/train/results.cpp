@@ -1,0 +1,94 @@
+#include "train/results.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "nn/cnn.h"
+#include "report/machine.h"
+
+namespace ddp::train {
+
+namespace {
+
+nlohmann::json phases_json(const PhaseTimes& p) {
+  return {{"data", p.data},           {"forward", p.forward},     {"backward", p.backward},
+          {"allreduce_wait", p.allreduce_wait}, {"optimizer", p.optimizer}, {"other", p.other}};
+}
+
+nlohmann::json config_json(const TrainConfig& c) {
+  return {{"epochs", c.epochs},
+          {"batch_size", c.batch_size},
+          {"learning_rate", c.learning_rate},
+          {"momentum", c.momentum},
+          {"dataset", c.dataset},
+          {"data_dir", c.data_dir},
+          {"limit", c.limit},
+          {"seed", c.seed},
+          {"dropout", c.dropout},
+          {"threads", c.threads},
+          {"world_size", c.world_size},
+          {"backend", c.backend},
+          {"lr_scaling", c.lr_scaling},
+          {"warmup_epochs", c.warmup_epochs},
+          {"bucket_kb", c.bucket_kb},
+          {"timeout_s", c.timeout_s}};
+}
+
+}  // namespace
+
+nlohmann::json to_json(const RunResult& r, const std::string& program) {
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& e : r.epochs) {
+    epochs.push_back({{"epoch", e.epoch},
+                      {"loss", e.loss},
+                      {"test_loss", e.test_loss},
+                      {"test_accuracy", e.test_accuracy},
+                      {"time_s", e.time_s},
+                      {"train_time_s", e.train_time_s},
+                      {"eval_time_s", e.eval_time_s},
+                      {"samples_per_s", e.samples_per_s},
+                      {"learning_rate", e.learning_rate},
+                      {"time_breakdown_s", phases_json(e.phases)},
+                      {"allreduce_busy_s", e.allreduce_busy_s}});
+  }
+  nlohmann::json per_rank = nlohmann::json::array();
+  for (size_t q = 0; q < r.per_rank.size(); ++q) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& p : r.per_rank[q]) list.push_back(phases_json(p));
+    per_rank.push_back({{"rank", q}, {"time_breakdown_s", list}});
+  }
+  nlohmann::json layers = nlohmann::json::object();
+  for (int l = 0; l < nn::kNumLayers && l < static_cast<int>(r.layer_forward_s.size()); ++l)
+    layers[nn::layer_name(l)] = {{"forward_s", r.layer_forward_s[l]}, {"backward_s", r.layer_backward_s[l]}};
+
+  const dnnl_version_t* v = dnnl_version();
+  auto versions = report::versions_json();
+  versions["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+  versions["gloo"] = "Debian libgloo-dev";
+
+  return {{"program", program},
+          {"config", config_json(r.config)},
+          {"world_size", r.world_size},
+          {"threads_per_process", r.threads_per_process},
+          {"oversubscribed", r.oversubscribed},
+          {"backend", r.world_size == 1 ? "local" : r.config.backend},
+          {"machine", report::machine_json()},
+          {"versions", versions},
+          {"train_samples", r.train_samples},
+          {"test_samples", r.test_samples},
+          {"steps_per_epoch", r.steps_per_epoch},
+          {"samples_per_epoch", r.samples_per_epoch},
+          {"num_params", r.num_params},
+          {"data_checksum", r.data_checksum},
+          {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets}}},
+          {"epochs", epochs},
+          {"per_rank", per_rank},
+          {"step_losses", r.step_losses},
+          {"layer_times_s", layers},
+          {"startup_s", r.startup_s},
+          {"final_test_accuracy", r.final_test_accuracy},
+          {"total_time_s", r.total_time_s},
+          {"train_time_s", r.train_time_s},
+          {"throughput_samples_per_s", r.throughput}};
+}
+
+}  // namespace ddp::train

@@ -1,0 +1,57 @@
+// What a training run measured, and its JSON form (the results file that
+// run_experiments and the plots read; the README documents every field).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "train/config.h"
+
+namespace ddp::train {
+
+// Seconds of one epoch's training phase spent in each part of the step.
+struct PhaseTimes {
+  double data = 0, forward = 0, backward = 0, allreduce_wait = 0, optimizer = 0, other = 0;
+  static constexpr int kFields = 6;
+  double* begin() { return &data; }
+  const double* begin() const { return &data; }
+};
+
+struct EpochRecord {
+  int epoch = 0;                // 1-based
+  double loss = 0;              // mean training loss over the epoch's steps, all ranks
+  double test_loss = 0;
+  double test_accuracy = 0;     // 0..1, whole test set
+  double train_time_s = 0;      // the training phase (slowest rank)
+  double eval_time_s = 0;
+  double time_s = 0;            // train + eval
+  double samples_per_s = 0;     // samples trained / train_time_s, all ranks
+  double learning_rate = 0;     // at the end of the epoch
+  PhaseTimes phases;            // mean over ranks
+  double allreduce_busy_s = 0;  // time the communication thread spent in all-reduce (mean over ranks)
+};
+
+struct RunResult {
+  TrainConfig config;
+  int world_size = 1;
+  int threads_per_process = 1;
+  bool oversubscribed = false;
+  int64_t train_samples = 0, test_samples = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t samples_per_epoch = 0;  // all ranks, including DistributedSampler padding
+  size_t num_params = 0;
+  size_t bucket_bytes = 0, num_buckets = 0;
+  uint64_t data_checksum = 0;
+  std::vector<EpochRecord> epochs;
+  std::vector<std::vector<PhaseTimes>> per_rank;  // [rank][epoch]
+  std::vector<float> step_losses;                 // every step, mean over ranks
+  std::vector<double> layer_forward_s, layer_backward_s;  // rank 0, whole run
+  double startup_s = 0;      // process start to first step
+  double total_time_s = 0;   // all epochs, training and evaluation
+  double train_time_s = 0;   // training phases only
+  double final_test_accuracy = 0;
+  double throughput = 0;     // samples / train_time_s
+};
+
+nlohmann::json to_json(const RunResult& r, const std::string& program);
+
+}  // namespace ddp::train

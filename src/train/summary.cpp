@@ -1,0 +1,31 @@
+#include "train/summary.h"
+
+#include <cstdio>
+
+namespace ddp::train {
+
+void print_summary(std::ostream& out, const RunResult& r) {
+  char line[256];
+  out << "\n== summary ==\n";
+  std::snprintf(line, sizeof line, "processes %d x %d thread(s)%s, batch %d per process, %d epoch(s)\n", r.world_size,
+                r.threads_per_process, r.oversubscribed ? " (OVERSUBSCRIBED: more threads than cores)" : "",
+                r.config.batch_size, r.config.epochs);
+  out << line;
+  std::snprintf(line, sizeof line, "final test accuracy %.2f%%\n", 100 * r.final_test_accuracy);
+  out << line;
+  std::snprintf(line, sizeof line, "total time %.2f s (training %.2f s), throughput %.0f samples/s\n", r.total_time_s,
+                r.train_time_s, r.throughput);
+  out << line;
+  PhaseTimes sum;
+  for (const auto& e : r.epochs)
+    for (int f = 0; f < PhaseTimes::kFields; ++f) sum.begin()[f] += e.phases.begin()[f];
+  const double t = r.train_time_s > 0 ? r.train_time_s : 1;
+  std::snprintf(line, sizeof line,
+                "time split: forward %.0f%%, backward %.0f%%, all-reduce wait %.0f%%, optimizer %.0f%%, data %.0f%%, "
+                "other %.0f%%\n",
+                100 * sum.forward / t, 100 * sum.backward / t, 100 * sum.allreduce_wait / t, 100 * sum.optimizer / t,
+                100 * sum.data / t, 100 * sum.other / t);
+  out << line;
+}
+
+}  // namespace ddp::train
