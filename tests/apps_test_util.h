@@ -1,0 +1,93 @@
+// Runs the project's programs as real child processes, as a user would.
+#pragma once
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace apps_test {
+
+inline std::string binary(const std::string& name) { return std::string(DDP_BINARY_DIR) + "/" + name; }
+inline std::string mnist_dir() { return std::string(DDP_SOURCE_DIR) + "/data/mnist"; }
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A private temporary directory, removed with everything in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "apps-test-XXXXXX").string();
+    path = mkdtemp(t.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// A started program; its stdout and stderr go to one file.
+struct Proc {
+  pid_t pid = -1;
+  std::string log;
+  int status = -1;
+  double seconds = 0;
+  std::chrono::steady_clock::time_point started;
+
+  Proc(const std::vector<std::string>& argv, const std::string& log_path,
+       const std::vector<std::pair<std::string, std::string>>& env = {})
+      : log(log_path), started(std::chrono::steady_clock::now()) {
+    pid = fork();
+    if (pid == 0) {
+      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+      FILE* f = fopen(log_path.c_str(), "w");
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+  }
+
+  // Waits up to `limit` seconds; kills the process if it is still running
+  // then (and returns false).
+  bool wait(double limit) {
+    while (true) {
+      const pid_t r = waitpid(pid, &status, WNOHANG);
+      seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      if (r == pid) return true;
+      if (seconds > limit) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+  std::string output() const { return read_file(log); }
+};
+
+// The direct children of a process (Linux /proc).
+inline std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> kids;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t k;
+  while (in >> k) kids.push_back(k);
+  return kids;
+}
+
+inline bool alive(pid_t pid) { return kill(pid, 0) == 0; }
+
+}  // namespace apps_test
