@@ -72,7 +72,7 @@ int run_worker(train::TrainConfig cfg) {
 int main(int argc, char** argv) {
   train::TrainConfig cfg;
   cfg.world_size = 2;
-  CLI::App app{"Train the MNIST CNN with data parallelism (DistributedDataParallel over Gloo)."};
+  CLI::App app{"Train the MNIST CNN with data parallelism (DistributedDataParallel over Gloo).", "train_parallel"};
   train::add_training_flags(app, cfg);
   app.add_option("-w,--world-size", cfg.world_size, "Number of processes")->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -11,7 +11,7 @@ using namespace ddp;
 
 int main(int argc, char** argv) {
   train::TrainConfig cfg;
-  CLI::App app{"Train the MNIST CNN serially (one process)."};
+  CLI::App app{"Train the MNIST CNN serially (one process).", "train_serial"};
   train::add_training_flags(app, cfg);
   try {
     auto args = train::normalise_args(argc, argv);
