@@ -1,8 +1,15 @@
 // GlooCommunicator: exact collectives across real processes at every world
 // size 1..8, both all-reduce algorithms; options from the environment;
 // failures become UserError.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -15,6 +22,8 @@
 using namespace ddp;
 using namespace ddp::dist;
 using namespace dist_test;
+
+extern char** environ;
 
 namespace {
 
@@ -53,6 +62,60 @@ class EnvGuard {
   std::vector<std::pair<std::string, std::pair<bool, std::string>>> saved_;
 };
 
+// A TCP port nobody listens on right now.
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+bool port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A throwaway redis-server on a free port (stopped on destruction).
+struct RedisServer {
+  pid_t pid = -1;
+  int port = -1;
+  RedisServer() {
+    port = free_port();
+    std::string p = std::to_string(port);
+    std::vector<std::string> a = {"/usr/bin/redis-server", "--port", p, "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"};
+    std::vector<char*> argv;
+    for (auto& x : a) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; pid > 0 && i < 500 && !port_accepts(port); ++i) usleep(10000);
+  }
+  ~RedisServer() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
 void set_valid_env(EnvGuard& env) {
   env.set("RANK", "1");
   env.set("WORLD_SIZE", "4");
@@ -61,6 +124,8 @@ void set_valid_env(EnvGuard& env) {
   env.set("DDP_GLOO_HOST", nullptr);
   env.set("DDP_GLOO_TIMEOUT_S", nullptr);
   env.set("DDP_GLOO_ALGORITHM", nullptr);
+  env.set("DDP_REDIS_HOST", nullptr);
+  env.set("DDP_REDIS_PORT", nullptr);
 }
 
 }  // namespace
@@ -68,6 +133,46 @@ void set_valid_env(EnvGuard& env) {
 TEST(GlooCollectives, RingExactSumsAndBroadcastAtWorldSizes1To8) { exact_collectives("ring"); }
 
 TEST(GlooCollectives, BcubeExactSumsAndBroadcastAtWorldSizes1To8) { exact_collectives("bcube"); }
+
+// Across machines the store can be a Redis server instead of a directory.
+TEST(GlooCollectives, RedisStoreRendezvous) {
+  if (::access("/usr/bin/redis-server", X_OK) != 0) GTEST_SKIP() << "no redis-server";
+  RedisServer redis;
+  ASSERT_GT(redis.pid, 0);
+  ASSERT_TRUE(port_accepts(redis.port)) << "redis-server did not start";
+  auto job = worker_job(3, {"collectives"});
+  job.env.push_back({"DDP_REDIS_HOST", "127.0.0.1"});
+  job.env.push_back({"DDP_REDIS_PORT", std::to_string(redis.port)});
+  EXPECT_EQ(launch_local(job), 0);
+}
+
+TEST(GlooCommunicator, UnreachableRedisIsAUserError) {
+  GlooOptions o;
+  o.size = 2;
+  o.rank = 0;
+  o.prefix = "p";
+  o.redis_host = "127.0.0.1";
+  o.redis_port = free_port();
+  try {
+    make_gloo_communicator(o);
+    ADD_FAILURE() << "connected to a Redis server that does not exist";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("Redis 127.0.0.1:"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GlooOptionsFromEnv, RedisReplacesTheRendezvousDirectory) {
+  EnvGuard env;
+  set_valid_env(env);
+  env.set("DDP_RENDEZVOUS_DIR", nullptr);
+  env.set("DDP_REDIS_HOST", "10.0.0.1");
+  env.set("DDP_REDIS_PORT", "7000");
+  GlooOptions o = gloo_options_from_env();
+  EXPECT_EQ(o.redis_host, "10.0.0.1");
+  EXPECT_EQ(o.redis_port, 7000);
+  env.set("DDP_REDIS_PORT", "70000");
+  EXPECT_THROW(gloo_options_from_env(), UserError);
+}
 
 TEST(GlooOptionsFromEnv, ReadsTheLauncherVariables) {
   EnvGuard env;

@@ -8,6 +8,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/prefix_store.h>
+#include <gloo/rendezvous/redis_store.h>
 #include <gloo/transport/tcp/device.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -217,7 +218,12 @@ GlooOptions gloo_options_from_env() {
     throw UserError("RANK=" + std::to_string(o.rank) + " is out of range for WORLD_SIZE=" +
                         std::to_string(o.size),
                     "RANK must be in [0, WORLD_SIZE)");
-  o.rendezvous_dir = env_str("DDP_RENDEZVOUS_DIR", true, "");
+  o.redis_host = env_str("DDP_REDIS_HOST", false, "");
+  o.rendezvous_dir = env_str("DDP_RENDEZVOUS_DIR", o.redis_host.empty(), "");
+  o.redis_port = env_int("DDP_REDIS_PORT", false, o.redis_port);
+  if (o.redis_port < 1 || o.redis_port > 65535)
+    throw UserError("DDP_REDIS_PORT=" + std::to_string(o.redis_port) + " is not a TCP port",
+                    "set DDP_REDIS_PORT to the Redis server's port (default 6379)");
   o.prefix = env_str("DDP_JOB_ID", true, "");
   o.host = env_str("DDP_GLOO_HOST", false, o.host);
   std::string t = env_str("DDP_GLOO_TIMEOUT_S", false, "");
@@ -247,8 +253,13 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
   if (o.prefix.empty())
     throw UserError("no job id for the rendezvous", "set DDP_JOB_ID (the launcher does this)");
   struct stat st {};
-  if (o.rendezvous_dir.empty() || ::stat(o.rendezvous_dir.c_str(), &st) != 0 ||
-      !S_ISDIR(st.st_mode) || ::access(o.rendezvous_dir.c_str(), R_OK | W_OK | X_OK) != 0)
+  if (o.redis_host.empty() && o.rendezvous_dir.empty())
+    throw UserError("rank " + std::to_string(o.rank) + ": no rendezvous store",
+                    "set DDP_RENDEZVOUS_DIR to a directory all ranks share, or DDP_REDIS_HOST "
+                    "to a Redis server all ranks reach");
+  if (o.redis_host.empty() &&
+      (::stat(o.rendezvous_dir.c_str(), &st) != 0 ||
+       !S_ISDIR(st.st_mode) || ::access(o.rendezvous_dir.c_str(), R_OK | W_OK | X_OK) != 0))
     throw UserError("rank " + std::to_string(o.rank) + ": rendezvous directory '" +
                         o.rendezvous_dir + "' is not a writable directory",
                     "every rank needs the same existing, writable directory "
@@ -266,9 +277,14 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     auto device = gloo::transport::tcp::CreateDevice(attr);
 
     // 2. Store: where ranks publish their addresses. A directory on a
-    //    file system all ranks see; the prefix keeps jobs apart.
-    gloo::rendezvous::FileStore file_store(o.rendezvous_dir);
-    gloo::rendezvous::PrefixStore prefix_store(o.prefix, file_store);
+    //    file system all ranks see (or a Redis server); the prefix keeps
+    //    jobs apart.
+    std::unique_ptr<gloo::rendezvous::Store> base_store;
+    if (o.redis_host.empty())
+      base_store = std::make_unique<gloo::rendezvous::FileStore>(o.rendezvous_dir);
+    else
+      base_store = std::make_unique<gloo::rendezvous::RedisStore>(o.redis_host, o.redis_port);
+    gloo::rendezvous::PrefixStore prefix_store(o.prefix, *base_store);
     TimedStore store(prefix_store, o.timeout);
 
     // 3. Rendezvous context: this rank's place in the world. The timeout
@@ -284,10 +300,14 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {
+    const std::string where = o.redis_host.empty()
+                                  ? "in " + o.rendezvous_dir
+                                  : "at Redis " + o.redis_host + ":" + std::to_string(o.redis_port);
     throw UserError(me + ": could not connect to the other " + std::to_string(o.size - 1) +
-                        " rank(s) (rendezvous in " + o.rendezvous_dir + ", job " + o.prefix +
+                        " rank(s) (rendezvous " + where + ", job " + o.prefix +
                         ", timeout " + seconds_text(o.timeout) + ")",
-                    "all ranks must start with the same DDP_RENDEZVOUS_DIR and DDP_JOB_ID and "
+                    "all ranks must start with the same store (DDP_RENDEZVOUS_DIR or "
+                    "DDP_REDIS_HOST) and DDP_JOB_ID and "
                     "be able to reach " + o.host + "; a rank that died or never started makes "
                     "the others fail here. Gloo said: " + gloo_detail(e));
   }

@@ -20,6 +20,10 @@ struct GlooOptions {
   int rank = 0;
   int size = 1;
   std::string rendezvous_dir;  // a directory every rank can read and write
+  // Across machines without a shared file system: a Redis server as the
+  // store instead of rendezvous_dir (used when redis_host is not empty).
+  std::string redis_host;
+  int redis_port = 6379;
   std::string prefix;          // job id: keys of this job in the store
   std::string host = "127.0.0.1";  // address this rank listens on
   // How long any one operation (rendezvous included) may wait for peers.
@@ -37,8 +41,9 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& options)
 // Options from the environment a launcher sets (launch_local, or torchrun-like
 // tools): RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID (required), and
 // optionally DDP_GLOO_HOST, DDP_GLOO_TIMEOUT_S (seconds, may be fractional),
-// DDP_GLOO_ALGORITHM ("ring" or "bcube"). Throws ddp::UserError when a
-// required variable is missing or any is invalid.
+// DDP_GLOO_ALGORITHM ("ring" or "bcube"), DDP_REDIS_HOST and DDP_REDIS_PORT
+// (with DDP_REDIS_HOST set, DDP_RENDEZVOUS_DIR is not needed). Throws
+// ddp::UserError when a required variable is missing or any is invalid.
 GlooOptions gloo_options_from_env();
 
 // True when RANK and WORLD_SIZE are both set (this process was started by a
