@@ -215,12 +215,15 @@ TEST(GradSync, ExactAverageAcrossTwoAndThreeGlooRanks) {
       {model, model * 4 * 2 + 3},    // larger than the buffer
       {12345, 1000},                 // 50 small buckets
   };
-  for (int world : {2, 3}) {
-    for (auto c : cases) {
-      auto job = worker_job(world, {"gradsync", std::to_string(c.count),
-                                    std::to_string(c.bucket_bytes), "3"});
-      EXPECT_EQ(launch_local(job), 0)
-          << "world " << world << " count " << c.count << " bucket_bytes " << c.bucket_bytes;
+  for (const char* algorithm : {"ring", "bcube"}) {
+    for (int world : {2, 3}) {
+      for (auto c : cases) {
+        auto job = worker_job(world, {"gradsync", std::to_string(c.count),
+                                      std::to_string(c.bucket_bytes), "3"});
+        job.env.push_back({"DDP_GLOO_ALGORITHM", algorithm});
+        EXPECT_EQ(launch_local(job), 0) << algorithm << " world " << world << " count " << c.count
+                                        << " bucket_bytes " << c.bucket_bytes;
+      }
     }
   }
 }

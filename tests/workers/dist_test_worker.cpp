@@ -2,7 +2,7 @@
 // all-reduce benchmark). Started by launch_local, which sets RANK,
 // WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID.
 //
-//   dist_test_worker collectives            exact sums / broadcast, sizes 1, 1000, 421642
+//   dist_test_worker collectives            exact sums / broadcast, sizes 1 .. 421642
 //   dist_test_worker die <victim> <kill|exit3> <sleep|allreduce>
 //                                           victim dies after joining; the others sleep or
 //                                           all-reduce until they notice
@@ -65,7 +65,10 @@ int collectives() {
   auto comm = join();
   const int r = comm->rank(), w = comm->size();
   const long s = static_cast<long>(w) * (w + 1) / 2;  // sum over ranks of (rank + 1)
-  for (size_t n : {size_t{1}, size_t{1000}, size_t{421642}}) {
+  // 1, 1000 and the model's 421642 parameters; plus small and odd sizes,
+  // which leave some ranks' chunks short or empty.
+  for (size_t n : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{1000}, size_t{65537},
+                   size_t{421642}}) {
     std::vector<float> f(n);
     for (size_t i = 0; i < n; ++i) f[i] = static_cast<float>((r + 1) * (static_cast<long>(i % 101) - 50));
     comm->allreduce_sum(f.data(), n);
