@@ -32,6 +32,17 @@ cmake -S "$ROOT/fuzz" -B "$BUILD" -DCMAKE_CXX_COMPILER="$CLANGXX" >/dev/null
 cmake --build "$BUILD" -j "${JOBS:-2}"
 
 shopt -s nullglob
+# Runs a fuzzer; afterwards removes the temp file idx_fuzz may leave behind
+# when an input kills it (/dev/shm/ddp_idx_fuzz_<pid>.*).
+run() {
+  local log=$1 rc=0 pid
+  shift
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  wait "$pid" || rc=$?
+  rm -f /dev/shm/ddp_idx_fuzz_"$pid".* /tmp/ddp_idx_fuzz_"$pid".*
+  return "$rc"
+}
 limits=(-timeout=10 -rss_limit_mb=2048 -malloc_limit_mb="${MALLOC_LIMIT_MB:-32}")
 status=0
 for target in idx checkpoint; do
@@ -39,7 +50,7 @@ for target in idx checkpoint; do
   if (( ${#regressions[@]} )); then
     echo "== ${target}_fuzz: replaying ${#regressions[@]} regression input(s)"
     for f in "${regressions[@]}"; do
-      if ! "$BUILD/${target}_fuzz" "${limits[@]}" "$f" >"$BUILD/$target.replay.log" 2>&1; then
+      if ! run "$BUILD/$target.replay.log" "$BUILD/${target}_fuzz" "${limits[@]}" "$f"; then
         echo "!! ${target}_fuzz fails on $f:" >&2
         grep -E '^==[0-9]+==|SUMMARY|broken promise|uncaught|terminate' "$BUILD/$target.replay.log" | head -5 >&2
         status=1
@@ -53,7 +64,7 @@ for target in idx checkpoint; do
         -artifact_prefix="$artifacts/" -print_final_stats=1)
   [[ -f "$ROOT/fuzz/$target.dict" ]] && args+=(-dict="$ROOT/fuzz/$target.dict")
   echo "== ${target}_fuzz for ${DURATION}s"
-  if "$BUILD/${target}_fuzz" "${args[@]}" "$work" "$ROOT/fuzz/corpus/$target" >"$BUILD/$target.log" 2>&1; then
+  if run "$BUILD/$target.log" "$BUILD/${target}_fuzz" "${args[@]}" "$work" "$ROOT/fuzz/corpus/$target"; then
     grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$BUILD/$target.log" || true
   else
     echo "!! ${target}_fuzz found a problem (log: $BUILD/$target.log, reproducer in $artifacts/):" >&2
