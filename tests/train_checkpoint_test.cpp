@@ -671,13 +671,11 @@ TEST(Checkpoint, NewestWithoutCheckpointsIsAUserError) {
 
 // idx_fuzz, fuzz/regressions/idx/gzip_isize_hint_allocates_64mib (its first
 // byte is the fuzzer's mode: images 2x3, named *.gz): a 35-byte gzip file
-// whose trailer claims ISIZE 0xffffffff. src/data/idx.cpp (inflate_file) sizes
-// its first output buffer from that claim, capped only by max_bytes, and
-// zero-fills it: 64 MiB + 1 for an image file (1 MiB + 1 for labels) before
-// inflating a few bytes and reporting the bad length. Disabled until idx.cpp
-// bounds that hint by what the compressed size can produce (deflate expands
-// at most ~1032x); the data room's owner enables it with the fix.
-TEST(CheckpointFuzzRegressions, DISABLED_IdxGzipTrailerDoesNotDriveAllocation) {
+// whose trailer claims ISIZE 0xffffffff. src/data/idx.cpp (inflate_file) used
+// to size its first output buffer from that claim, capped only by max_bytes
+// (64 MiB + 1 for an image file); it is now also capped by what the
+// compressed size can produce (deflate expands at most ~1032x).
+TEST(IdxFuzzRegressions, GzipTrailerDoesNotDriveAllocation) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "RLIMIT_AS does not mix with AddressSanitizer's shadow memory";
 #endif

@@ -83,14 +83,17 @@ File open_regular_file(const std::string& path, uint64_t& size) {
 std::vector<uint8_t> inflate_file(const std::string& path, std::FILE* f, uint64_t file_size,
                                   size_t max_bytes) {
   // The gzip trailer's ISIZE (size mod 2^32) is only a hint for the first
-  // allocation, capped by max_bytes; nothing relies on it.
+  // allocation, capped by max_bytes and by what the compressed bytes can
+  // possibly produce (deflate expands at most ~1032x), so a forged trailer
+  // cannot make a tiny file allocate much; nothing else relies on it.
   size_t hint = 64 * 1024;
+  const uint64_t producible = file_size * 1032;
   if (file_size >= 18) {
     uint8_t tail[4];
     if (std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4) {
       uint32_t isize = uint32_t{tail[0]} | (uint32_t{tail[1]} << 8) | (uint32_t{tail[2]} << 16) |
                        (uint32_t{tail[3]} << 24);
-      hint = std::max<size_t>(hint, isize);
+      hint = std::max<size_t>(hint, std::min<uint64_t>(isize, producible));
     }
     std::rewind(f);
   }
