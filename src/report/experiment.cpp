@@ -1,0 +1,248 @@
+#include "report/experiment.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace ddp::report {
+
+using nlohmann::json;
+
+namespace {
+
+std::string fmt(const char* f, double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+double num(const json& j, const char* key, double fallback = NAN) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+std::string str(const json& j, const char* key, const std::string& fallback = "") {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return fallback;
+  return j[key].get<std::string>();
+}
+
+}  // namespace
+
+json performance_metrics(const json& experiment, const json& machine, const json& versions,
+                         const std::vector<Configuration>& configs, const json& scaling_model) {
+  const Configuration* serial = nullptr;
+  for (const auto& c : configs)
+    if (c.name == "serial") serial = &c;
+  json cs = json::array();
+  int failed = 0, runs = 0;
+  for (const auto& c : configs) {
+    cs.push_back(configuration_metrics(c, serial));
+    for (const auto& r : c.runs) {
+      ++runs;
+      failed += r.ok ? 0 : 1;
+    }
+  }
+  json m;
+  m["format"] = "mnist-ddp performance metrics, version 1";
+  m["experiment"] = experiment;
+  m["status"] = failed ? "failed" : "ok";
+  m["runs"] = runs;
+  m["failed_runs"] = failed;
+  m["machine"] = machine;
+  m["versions"] = versions;
+  m["definitions"] = {
+      {"speedup", "T_serial / T_N with T = total_time_s (training and evaluation, all epochs); with repeats: "
+                  "median = median(T_serial) / median(T_N), min = min(T_serial) / max(T_N), max = max(T_serial) / min(T_N)"},
+      {"efficiency", "speedup / N"},
+      {"throughput_samples_per_s", "training samples of all processes / training time"},
+      {"exposed_comm_fraction", "all-reduce time not hidden behind backward (allreduce_wait, mean over ranks) / train_time_s"},
+      {"allreduce.busy_per_step_s", "time the communication thread spent in all-reduce per step (mean over ranks)"},
+      {"allreduce.hidden_fraction", "1 - exposed / busy: the share of the all-reduce that ran during backward"},
+      {"oversubscribed", "processes x threads per process > cores: the processes take turns on the cores"},
+      {"scaling", "weak scaling per step: the batch per process is fixed; N processes do 1/N of the steps of an epoch"}};
+  m["configurations"] = cs;
+  m["scaling_model"] = scaling_model;
+  return m;
+}
+
+std::string report_markdown(const json& m, const std::vector<std::string>& plots, const std::vector<std::string>& notes) {
+  const json& ex = m.value("experiment", json::object());
+  const json& cfg = ex.value("config", json::object());
+  const json& mach = m.value("machine", json::object());
+  const json& ver = m.value("versions", json::object());
+  auto has = [&](const std::string& name) { return std::find(plots.begin(), plots.end(), name) != plots.end(); };
+  std::string r;
+  r += "# Data-parallel training of the MNIST CNN: what parallelism buys\n\n";
+  r += "Experiment `" + str(ex, "directory", "?") + "`, " + str(ex, "started", "?") + " to " + str(ex, "finished", "?") + ".\n\n";
+  r += "- **Machine:** " + str(mach, "cpu_model", "?") + ", " + std::to_string(mach.value("cores", 0)) + " cores, " +
+       fmt("%.1f", num(mach, "memory_gib")) + " GiB (host `" + str(mach, "hostname", "?") + "`)\n";
+  std::string v;
+  for (const auto& [k, val] : ver.items()) v += (v.empty() ? "" : ", ") + k + " " + (val.is_string() ? val.get<std::string>() : val.dump());
+  r += "- **Software:** " + v + "\n";
+  r += "- **Runs:** " + std::to_string(cfg.value("epochs", 0)) + " epoch(s), batch " +
+       std::to_string(cfg.value("batch_size", 0)) + " per process, " + std::to_string(cfg.value("threads", 1)) +
+       " compute thread(s) per process, learning rate " + fmt("%g", num(cfg, "learning_rate")) + " (scaling: " +
+       str(cfg, "lr_scaling", "none") + "), dataset " + str(cfg, "dataset", "mnist");
+  if (cfg.value("limit", 0) > 0) r += " (first " + std::to_string(cfg.value("limit", 0)) + " training samples)";
+  r += ", seed " + std::to_string(cfg.value("seed", 0)) + ", " + std::to_string(cfg.value("repeats", 1)) +
+       " repeat(s) of each configuration\n";
+  r += "- **Command:** `" + str(ex, "command", "run_experiments") + "`\n\n";
+
+  r += "## Results\n\n" + results_table_markdown(m) + "\n";
+  r += "*time*: training plus evaluation of all epochs (`total_time_s`; with repeats: median, and the range); "
+       "*speedup* = T_serial / T_N; *efficiency* = speedup / N; *throughput*: training samples per second, all "
+       "processes; *test accuracy*: after the last epoch; *exposed comm*: the share of the training time spent "
+       "waiting for the gradient all-reduce that backward did not hide.\n\n";
+  r += "Each process trains on batches of " + std::to_string(cfg.value("batch_size", 0)) +
+       ", so N processes take a global batch N times larger and 1/N of the steps per epoch (weak scaling per step). "
+       "With the same learning rate the larger global batch makes fewer, larger updates, which is why the loss of "
+       "the parallel runs falls more slowly per epoch.\n\n";
+  const int cores = mach.value("cores", 0);
+  bool over = false;
+  for (const auto& c : m.value("configurations", json::array()))
+    over = over || c.value("oversubscribed", false) == true;
+  if (over)
+    r += "**Oversubscription.** This machine has " + std::to_string(cores) +
+         " cores. A run with more processes x threads than cores does not get more compute: its processes take "
+         "turns on the same cores, and the extra all-reduce traffic and context switches only cost time. Such runs "
+         "show what the algorithm costs, not what more hardware would buy; the scaling model below predicts that.\n\n";
+  for (const auto& c : m.value("configurations", json::array())) {
+    for (const auto& run : c.value("runs", json::array())) {
+      if (run.value("status", "") != "failed") continue;
+      r += "**FAILED:** " + c.value("label", "?") + ", repeat " + std::to_string(run.value("repeat", 0)) +
+           ": exit status " + std::to_string(run.value("exit_status", -1)) + "; see `" + run.value("log_file", "") + "`";
+      const std::string err = run.value("error", "");
+      if (!err.empty()) r += ":\n\n```\n" + err + "\n```\n";
+      r += "\n\n";
+    }
+  }
+  for (const auto& n : notes) r += "**Note:** " + n + "\n\n";
+
+  auto image = [&](const std::string& name, const std::string& heading, const std::string& text) {
+    if (!has(name)) return;
+    r += "## " + heading + "\n\n" + text + (text.empty() ? "" : "\n\n") + "![" + heading + "](" + name + ".png)\n\n";
+  };
+  image("loss_curves", "Loss curves",
+        "Training loss of every step (raw and smoothed) and of every epoch, with the test loss, for the serial run and "
+        "each process count.");
+  image("speedup", "Speedup", "Measured speedup against the ideal (N); the dashed line marks the core count.");
+  image("efficiency", "Efficiency", "");
+  image("training_comparison", "Time, throughput, accuracy and loss", "");
+
+  if (has("time_breakdown")) {
+    r += "## Where the time goes\n\n";
+    r += "Seconds per epoch in each part of the training step (mean over ranks), plus the evaluation on the test set. "
+         "*all-reduce (exposed)* is the time a rank waited for the gradient all-reduce after its backward pass; the "
+         "rest of the all-reduce ran during backward, on the communication thread.\n\n";
+    r += "| run | forward | backward | all-reduce exposed | optimizer | data | other | evaluation | all-reduce busy / step | hidden |\n";
+    r += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for (const auto& c : m.value("configurations", json::array())) {
+      if (!c.contains("time_per_epoch_s")) continue;
+      const json& t = c["time_per_epoch_s"];
+      r += "| " + c.value("label", "?") + " | " + fmt("%.2f s", num(t, "forward")) + " | " + fmt("%.2f s", num(t, "backward")) +
+           " | " + fmt("%.2f s", num(t, "allreduce_exposed")) + " | " + fmt("%.3f s", num(t, "optimizer")) + " | " +
+           fmt("%.3f s", num(t, "data")) + " | " + fmt("%.3f s", num(t, "other")) + " | " +
+           fmt("%.2f s", num(t, "evaluation")) + " | ";
+      if (c.contains("allreduce") && c.value("processes", 1) > 1)
+        r += fmt("%.1f ms", 1e3 * num(c["allreduce"], "busy_per_step_s")) + " | " +
+             fmt("%.0f%%", 100 * num(c["allreduce"], "hidden_fraction")) + " |\n";
+      else
+        r += "- | - |\n";
+    }
+    r += "\n![Where the time goes](time_breakdown.png)\n\n";
+  }
+
+  const json& sm = m.value("scaling_model", json::object());
+  r += "## Scaling model\n\n";
+  if (sm.value("status", "") != "ok") {
+    r += "Not available: " + sm.value("reason", std::string("no serial run to calibrate it")) + ".\n\n";
+  } else {
+    const json& p = sm["params"];
+    r += "What would more ranks buy, on a real network? The model (weak scaling per step: batch B per rank fixed):\n\n";
+    r += "```\nS(p)         = ceil(ceil(M/p) / B)                      steps per epoch\n"
+         "b(p)         = ceil(M/p) / S(p)                         samples per step and rank\n"
+         "T_ring(n,p)  = 2(p-1)·alpha + 2(p-1)/p · n/beta          ring all-reduce of n bytes\n"
+         "f_i          = max(f_(i-1), r_i·T_bwd) + T_ring(n_i,p)   buckets in turn; bucket i is final after a share r_i of backward\n"
+         "exposed(p)   = max(0, f_last - T_bwd),  T_bwd = b(p)·t_bwd\n"
+         "T_epoch(p)   = S(p)·(b(p)·t_step + exposed(p)) + ceil(E/p)·t_eval\n"
+         "speedup(p)   = T_epoch(1) / T_epoch(p)\n```\n\n";
+    r += "Calibrated from the serial run: M = " + fmt("%.0f", num(p, "train_samples")) + " training and E = " +
+         fmt("%.0f", num(p, "test_samples")) + " test samples, B = " + std::to_string(p.value("batch_per_process", 0)) +
+         ", t_step = " + fmt("%.3f ms", 1e3 * num(p, "t_step_s_per_sample")) + " and t_bwd = " +
+         fmt("%.3f ms", 1e3 * num(p, "t_bwd_s_per_sample")) + " per training sample, t_eval = " +
+         fmt("%.3f ms", 1e3 * num(p, "t_eval_s_per_test_sample")) + " per test sample; the gradient is " +
+         fmt("%.2f MB", num(p, "gradient_bytes") / 1e6) + " in " + std::to_string(p.value("buckets", json::array()).size()) +
+         " bucket(s) (";
+    bool first = true;
+    for (const auto& b : p.value("buckets", json::array())) {
+      r += (first ? "" : ", ") + fmt("%.2f MB", num(b, "bytes") / 1e6) + " final after " +
+           fmt("%.0f%%", 100 * num(b, "ready_fraction")) + " of backward";
+      first = false;
+    }
+    r += ").\n\n";
+    const json& cal = sm.value("calibration", json::object());
+    if (cal.contains("allreduce_benchmark") && cal["allreduce_benchmark"].is_object() &&
+        cal["allreduce_benchmark"].value("status", "") == "ok") {
+      const json& b = cal["allreduce_benchmark"];
+      r += "This machine, measured: a " + std::to_string(b.value("ranks", 2)) +
+           "-rank Gloo ring all-reduce over loopback TCP with idle cores fits alpha = " +
+           fmt("%.1f µs", 1e6 * num(b, "alpha_s")) + " and beta = " + fmt("%.2f GB/s", num(b, "beta_bytes_per_s") / 1e9) +
+           " (" + std::to_string(b.value("samples", json::array()).size()) + " message sizes).";
+    }
+    if (cal.contains("training_allreduce") && cal["training_allreduce"].is_object()) {
+      const json& t = cal["training_allreduce"];
+      r += " During training (" + std::to_string(t.value("processes", 2)) + " processes, competing with compute for the cores) the all-reduce of a step took " +
+           fmt("%.2f ms", 1e3 * num(t, "busy_per_step_s")) + ", an effective beta of " +
+           fmt("%.3f GB/s", num(t, "beta_effective_bytes_per_s") / 1e9) + ".";
+    }
+    r += "\n\n";
+    if (sm.contains("this_machine")) {
+      const json& tm = sm["this_machine"];
+      r += "The model of this machine (alpha = " + fmt("%.1f µs", 1e6 * num(tm, "alpha_s")) + ", beta = " +
+           fmt("%.3f GB/s", num(tm, "beta_bytes_per_s") / 1e9) +
+           ", compute slowed by processes x threads / cores when they exceed the cores) against the measurements:\n\n";
+      r += "| processes | measured speedup | model speedup |\n| ---: | ---: | ---: |\n";
+      for (const auto& q : tm.value("vs_measured", json::array()))
+        r += "| " + std::to_string(q.value("p", 0)) + " | " + fmt("%.2f", num(q, "measured_speedup")) + " | " +
+             fmt("%.2f", num(q, "model_speedup")) + " |\n";
+      r += "\n";
+    }
+    r += "Predicted speedup on a cluster (one rank per core or node, each with the compute speed of one process here; "
+         "Gloo over TCP, beta = 90% of the line rate):\n\n| p |";
+    const json& nets = sm.value("networks", json::array());
+    for (const auto& n : nets)
+      r += " " + n.value("name", "?") + " (alpha " + fmt("%.0f µs", 1e6 * num(n, "alpha_s")) + ") |";
+    r += "\n| ---: |";
+    for (size_t i = 0; i < nets.size(); ++i) r += " ---: |";
+    r += "\n";
+    if (!nets.empty()) {
+      const size_t rows = nets[0].value("predictions", json::array()).size();
+      for (size_t i = 0; i < rows; ++i) {
+        r += "| " + std::to_string(nets[0]["predictions"][i].value("p", 0)) + " |";
+        for (const auto& n : nets) {
+          const json& q = n["predictions"][i];
+          r += " " + fmt("%.1f", num(q, "speedup")) + " (" + fmt("%.0f%%", 100 * num(q, "efficiency")) + ") |";
+        }
+        r += "\n";
+      }
+      r += "| best |";
+      for (const auto& n : nets)
+        r += " " + fmt("%.1f", num(n["best"], "speedup")) + " at p = " + std::to_string(n["best"].value("p", 0)) + " |";
+      r += "\n\n";
+    }
+    r += "Two limits show: the latency term 2(p-1)·alpha per bucket grows with p while a step's compute does not, and "
+         "beyond p = M/B every rank takes a single step per epoch, so adding ranks no longer removes steps.\n\n";
+    if (has("scaling_model")) r += "![Scaling model](scaling_model.png)\n\n";
+  }
+
+  r += "## Files\n\n";
+  r += "- `performance_metrics.json`: everything above as numbers (per configuration, every run, the model)\n";
+  r += "- `serial_results.json`, `parallel_<N>p_results.json`: each trainer's own results (per epoch, per rank, per step)\n";
+  r += "- `logs/`: every run's output\n";
+  if (!plots.empty()) r += "- `*.gp`, `*.dat`: the gnuplot scripts and their data; edit one and redraw with `gnuplot <name>.gp`\n";
+  return r;
+}
+
+}  // namespace ddp::report

@@ -1,0 +1,309 @@
+#include "report/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+namespace ddp::report {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+double get(const json& j, const char* key, double fallback = 0) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+std::string fmt(const char* f, double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+double med(const json& summary) { return summary.is_object() ? get(summary, "median", kNaN) : kNaN; }
+
+}  // namespace
+
+Summary summarize(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !std::isfinite(x); }), v.end());
+  Summary s;
+  s.n = static_cast<int>(v.size());
+  if (v.empty()) {
+    s.median = s.min = s.max = kNaN;
+    return s;
+  }
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  s.min = v.front();
+  s.max = v.back();
+  return s;
+}
+
+json to_json(const Summary& s) { return {{"median", num(s.median)}, {"min", num(s.min)}, {"max", num(s.max)}, {"n", s.n}}; }
+
+double speedup(double t_serial, double t_parallel) {
+  return t_serial > 0 && t_parallel > 0 ? t_serial / t_parallel : kNaN;
+}
+
+double efficiency(double s, int processes) { return processes > 0 ? s / processes : kNaN; }
+
+Summary speedup_summary(const Summary& ts, const Summary& tp) {
+  Summary s;
+  if (ts.n == 0 || tp.n == 0) return summarize({});
+  s.n = tp.n;
+  s.median = speedup(ts.median, tp.median);
+  s.min = speedup(ts.min, tp.max);
+  s.max = speedup(ts.max, tp.min);
+  return s;
+}
+
+Summary efficiency_summary(const Summary& sp, int processes) {
+  Summary e = sp;
+  e.median = efficiency(sp.median, processes);
+  e.min = efficiency(sp.min, processes);
+  e.max = efficiency(sp.max, processes);
+  return e;
+}
+
+PhaseSums phase_sums(const json& r) {
+  PhaseSums s;
+  if (!r.is_object() || !r.contains("epochs")) return s;
+  for (const auto& e : r["epochs"]) {
+    const json& b = e.contains("time_breakdown_s") ? e["time_breakdown_s"] : json::object();
+    s.data += get(b, "data");
+    s.forward += get(b, "forward");
+    s.backward += get(b, "backward");
+    s.allreduce_wait += get(b, "allreduce_wait");
+    s.optimizer += get(b, "optimizer");
+    s.other += get(b, "other");
+    s.eval += get(e, "eval_time_s");
+    s.train += get(e, "train_time_s");
+    s.allreduce_busy += get(e, "allreduce_busy_s");
+    ++s.epochs;
+  }
+  return s;
+}
+
+double exposed_comm_fraction(const json& r) {
+  const PhaseSums s = phase_sums(r);
+  const double train = get(r, "train_time_s", s.train);
+  return train > 0 ? s.allreduce_wait / train : kNaN;
+}
+
+bool Configuration::any_ok() const {
+  return std::any_of(runs.begin(), runs.end(), [](const RunRecord& r) { return r.ok; });
+}
+
+int Configuration::representative() const {
+  std::vector<std::pair<double, int>> ok;
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (runs[i].ok) ok.push_back({get(runs[i].results, "total_time_s", kNaN), static_cast<int>(i)});
+  if (ok.empty()) return -1;
+  std::sort(ok.begin(), ok.end());
+  return ok[(ok.size() - 1) / 2].second;
+}
+
+const json* Configuration::representative_results() const {
+  const int i = representative();
+  return i < 0 ? nullptr : &runs[i].results;
+}
+
+json configuration_metrics(const Configuration& c, const Configuration* serial) {
+  json runs = json::array();
+  std::vector<double> total, train, thr, acc, exposed;
+  for (const auto& r : c.runs) {
+    json jr = {{"repeat", r.repeat},
+               {"status", r.ok ? "ok" : "failed"},
+               {"exit_status", r.exit_status},
+               {"results_file", r.ok ? json(r.results_file) : json(nullptr)},
+               {"log_file", r.log_file},
+               {"wall_s", r.wall_s}};
+    if (r.ok) {
+      total.push_back(get(r.results, "total_time_s", kNaN));
+      train.push_back(get(r.results, "train_time_s", kNaN));
+      thr.push_back(get(r.results, "throughput_samples_per_s", kNaN));
+      acc.push_back(get(r.results, "final_test_accuracy", kNaN));
+      exposed.push_back(exposed_comm_fraction(r.results));
+      jr["total_time_s"] = total.back();
+    } else {
+      jr["error"] = r.error;
+    }
+    runs.push_back(jr);
+  }
+  const int ok = static_cast<int>(total.size());
+  json m = {{"name", c.name},
+            {"label", c.label},
+            {"program", c.program},
+            {"processes", c.processes},
+            {"status", ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
+            {"results_file", ok ? json(c.results_file) : json(nullptr)},
+            {"runs", runs}};
+  const Summary t = summarize(total);
+  m["total_time_s"] = to_json(t);
+  m["train_time_s"] = to_json(summarize(train));
+  m["throughput_samples_per_s"] = to_json(summarize(thr));
+  m["final_test_accuracy"] = to_json(summarize(acc));
+  m["exposed_comm_fraction"] = to_json(summarize(exposed));
+
+  Summary sp = summarize({});
+  if (serial && serial->any_ok() && ok) {
+    std::vector<double> ts;
+    for (const auto& r : serial->runs)
+      if (r.ok) ts.push_back(get(r.results, "total_time_s", kNaN));
+    sp = speedup_summary(summarize(ts), t);
+  }
+  m["speedup"] = to_json(sp);
+  m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
+
+  const json* rep = c.representative_results();
+  if (!rep) {
+    m["oversubscribed"] = nullptr;
+    return m;
+  }
+  const json& r = *rep;
+  m["representative_repeat"] = c.runs[c.representative()].repeat;
+  m["oversubscribed"] = r.value("oversubscribed", false);
+  m["threads_per_process"] = r.value("threads_per_process", 1);
+  m["world_size"] = r.value("world_size", c.processes);
+  const int batch = r.contains("config") ? r["config"].value("batch_size", 0) : 0;
+  m["batch_per_process"] = batch;
+  m["global_batch"] = batch * r.value("world_size", c.processes);
+  m["steps_per_epoch"] = r.value("steps_per_epoch", 0);
+  m["samples_per_epoch"] = r.value("samples_per_epoch", 0);
+  const PhaseSums s = phase_sums(r);
+  const double e = s.epochs > 0 ? s.epochs : 1;
+  m["time_per_epoch_s"] = {{"forward", s.forward / e},
+                           {"backward", s.backward / e},
+                           {"allreduce_exposed", s.allreduce_wait / e},
+                           {"optimizer", s.optimizer / e},
+                           {"data", s.data / e},
+                           {"other", s.other / e},
+                           {"evaluation", s.eval / e},
+                           {"train", s.train / e}};
+  const double steps = static_cast<double>(r.value("steps_per_epoch", 0)) * s.epochs;
+  if (steps > 0) {
+    m["allreduce"] = {{"busy_per_step_s", s.allreduce_busy / steps},
+                      {"exposed_per_step_s", s.allreduce_wait / steps},
+                      {"hidden_fraction", s.allreduce_busy > 0 ? num(1 - s.allreduce_wait / s.allreduce_busy)
+                                                               : json(nullptr)}};
+  }
+  return m;
+}
+
+namespace {
+
+struct Row {
+  std::string label, processes, time, speedup, efficiency, throughput, accuracy, exposed;
+};
+
+std::vector<Row> table_rows(const json& metrics, bool ranges) {
+  std::vector<Row> rows;
+  if (!metrics.contains("configurations")) return rows;
+  for (const auto& c : metrics["configurations"]) {
+    Row r;
+    r.label = c.value("label", "?");
+    if (c.value("oversubscribed", false) == true) r.label += " *";
+    r.processes = std::to_string(c.value("processes", 0));
+    if (c.value("status", "") == "failed") {
+      r.time = "FAILED";
+      rows.push_back(r);
+      continue;
+    }
+    const json& t = c["total_time_s"];
+    r.time = fmt("%.1f", med(t));
+    if (ranges && t.value("n", 0) > 1) r.time += " (" + fmt("%.1f", get(t, "min")) + "-" + fmt("%.1f", get(t, "max")) + ")";
+    r.speedup = fmt("%.2fx", med(c["speedup"]));
+    r.efficiency = fmt("%.0f%%", 100 * med(c["efficiency"]));
+    r.throughput = fmt("%.0f", med(c["throughput_samples_per_s"]));
+    r.accuracy = fmt("%.2f%%", 100 * med(c["final_test_accuracy"]));
+    r.exposed = fmt("%.1f%%", 100 * med(c["exposed_comm_fraction"]));
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+const std::vector<std::string> kHeader = {"run", "processes", "time (s)", "speedup", "efficiency",
+                                          "throughput (samples/s)", "test accuracy", "exposed comm"};
+
+std::vector<std::string> cells(const Row& r) {
+  return {r.label, r.processes, r.time, r.speedup, r.efficiency, r.throughput, r.accuracy, r.exposed};
+}
+
+bool any_oversubscribed(const json& metrics) {
+  if (!metrics.contains("configurations")) return false;
+  for (const auto& c : metrics["configurations"])
+    if (c.value("oversubscribed", false) == true) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string results_table_text(const json& metrics) {
+  const auto rows = table_rows(metrics, true);
+  std::vector<size_t> w(kHeader.size());
+  for (size_t i = 0; i < kHeader.size(); ++i) w[i] = kHeader[i].size();
+  for (const auto& r : rows) {
+    const auto c = cells(r);
+    for (size_t i = 0; i < c.size(); ++i) w[i] = std::max(w[i], c[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& c) {
+    std::string s;
+    for (size_t i = 0; i < c.size(); ++i) {
+      std::string cell = c[i];
+      if (i == 0) cell.resize(w[i], ' ');                        // left-aligned
+      else cell = std::string(w[i] - cell.size(), ' ') + cell;  // right-aligned
+      s += (i ? "  " : "") + cell;
+    }
+    return s + "\n";
+  };
+  std::string out = line(kHeader);
+  size_t total = 0;
+  for (size_t x : w) total += x + 2;
+  out += std::string(total - 2, '-') + "\n";
+  for (const auto& r : rows) out += line(cells(r));
+  if (any_oversubscribed(metrics)) {
+    const int cores = metrics.contains("machine") ? metrics["machine"].value("cores", 0) : 0;
+    out += "* oversubscribed: more compute threads than the " + std::to_string(cores) +
+           " cores, so the processes take turns on them\n";
+  }
+  return out;
+}
+
+std::string results_table_markdown(const json& metrics) {
+  std::string out = "|";
+  for (const auto& h : kHeader) out += " " + h + " |";
+  out += "\n|";
+  for (size_t i = 0; i < kHeader.size(); ++i) out += i ? " ---: |" : " --- |";
+  out += "\n";
+  for (const auto& r : table_rows(metrics, true)) {
+    out += "|";
+    for (const auto& c : cells(r)) out += " " + c + " |";
+    out += "\n";
+  }
+  if (any_oversubscribed(metrics)) {
+    const int cores = metrics.contains("machine") ? metrics["machine"].value("cores", 0) : 0;
+    out += "\n\\* oversubscribed: more compute threads than the machine's " + std::to_string(cores) +
+           " cores, so the processes take turns on them.\n";
+  }
+  return out;
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "--:--";
+  const long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  return buf;
+}
+
+}  // namespace ddp::report

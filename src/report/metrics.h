@@ -1,0 +1,85 @@
+// What parallelism buys, computed from the trainers' results files: speedup,
+// efficiency, throughput, accuracy, exposed communication, and the
+// median / min / max of each over repeated runs.
+//
+// Definitions (the README states them too):
+//   speedup(N)    = T_serial / T_parallel(N), T = total_time_s (training +
+//                   evaluation of every epoch, the same work: every sample of
+//                   every epoch once, the whole test set after each epoch)
+//   efficiency(N) = speedup(N) / N
+//   exposed communication fraction = sum of allreduce_wait (the all-reduce
+//                   time backward did not hide, mean over ranks) / train_time_s
+// With repeats, "median" is the ratio of the medians; "min" and "max" are the
+// extreme pairwise ratios (slowest parallel vs fastest serial, and the
+// converse), so the range covers the noise of both.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ddp::report {
+
+struct Summary {
+  double median = 0, min = 0, max = 0;
+  int n = 0;  // values summarised; 0: none (then median/min/max are NaN)
+};
+
+// Median (mean of the middle two for an even count), min and max.
+Summary summarize(std::vector<double> values);
+nlohmann::json to_json(const Summary& s);  // {median, min, max, n}; NaN as null
+
+double speedup(double t_serial, double t_parallel);
+double efficiency(double speedup, int processes);
+// speedup of each pairing: median = med(serial)/med(parallel), min = min(serial)/max(parallel), max = max(serial)/min(parallel).
+Summary speedup_summary(const Summary& t_serial, const Summary& t_parallel);
+Summary efficiency_summary(const Summary& speedup, int processes);
+
+// Sums over the epochs of a results file (time_breakdown_s, mean over ranks).
+struct PhaseSums {
+  double data = 0, forward = 0, backward = 0, allreduce_wait = 0, optimizer = 0, other = 0;
+  double eval = 0, train = 0;  // eval_time_s and train_time_s summed over epochs
+  double allreduce_busy = 0;
+  int epochs = 0;
+};
+PhaseSums phase_sums(const nlohmann::json& results);
+double exposed_comm_fraction(const nlohmann::json& results);
+
+// One execution of a trainer.
+struct RunRecord {
+  int repeat = 1;            // 1-based
+  std::string results_file;  // relative to the experiment directory
+  std::string log_file;      // relative to the experiment directory
+  bool ok = false;
+  int exit_status = -1;      // as a shell reports it: code, or 128 + signal
+  std::string error;         // the run's last error lines when it failed
+  double wall_s = 0;         // as seen from run_experiments (process start to exit)
+  nlohmann::json results;    // the parsed results file (null when failed)
+};
+
+// One configuration: the serial baseline, or train_parallel with N processes.
+struct Configuration {
+  std::string name;          // "serial", "parallel_2p": prefix of its files
+  std::string label;         // "serial", "2 processes"
+  std::string program;       // "train_serial" / "train_parallel"
+  int processes = 1;
+  std::string results_file;  // the canonical file: serial_results.json, parallel_2p_results.json
+  std::vector<RunRecord> runs;
+
+  bool any_ok() const;
+  // The successful run whose total time is the (lower) median; -1 if none.
+  int representative() const;
+  const nlohmann::json* representative_results() const;
+};
+
+// Metrics of one configuration ("configurations" entries of
+// performance_metrics.json); `serial` may be null (no baseline: speedups null).
+nlohmann::json configuration_metrics(const Configuration& c, const Configuration* serial);
+
+// The results table as text (for the terminal) and as Markdown.
+std::string results_table_text(const nlohmann::json& metrics);
+std::string results_table_markdown(const nlohmann::json& metrics);
+
+// Formats: "1:05" (m:ss) or "1:02:03".
+std::string format_duration(double seconds);
+
+}  // namespace ddp::report

@@ -1,0 +1,48 @@
+// Runs a program as a child process and streams its output line by line:
+// what run_experiments uses to run the trainers and gnuplot.
+#pragma once
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ddp::report {
+
+struct ChildOptions {
+  std::vector<std::string> argv;  // argv[0]: path of the executable (no PATH search)
+  std::string cwd;                // empty: inherit
+  std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) ours
+  std::string log_path;           // empty: none; else every line of both streams goes here too
+  // Called for every complete line (without the newline); is_stderr tells the stream.
+  std::function<void(const std::string& line, bool is_stderr)> on_line;
+  // Called about every tick_s seconds while the child runs.
+  std::function<void()> on_tick;
+  double tick_s = 0.5;
+  // The child runs in its own process group (so a terminal's Ctrl-C reaches
+  // only us, and we forward it once), and gets SIGTERM if we die.
+  bool own_process_group = true;
+};
+
+struct ChildResult {
+  int exit_status = -1;  // as a shell reports it: exit code, or 128 + signal
+  bool signaled = false;
+  double seconds = 0;
+};
+
+// Throws ddp::UserError when the program cannot be started (not found, not
+// executable, fork failed).
+ChildResult run_child(const ChildOptions& options);
+
+// The pid of the child run_child is waiting for (0 when none): a signal
+// handler may forward signals to it with kill().
+pid_t current_child();
+
+// Path of an executable named `name` found in $PATH, or "" when none.
+std::string find_in_path(const std::string& name);
+
+// The directory of the running executable (/proc/self/exe's).
+std::string self_exe_dir();
+
+}  // namespace ddp::report
