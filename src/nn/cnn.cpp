@@ -107,7 +107,8 @@ struct Batch {
         loss(fc2.dst(), fc2.diff_dst()) {}
 };
 
-Cnn::Cnn(float dropout) : dropout_(dropout), params_(num_params(), 0.f), grads_(num_params(), 0.f) {}
+Cnn::Cnn(float dropout, size_t grad_extra)
+    : dropout_(dropout), params_(num_params(), 0.f), grads_(num_params() + grad_extra, 0.f) {}
 
 Cnn::~Cnn() = default;
 

@@ -34,7 +34,9 @@ struct LayerTimes {
 
 class Cnn {
  public:
-  explicit Cnn(float dropout = 0.5f);
+  // grad_extra: floats appended to the gradient buffer after the model's
+  // own, for whoever all-reduces it to carry along (the trainer's stop flag).
+  explicit Cnn(float dropout = 0.5f, size_t grad_extra = 0);
   ~Cnn();
   Cnn(const Cnn&) = delete;
   Cnn& operator=(const Cnn&) = delete;
@@ -44,7 +46,7 @@ class Cnn {
   static double flops_per_sample();  // forward + backward, as computed (conv1 has no input gradient)
 
   float* params() { return params_.data(); }  // [num_params]
-  float* grads() { return grads_.data(); }    // [num_params]
+  float* grads() { return grads_.data(); }    // [num_params + grad_extra]
   const float* params() const { return params_.data(); }
   const float* grads() const { return grads_.data(); }
 

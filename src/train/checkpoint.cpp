@@ -107,19 +107,38 @@ CheckpointData load_checkpoint(const std::string& path) {
   return checkpoint_from_contents(read_safetensors(path, max_bytes), nn::Cnn::param_specs(), path);
 }
 
-std::string checkpoint_path(const std::string& dir, int epoch) {
-  DDP_ASSERT(epoch >= 0, "negative epoch");
-  return (fs::path(dir) / (kPrefix + std::to_string(epoch) + kSuffix)).string();
+std::string checkpoint_path(const std::string& dir, int epoch, long long step) {
+  DDP_ASSERT(epoch >= 0 && step >= 0, "negative epoch or step");
+  const std::string at = std::to_string(epoch) + (step > 0 ? "_step" + std::to_string(step) : "");
+  return (fs::path(dir) / (kPrefix + at + kSuffix)).string();
 }
 
+namespace {
+
+// Parses "<digits>" or "<digits>_step<digits>" exactly.
+bool parse_position(const char* first, const char* last, long long& epoch, long long& step) {
+  auto number = [](const char* a, const char* b, long long& out) {
+    if (a == b || !std::all_of(a, b, [](char c) { return c >= '0' && c <= '9'; })) return false;
+    auto [end, err] = std::from_chars(a, b, out);
+    return err == std::errc() && end == b;
+  };
+  const std::string_view text(first, static_cast<size_t>(last - first));
+  const auto mark = text.find("_step");
+  step = 0;
+  if (mark == std::string_view::npos) return number(first, last, epoch);
+  return number(first, first + mark, epoch) && number(first + mark + 5, last, step) && step > 0;
+}
+
+}  // namespace
+
 std::string newest_checkpoint(const std::string& dir) {
-  const std::string hint = "train with checkpoints enabled first, or point at the directory that holds them";
+  const std::string hint = "train with --checkpoint-dir first, or point at the directory that holds the checkpoints";
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) throw UserError(dir + ": cannot list the checkpoint directory: " + ec.message(), hint);
   const std::string prefix = kPrefix, suffix = kSuffix;
   bool found = false;
-  long long best = -1;
+  std::pair<long long, long long> best{-1, -1};
   std::string best_name;
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) throw UserError(dir + ": cannot list the checkpoint directory: " + ec.message(), hint);
@@ -127,22 +146,17 @@ std::string newest_checkpoint(const std::string& dir) {
     if (name.size() <= prefix.size() + suffix.size() || name.compare(0, prefix.size(), prefix) != 0 ||
         name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
       continue;
-    const char* first = name.data() + prefix.size();
-    const char* last = name.data() + name.size() - suffix.size();
-    if (!std::all_of(first, last, [](char c) { return c >= '0' && c <= '9'; })) continue;
-    long long k = 0;
-    auto [end, err] = std::from_chars(first, last, k);
-    if (err != std::errc() || end != last) continue;  // too many digits
+    long long epoch = 0, step = 0;
+    if (!parse_position(name.data() + prefix.size(), name.data() + name.size() - suffix.size(), epoch, step)) continue;
     std::error_code fec;
     if (!it->is_regular_file(fec)) continue;
+    const std::pair<long long, long long> at{epoch, step};
     // Ties (epoch7 and epoch07) go to the canonical spelling, then to the name.
-    const std::string canonical = prefix + std::to_string(k) + suffix;
-    bool better = !found || k > best ||
-                  (k == best && (name == canonical ||
-                                 (best_name != prefix + std::to_string(best) + suffix && name > best_name)));
+    const std::string canonical = fs::path(checkpoint_path("", static_cast<int>(epoch), step)).filename().string();
+    const bool better = !found || at > best || (at == best && (name == canonical || (best_name != canonical && name > best_name)));
     if (better) {
       found = true;
-      best = k;
+      best = at;
       best_name = name;
     }
   }

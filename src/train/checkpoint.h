@@ -46,11 +46,13 @@ CheckpointData checkpoint_from_contents(SafetensorsContents contents, const std:
 // The tensors save_checkpoint writes, viewing `data` (which must outlive them).
 std::vector<TensorRef> checkpoint_tensors(const CheckpointData& data, const std::vector<nn::ParamSpec>& specs);
 
-// <dir>/checkpoint_epoch<epoch>.safetensors
-std::string checkpoint_path(const std::string& dir, int epoch);
+// <dir>/checkpoint_epoch<epoch>.safetensors after `epoch` whole epochs, or
+// <dir>/checkpoint_epoch<epoch>_step<step>.safetensors after `step` more
+// steps of the next one (a run stopped by a signal).
+std::string checkpoint_path(const std::string& dir, int epoch, long long step = 0);
 
-// The path of the checkpoint_epoch<K>.safetensors in `dir` with the largest K
-// (compared as numbers: 10 is newer than 9). UserError if there is none or
+// The path of the newest checkpoint in `dir`: the largest (epoch, step),
+// compared as numbers (10 is newer than 9). UserError if there is none or
 // `dir` cannot be read.
 std::string newest_checkpoint(const std::string& dir);
 

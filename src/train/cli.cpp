@@ -5,7 +5,10 @@
 #include <iostream>
 #include <sstream>
 
+#include <csignal>
+
 #include "common/error.h"
+#include "train/stop.h"
 
 namespace ddp::train {
 
@@ -62,9 +65,15 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--dropout", cfg.dropout, "Dropout probability")
       ->check(finite_in(0, 0.95))->capture_default_str();
   app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
+  app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
+  app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
 }
 
 void validate(const TrainConfig& cfg) {
+  if (cfg.resume == "auto" && cfg.checkpoint_dir.empty())
+    throw UserError("--resume auto needs --checkpoint-dir", "name the directory the checkpoints are in");
   if (cfg.warmup_epochs > cfg.epochs)
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),
@@ -76,6 +85,14 @@ int run_main(const std::string& program, const std::function<int()>& body) {
     return body();
   } catch (const CLI::ParseError& e) {
     throw;  // handled by the caller's CLI11_PARSE-like code
+  } catch (const Stopped& s) {
+    const char* name = s.signal == SIGTERM ? "SIGTERM" : s.signal == SIGINT ? "SIGINT" : "a signal";
+    std::cerr << program << ": stopped by " << name << " in epoch " << s.epoch << " after step " << s.step << "; ";
+    if (s.checkpoint_written)
+      std::cerr << "checkpoint written. Resume with the same command plus --resume auto\n";
+    else
+      std::cerr << "no checkpoint written (run with --checkpoint-dir DIR to be able to resume)\n";
+    return 128 + s.signal;
   } catch (const UserError& e) {
     std::cerr << program << ": error: " << e.what() << "\n";
     if (!e.hint().empty()) std::cerr << "  fix: " << e.hint() << "\n";

@@ -30,6 +30,10 @@ struct TrainConfig {
   std::string backend = "gloo"; // gloo | mpi
   std::string allreduce_algorithm = "ring";  // gloo: ring | bcube
   bool progress = true;         // progress bar / lines on rank 0
+  // Checkpoints.
+  std::string checkpoint_dir;   // empty: none
+  int checkpoint_every = 1;     // epochs
+  std::string resume;           // a checkpoint path, "auto" (newest in checkpoint_dir), or empty
 };
 
 // The learning rate at global step `step` of a run with `steps_per_epoch`

@@ -14,6 +14,8 @@ nlohmann::json phases_json(const PhaseTimes& p) {
           {"allreduce_wait", p.allreduce_wait}, {"optimizer", p.optimizer}, {"other", p.other}};
 }
 
+}  // namespace
+
 nlohmann::json config_json(const TrainConfig& c) {
   return {{"epochs", c.epochs},
           {"batch_size", c.batch_size},
@@ -30,26 +32,60 @@ nlohmann::json config_json(const TrainConfig& c) {
           {"lr_scaling", c.lr_scaling},
           {"warmup_epochs", c.warmup_epochs},
           {"bucket_kb", c.bucket_kb},
-          {"timeout_s", c.timeout_s}};
+          {"timeout_s", c.timeout_s},
+          {"checkpoint_dir", c.checkpoint_dir},
+          {"checkpoint_every", c.checkpoint_every},
+          {"resume", c.resume}};
+}
+
+namespace {
+
+PhaseTimes phases_from_json(const nlohmann::json& j) {
+  PhaseTimes p;
+  p.data = j.at("data");
+  p.forward = j.at("forward");
+  p.backward = j.at("backward");
+  p.allreduce_wait = j.at("allreduce_wait");
+  p.optimizer = j.at("optimizer");
+  p.other = j.at("other");
+  return p;
 }
 
 }  // namespace
 
+nlohmann::json to_json(const EpochRecord& e) {
+  return {{"epoch", e.epoch},
+          {"loss", e.loss},
+          {"test_loss", e.test_loss},
+          {"test_accuracy", e.test_accuracy},
+          {"time_s", e.time_s},
+          {"train_time_s", e.train_time_s},
+          {"eval_time_s", e.eval_time_s},
+          {"samples_per_s", e.samples_per_s},
+          {"learning_rate", e.learning_rate},
+          {"time_breakdown_s", phases_json(e.phases)},
+          {"allreduce_busy_s", e.allreduce_busy_s}};
+}
+
+EpochRecord epoch_from_json(const nlohmann::json& j) {
+  EpochRecord e;
+  e.epoch = j.at("epoch");
+  e.loss = j.at("loss");
+  e.test_loss = j.at("test_loss");
+  e.test_accuracy = j.at("test_accuracy");
+  e.time_s = j.at("time_s");
+  e.train_time_s = j.at("train_time_s");
+  e.eval_time_s = j.at("eval_time_s");
+  e.samples_per_s = j.at("samples_per_s");
+  e.learning_rate = j.at("learning_rate");
+  e.phases = phases_from_json(j.at("time_breakdown_s"));
+  e.allreduce_busy_s = j.at("allreduce_busy_s");
+  return e;
+}
+
 nlohmann::json to_json(const RunResult& r, const std::string& program) {
   nlohmann::json epochs = nlohmann::json::array();
-  for (const auto& e : r.epochs) {
-    epochs.push_back({{"epoch", e.epoch},
-                      {"loss", e.loss},
-                      {"test_loss", e.test_loss},
-                      {"test_accuracy", e.test_accuracy},
-                      {"time_s", e.time_s},
-                      {"train_time_s", e.train_time_s},
-                      {"eval_time_s", e.eval_time_s},
-                      {"samples_per_s", e.samples_per_s},
-                      {"learning_rate", e.learning_rate},
-                      {"time_breakdown_s", phases_json(e.phases)},
-                      {"allreduce_busy_s", e.allreduce_busy_s}});
-  }
+  for (const auto& e : r.epochs) epochs.push_back(to_json(e));
   nlohmann::json per_rank = nlohmann::json::array();
   for (size_t q = 0; q < r.per_rank.size(); ++q) {
     nlohmann::json list = nlohmann::json::array();

@@ -50,8 +50,12 @@ struct RunResult {
   double train_time_s = 0;   // training phases only
   double final_test_accuracy = 0;
   double throughput = 0;     // samples / train_time_s
+  std::string resumed_from;  // the checkpoint this run continued, if any
 };
 
 nlohmann::json to_json(const RunResult& r, const std::string& program);
+nlohmann::json to_json(const EpochRecord& e);
+EpochRecord epoch_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception
+nlohmann::json config_json(const TrainConfig& c);
 
 }  // namespace ddp::train

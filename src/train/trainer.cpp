@@ -1,8 +1,10 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "common/error.h"
@@ -12,7 +14,9 @@
 #include "nn/cnn.h"
 #include "optim/sgd.h"
 #include "report/machine.h"
+#include "train/checkpoint.h"
 #include "train/progress.h"
+#include "train/stop.h"
 
 namespace ddp::train {
 
@@ -80,6 +84,115 @@ EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset&
   return {sums[0] / sums[2], sums[1] / sums[2]};
 }
 
+
+// Where a run starts: from scratch, or where a checkpoint left off.
+struct StartPoint {
+  int epoch = 0;              // 0-based epoch to continue
+  int64_t step = 0;           // steps of that epoch already done
+  int64_t global_step = 0;
+  std::vector<EpochRecord> history;     // finished epochs
+  std::vector<float> step_losses;       // every step so far (mean over ranks)
+  std::string path;
+};
+
+std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainConfig& cfg, int world,
+                                       uint64_t checksum) {
+  std::string diff;
+  auto check = [&](const char* key, const nlohmann::json& now) {
+    if (!saved.contains(key) || saved.at(key) != now)
+      diff += std::string(diff.empty() ? "" : "; ") + key + " is " + (saved.contains(key) ? saved.at(key).dump() : "missing") +
+              " in the checkpoint but " + now.dump() + " in this run";
+  };
+  check("dataset", cfg.dataset);
+  check("data_checksum", std::to_string(checksum));
+  check("batch_size", cfg.batch_size);
+  check("world_size", world);
+  check("seed", cfg.seed);
+  check("dropout", cfg.dropout);
+  check("learning_rate", cfg.learning_rate);
+  check("momentum", cfg.momentum);
+  check("lr_scaling", cfg.lr_scaling);
+  check("warmup_epochs", cfg.warmup_epochs);
+  return diff;
+}
+
+// Rank 0 reads the checkpoint and every rank receives its state.
+StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
+                       uint64_t checksum, int64_t steps_per_epoch) {
+  StartPoint start;
+  const size_t n = nn::Cnn::num_params();
+  double where[3] = {0, 0, 0};  // epoch, step, global step
+  if (comm.rank() == 0) {
+    start.path = cfg.resume == "auto" ? newest_checkpoint(cfg.checkpoint_dir) : cfg.resume;
+    CheckpointData ck = load_checkpoint(start.path);
+    nlohmann::json saved, history, losses;
+    try {
+      saved = nlohmann::json::parse(ck.metadata.at("run"));
+      history = saved.at("history");
+      losses = saved.at("step_losses");
+      for (const auto& e : history) start.history.push_back(epoch_from_json(e));
+      start.step_losses = losses.get<std::vector<float>>();
+      start.epoch = saved.at("epoch");
+      start.step = saved.at("step");
+      start.global_step = saved.at("global_step");
+    } catch (const std::exception& e) {
+      throw UserError(start.path + ": the checkpoint's metadata is incomplete (" + e.what() + ")",
+                      "it was not written by this program's trainers; start without --resume");
+    }
+    const std::string diff = checkpoint_config_mismatch(saved.at("config"), cfg, comm.size(), checksum);
+    if (!diff.empty())
+      throw UserError(start.path + " belongs to another configuration: " + diff,
+                      "resume with the flags the checkpoint was made with, or start a new run");
+    if (start.step > steps_per_epoch || start.epoch > cfg.epochs)
+      throw UserError(start.path + " is at epoch " + std::to_string(start.epoch) + ", step " +
+                          std::to_string(start.step) + ", beyond this run's " + std::to_string(cfg.epochs) +
+                          " epochs",
+                      "give --epochs at least as large as the checkpoint's epoch");
+    std::copy(ck.params.begin(), ck.params.end(), net.params());
+    std::copy(ck.momentum.begin(), ck.momentum.end(), sgd.velocity().begin());
+    where[0] = start.epoch;
+    where[1] = static_cast<double>(start.step);
+    where[2] = static_cast<double>(start.global_step);
+  }
+  comm.allreduce_sum(where, 3);  // only rank 0 contributes: a broadcast
+  start.epoch = static_cast<int>(where[0]);
+  start.step = static_cast<int64_t>(where[1]);
+  start.global_step = static_cast<int64_t>(where[2]);
+  comm.broadcast(net.params(), n, 0);
+  comm.broadcast(sgd.velocity().data(), n, 0);
+  return start;
+}
+
+// Rank 0 writes where the run is: parameters, momentum, and in the metadata
+// everything needed to continue exactly (all randomness is a function of
+// seed, epoch and step, so no generator state needs saving).
+void write_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum, const nn::Cnn& net,
+                      optim::Sgd& sgd, int epoch, int64_t step, int64_t global_step,
+                      const std::vector<EpochRecord>& history, const std::vector<float>& step_losses) {
+  const size_t n = nn::Cnn::num_params();
+  nlohmann::json run;
+  run["config"] = config_json(cfg);
+  run["config"]["world_size"] = world;
+  run["config"]["data_checksum"] = std::to_string(checksum);
+  run["epoch"] = epoch;
+  run["step"] = step;
+  run["global_step"] = global_step;
+  run["history"] = nlohmann::json::array();
+  for (const auto& e : history) run["history"].push_back(to_json(e));
+  run["step_losses"] = step_losses;
+  CheckpointData ck;
+  ck.params.assign(net.params(), net.params() + n);
+  ck.momentum = sgd.velocity();
+  ck.metadata["run"] = run.dump();
+  ck.metadata["epoch"] = std::to_string(epoch);
+  ck.metadata["step"] = std::to_string(step);
+  ck.metadata["seed"] = std::to_string(cfg.seed);
+  ck.metadata["data_checksum"] = std::to_string(checksum);
+  ck.metadata["rng"] = "counter-based: every random draw is a function of (seed, epoch, global_step, rank)";
+  std::filesystem::create_directories(cfg.checkpoint_dir);
+  save_checkpoint(checkpoint_path(cfg.checkpoint_dir, epoch, step), ck);
+}
+
 }  // namespace
 
 Datasets load_datasets(const TrainConfig& cfg) {
@@ -95,6 +208,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   const int world = comm.size(), rank = comm.rank();
   const int batch = cfg.batch_size;
   nn::set_compute_threads(cfg.threads);
+  install_stop_handlers();
 
   // 1. Every rank checks it trains the same thing on the same data.
   check_ranks_agree(comm, train_set.checksum * 31 + test_set.checksum, "the data sets",
@@ -102,16 +216,20 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   check_ranks_agree(comm, config_fingerprint(cfg), "the training configurations",
                     "start every rank with the same flags");
 
-  // 2. The model, identical everywhere: rank 0's initial parameters are broadcast.
-  nn::Cnn net(cfg.dropout);
-  net.init(cfg.seed);
+  // 2. The model, identical everywhere: rank 0's initial parameters (or its
+  //    checkpoint) are broadcast. One extra gradient slot carries the stop
+  //    flag with the first bucket's all-reduce, so all ranks stop together.
   const size_t num_params = nn::Cnn::num_params();
-  comm.broadcast(net.params(), num_params, 0);
+  nn::Cnn net(cfg.dropout, 1);
+  float& stop_flag = net.grads()[num_params];
+  net.init(cfg.seed);
   optim::Sgd sgd(num_params, static_cast<float>(cfg.momentum));
-  dist::GradSync sync(comm, net.grads(), num_params, cfg.bucket_kb * 1024);
-
   const int64_t shard = (train_set.size + world - 1) / world;
   const int64_t steps = (shard + batch - 1) / batch;
+  StartPoint start;
+  if (!cfg.resume.empty()) start = resume_from(cfg, comm, net, sgd, train_set.checksum, steps);
+  else comm.broadcast(net.params(), num_params, 0);
+  dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024);
 
   RunResult r;
   r.config = cfg;
@@ -127,20 +245,37 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   r.num_buckets = sync.num_buckets();
   r.data_checksum = train_set.checksum;
   r.per_rank.assign(world, {});
+  r.epochs = start.history;
+  r.resumed_from = start.path;
+  r.step_losses.assign(start.step_losses.begin(),
+                       start.step_losses.begin() + static_cast<long>(start.history.size() * steps));
 
   Progress progress(cfg.progress && rank == 0, cfg.epochs, world);
-  std::vector<double> step_loss(steps);
-  int64_t global_step = 0;
+  if (!start.path.empty())
+    progress.message("resuming from " + start.path + " at epoch " + std::to_string(start.epoch + 1) + ", step " +
+                     std::to_string(start.step));
+  std::vector<double> step_loss(steps, 0.0);
+  int64_t global_step = start.global_step;
   const auto run_start = Clock::now();
   r.startup_s = seconds(kProcessStart, run_start);
+  double resumed_time = 0;
+  for (const auto& e : r.epochs) resumed_time += e.time_s;
 
-  for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+  for (int epoch = start.epoch; epoch < cfg.epochs; ++epoch) {
     const auto idx = data::shard_indices(train_set.size, cfg.seed, epoch, rank, world);
+    const int64_t first = epoch == start.epoch ? start.step : 0;
+    std::fill(step_loss.begin(), step_loss.end(), 0.0);
+    // The resumed epoch's earlier losses are known to rank 0 only; the mean
+    // over ranks below then gives them back unchanged.
+    if (rank == 0)
+      for (int64_t s = 0; s < first; ++s) step_loss[s] = start.step_losses[start.history.size() * steps + s] * world;
     progress.start_epoch(epoch, steps);
     PhaseTimes ph;
     double comm_busy = 0, running = 0, lr = cfg.learning_rate;
+    bool stopping = false;
+    int64_t s = first;
     const auto epoch_start = Clock::now();
-    for (int64_t s = 0; s < steps; ++s, ++global_step) {
+    for (; s < steps && !stopping; ++s, ++global_step) {
       const auto t0 = Clock::now();
       const int n = static_cast<int>(std::min<int64_t>(batch, shard - s * batch));
       float* x = net.input(n);
@@ -153,9 +288,12 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       const auto t1 = Clock::now();
       const auto res = net.forward(n, true, mix_seed(mix_seed(cfg.seed, global_step), 0x5eed0000u + rank));
       const auto t2 = Clock::now();
+      stop_flag = stop_signal() != 0 ? 1.f : 0.f;
+      sync.ready(num_params, 1);
       net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
       const auto t3 = Clock::now();
       sync.finish();  // waits for the all-reduce the backward pass did not hide, then averages
+      stopping = stop_flag > 0 || (world == 1 && stop_signal() != 0);
       const auto t4 = Clock::now();
       lr = learning_rate_at(cfg, world, global_step, steps);
       sgd.step(net.params(), net.grads(), static_cast<float>(lr));
@@ -168,7 +306,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       comm_busy += sync.last_step_comm_seconds();
       step_loss[s] = res.loss;
       running += res.loss;
-      progress.step(s + 1, running / static_cast<double>(s + 1), (s * batch + n) * world);
+      progress.step(s + 1, running / static_cast<double>(s + 1 - first), (s + 1 - first) * batch * world);
     }
     const double train_time = seconds(epoch_start, Clock::now());
     ph.other = std::max(0.0, train_time - (ph.data + ph.forward + ph.backward + ph.allreduce_wait + ph.optimizer));
@@ -176,6 +314,19 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     // Gather: the loss curve (mean over ranks), every rank's time split.
     comm.allreduce_sum(step_loss.data(), step_loss.size());
     for (double& l : step_loss) l /= world;
+
+    if (stopping) {
+      // Every rank saw the flag in the same step and is here, at step s.
+      std::vector<float> losses(r.step_losses);
+      losses.insert(losses.end(), step_loss.begin(), step_loss.begin() + s);
+      const bool save = !cfg.checkpoint_dir.empty();
+      if (save && rank == 0)
+        write_checkpoint(cfg, world, train_set.checksum, net, sgd, epoch, s, global_step, r.epochs, losses);
+      comm.barrier();
+      progress.message("");
+      throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, s, save};
+    }
+
     double row[PhaseTimes::kFields + 2];
     std::copy(ph.begin(), ph.begin() + PhaseTimes::kFields, row);
     row[PhaseTimes::kFields] = train_time;
@@ -208,16 +359,22 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     }
     e.eval_time_s = eval_time;
     e.time_s = e.train_time_s + eval_time;
-    e.samples_per_s = static_cast<double>(r.samples_per_epoch) / e.train_time_s;
+    e.samples_per_s = static_cast<double>(r.samples_per_epoch) * static_cast<double>(steps - first) /
+                      static_cast<double>(steps) / e.train_time_s;
     r.epochs.push_back(e);
     r.step_losses.insert(r.step_losses.end(), step_loss.begin(), step_loss.end());
     progress.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
+
+    const bool last = epoch + 1 == cfg.epochs;
+    if (!cfg.checkpoint_dir.empty() && rank == 0 && ((epoch + 1) % cfg.checkpoint_every == 0 || last))
+      write_checkpoint(cfg, world, train_set.checksum, net, sgd, epoch + 1, 0, global_step, r.epochs,
+                       r.step_losses);
   }
 
-  r.total_time_s = seconds(run_start, Clock::now());
+  r.total_time_s = resumed_time + seconds(run_start, Clock::now());
   for (const auto& e : r.epochs) r.train_time_s += e.train_time_s;
   r.final_test_accuracy = r.epochs.empty() ? 0 : r.epochs.back().test_accuracy;
-  r.throughput = static_cast<double>(r.samples_per_epoch) * cfg.epochs / r.train_time_s;
+  r.throughput = static_cast<double>(r.samples_per_epoch) * static_cast<double>(r.epochs.size()) / r.train_time_s;
   const auto& lt = net.times();
   r.layer_forward_s.assign(lt.forward_s.begin(), lt.forward_s.end());
   r.layer_backward_s.assign(lt.backward_s.begin(), lt.backward_s.end());
