@@ -85,6 +85,26 @@ TEST(Launcher, AllRanksSucceedReturnsZero) {
   EXPECT_EQ(launch_local(o), 0);
 }
 
+// Exit statuses survive a caller that ignores SIGCHLD (which would let the
+// kernel reap the workers and lose their statuses).
+TEST(Launcher, ExitStatusIsSeenEvenWithSigchldIgnored) {
+  struct sigaction ign {}, old {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  ASSERT_EQ(::sigaction(SIGCHLD, &ign, &old), 0);
+  LaunchOptions o;
+  o.world_size = 2;
+  o.argv = {"/bin/sh", "-c", "exit $((RANK + 6))"};
+  testing::internal::CaptureStderr();
+  int rc = launch_local(o);
+  std::string err = testing::internal::GetCapturedStderr();
+  struct sigaction now {};
+  ::sigaction(SIGCHLD, &old, &now);
+  EXPECT_EQ(now.sa_handler, SIG_IGN) << "the caller's disposition was not restored";
+  EXPECT_TRUE(rc == 6 || rc == 7) << rc << " " << err;
+  EXPECT_NE(err.find("exited with status"), std::string::npos) << err;
+}
+
 TEST(Launcher, WorkersGetRankWorldAndRendezvousEnvironment) {
   TempDir out;
   LaunchOptions o;

@@ -238,6 +238,24 @@ int launch_local(const LaunchOptions& o) {
   sigaddset(&sup, SIGHUP);
   sigaddset(&sup, SIGCHLD);
   MaskGuard mask_guard(sup);
+  // With SIGCHLD ignored the kernel reaps children itself and their exit
+  // statuses are lost: use the default disposition while the job runs.
+  struct ChldGuard {
+    struct sigaction old {};
+    bool changed = false;
+    ChldGuard() {
+      if (::sigaction(SIGCHLD, nullptr, &old) == 0 && old.sa_handler == SIG_IGN &&
+          !(old.sa_flags & SA_SIGINFO)) {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        changed = ::sigaction(SIGCHLD, &dfl, nullptr) == 0;
+      }
+    }
+    ~ChldGuard() {
+      if (changed) ::sigaction(SIGCHLD, &old, nullptr);
+    }
+  } chld_guard;
 
   // 4. Start the workers.
   std::vector<Worker> workers(n);
