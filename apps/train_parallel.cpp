@@ -13,6 +13,7 @@
 #include "report/atomic_file.h"
 #include "report/machine.h"
 #include "train/cli.h"
+#include "train/stop.h"
 #include "train/summary.h"
 #include "train/trainer.h"
 
@@ -28,7 +29,10 @@ bool is_worker() {
 int run_launcher(const train::TrainConfig& cfg, int argc, char** argv) {
   train::validate(cfg);
   if (!cfg.save_results.empty()) report::check_writable(cfg.save_results);
-  train::load_datasets(cfg);  // a missing or corrupt file is reported once, here, not by every rank
+  // A missing or corrupt file, or a checkpoint that does not fit, is reported
+  // once, here, not by every rank.
+  const auto data = train::load_datasets(cfg);
+  if (!cfg.resume.empty()) train::check_resumable(cfg, cfg.world_size, data.train);
 
   const int cores = report::online_cores();
   const bool oversubscribed = cfg.world_size * cfg.threads > cores;
@@ -55,7 +59,13 @@ int run_worker(train::TrainConfig cfg) {
   gloo.algorithm = cfg.allreduce_algorithm;
   const auto data = train::load_datasets(cfg);
   auto comm = dist::make_gloo_communicator(gloo);
-  const auto result = train::train(cfg, *comm, data.train, data.test);
+  train::RunResult result;
+  try {
+    result = train::train(cfg, *comm, data.train, data.test);
+  } catch (const train::Stopped& s) {
+    if (comm->rank() == 0) throw;  // rank 0 speaks for the job
+    return 128 + s.signal;
+  }
   if (comm->rank() == 0) {
     train::print_summary(std::cout, result);
     if (!cfg.save_results.empty()) {

@@ -116,6 +116,41 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   return diff;
 }
 
+}  // namespace
+
+CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
+                                         int64_t steps_per_epoch, std::string& path, nlohmann::json& run) {
+  path = cfg.resume == "auto" ? newest_checkpoint(cfg.checkpoint_dir) : cfg.resume;
+  CheckpointData ck = load_checkpoint(path);
+  try {
+    run = nlohmann::json::parse(ck.metadata.at("run"));
+    for (const char* key : {"config", "history", "step_losses", "epoch", "step", "global_step"}) (void)run.at(key);
+  } catch (const std::exception& e) {
+    throw UserError(path + ": the checkpoint's metadata is incomplete (" + e.what() + ")",
+                    "it was not written by this program's trainers; start without --resume");
+  }
+  const std::string diff = checkpoint_config_mismatch(run.at("config"), cfg, world, checksum);
+  if (!diff.empty())
+    throw UserError(path + " belongs to another configuration: " + diff,
+                    "resume with the flags the checkpoint was made with, or start a new run");
+  const int epoch = run.at("epoch");
+  const int64_t step = run.at("step");
+  if (step > steps_per_epoch || epoch > cfg.epochs)
+    throw UserError(path + " is at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
+                        ", beyond this run's " + std::to_string(cfg.epochs) + " epochs",
+                    "give --epochs at least as large as the checkpoint's epoch");
+  return ck;
+}
+
+void check_resumable(const TrainConfig& cfg, int world, const data::Dataset& train_set) {
+  const int64_t shard = (train_set.size + world - 1) / world;
+  std::string path;
+  nlohmann::json run;
+  load_resumable_checkpoint(cfg, world, train_set.checksum, (shard + cfg.batch_size - 1) / cfg.batch_size, path, run);
+}
+
+namespace {
+
 // Rank 0 reads the checkpoint and every rank receives its state.
 StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
                        uint64_t checksum, int64_t steps_per_epoch) {
@@ -123,31 +158,18 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
   const size_t n = nn::Cnn::num_params();
   double where[3] = {0, 0, 0};  // epoch, step, global step
   if (comm.rank() == 0) {
-    start.path = cfg.resume == "auto" ? newest_checkpoint(cfg.checkpoint_dir) : cfg.resume;
-    CheckpointData ck = load_checkpoint(start.path);
-    nlohmann::json saved, history, losses;
+    nlohmann::json run;
+    CheckpointData ck = load_resumable_checkpoint(cfg, comm.size(), checksum, steps_per_epoch, start.path, run);
     try {
-      saved = nlohmann::json::parse(ck.metadata.at("run"));
-      history = saved.at("history");
-      losses = saved.at("step_losses");
-      for (const auto& e : history) start.history.push_back(epoch_from_json(e));
-      start.step_losses = losses.get<std::vector<float>>();
-      start.epoch = saved.at("epoch");
-      start.step = saved.at("step");
-      start.global_step = saved.at("global_step");
+      for (const auto& e : run.at("history")) start.history.push_back(epoch_from_json(e));
+      start.step_losses = run.at("step_losses").get<std::vector<float>>();
+      start.epoch = run.at("epoch");
+      start.step = run.at("step");
+      start.global_step = run.at("global_step");
     } catch (const std::exception& e) {
-      throw UserError(start.path + ": the checkpoint's metadata is incomplete (" + e.what() + ")",
-                      "it was not written by this program's trainers; start without --resume");
+      throw UserError(start.path + ": the checkpoint's metadata is damaged (" + e.what() + ")",
+                      "resume from an older checkpoint, or start without --resume");
     }
-    const std::string diff = checkpoint_config_mismatch(saved.at("config"), cfg, comm.size(), checksum);
-    if (!diff.empty())
-      throw UserError(start.path + " belongs to another configuration: " + diff,
-                      "resume with the flags the checkpoint was made with, or start a new run");
-    if (start.step > steps_per_epoch || start.epoch > cfg.epochs)
-      throw UserError(start.path + " is at epoch " + std::to_string(start.epoch) + ", step " +
-                          std::to_string(start.step) + ", beyond this run's " + std::to_string(cfg.epochs) +
-                          " epochs",
-                      "give --epochs at least as large as the checkpoint's epoch");
     std::copy(ck.params.begin(), ck.params.end(), net.params());
     std::copy(ck.momentum.begin(), ck.momentum.end(), sgd.velocity().begin());
     where[0] = start.epoch;

@@ -15,6 +15,11 @@ namespace ddp::train {
 RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& train_set,
                 const data::Dataset& test_set);
 
+// Checks, before any rank starts, that cfg.resume names a checkpoint this
+// run can continue (same model, data, batch size, world size, ...). Throws
+// UserError saying what differs.
+void check_resumable(const TrainConfig& cfg, int world_size, const data::Dataset& train_set);
+
 // Loads the datasets named by the config (with --limit applied).
 struct Datasets {
   data::Dataset train, test;
