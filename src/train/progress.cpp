@@ -8,8 +8,8 @@ namespace ddp::train {
 
 using Clock = std::chrono::steady_clock;
 
-Progress::Progress(bool enabled, int epochs, int world_size)
-    : enabled_(enabled), tty_(isatty(STDOUT_FILENO) != 0), epochs_(epochs), world_(world_size) {}
+Progress::Progress(bool speaks, bool bar, int epochs, int world_size)
+    : speaks_(speaks), bar_(speaks && bar && isatty(STDOUT_FILENO) != 0), epochs_(epochs), world_(world_size) {}
 
 void Progress::start_epoch(int epoch, int64_t steps) {
   epoch_ = epoch;
@@ -18,7 +18,7 @@ void Progress::start_epoch(int epoch, int64_t steps) {
 }
 
 void Progress::step(int64_t done, double running_loss, int64_t samples) {
-  if (!enabled_ || !tty_) return;
+  if (!bar_) return;
   const auto now = Clock::now();
   if (done < steps_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
@@ -35,18 +35,23 @@ void Progress::step(int64_t done, double running_loss, int64_t samples) {
 }
 
 void Progress::end_epoch(double loss, double test_accuracy, double seconds, double samples_per_s) {
-  if (!enabled_) return;
-  if (drawn_) std::printf("\r\033[K");
-  drawn_ = false;
+  if (!speaks_) return;
+  clear_bar();
   std::printf("epoch %d/%d  loss %.4f  test accuracy %.2f%%  %.1f s  %.0f samples/s\n", epoch_ + 1, epochs_, loss,
               100 * test_accuracy, seconds, samples_per_s);
   std::fflush(stdout);
 }
 
 void Progress::message(const std::string& line) {
+  if (!speaks_) return;
+  clear_bar();
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+void Progress::clear_bar() {
   if (drawn_) std::printf("\r\033[K");
   drawn_ = false;
-  std::printf("%s\n", line.c_str());
   std::fflush(stdout);
 }
 

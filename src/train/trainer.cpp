@@ -272,7 +272,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   r.step_losses.assign(start.step_losses.begin(),
                        start.step_losses.begin() + static_cast<long>(start.history.size() * steps));
 
-  Progress progress(cfg.progress && rank == 0, cfg.epochs, world);
+  Progress progress(rank == 0, cfg.progress, cfg.epochs, world);
   if (!start.path.empty())
     progress.message("resuming from " + start.path + " at epoch " + std::to_string(start.epoch + 1) + ", step " +
                      std::to_string(start.step));
@@ -345,7 +345,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       if (save && rank == 0)
         write_checkpoint(cfg, world, train_set.checksum, net, sgd, epoch, s, global_step, r.epochs, losses);
       comm.barrier();
-      progress.message("");
+      progress.clear_bar();
       throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, s, save};
     }
 
