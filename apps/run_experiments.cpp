@@ -321,7 +321,7 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
         ++epochs_done;
         d.line("    " + line);
         d.status(status());
-      } else if (line.find("OVERSUBSCRIBED") != std::string::npos) {
+      } else if (line.rfind("train_parallel: OVERSUBSCRIBED", 0) == 0) {
         d.line("    " + line);
       }
     };
@@ -571,7 +571,12 @@ int run_suite(const Options& o, const std::string& command) {
   s.data_dir = fs::absolute(o.data_dir.empty() ? data::default_data_dir(o.dataset) : o.data_dir).lexically_normal().string();
   tc.data_dir = s.data_dir;
   std::cout << "checking the data in " << s.data_dir << " ..." << std::flush;
-  train::load_datasets(tc);  // throws UserError naming the missing or corrupt file and the fix
+  try {
+    train::load_datasets(tc);  // throws UserError naming the missing or corrupt file and the fix
+  } catch (...) {
+    std::cout << " failed" << std::endl;
+    throw;
+  }
   std::cout << " ok\n";
   const std::string gnuplot = report::find_gnuplot();
   const std::string gnuplot_problem = report::check_gnuplot(gnuplot);

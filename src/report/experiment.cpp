@@ -10,6 +10,9 @@ using nlohmann::json;
 
 namespace {
 
+// A boolean field that may be missing or null.
+bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
+
 std::string fmt(const char* f, double v) {
   if (!std::isfinite(v)) return "n/a";
   char buf[96];
@@ -102,7 +105,7 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
-    over = over || c.value("oversubscribed", false) == true;
+    over = over || flag(c, "oversubscribed");
   if (over)
     r += "**Oversubscription.** This machine has " + std::to_string(cores) +
          " cores. A run with more processes x threads than cores does not get more compute: its processes take "

@@ -11,6 +11,9 @@ using nlohmann::json;
 
 namespace {
 
+// A boolean field that may be missing or null.
+bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
@@ -171,7 +174,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   }
   const json& r = *rep;
   m["representative_repeat"] = c.runs[c.representative()].repeat;
-  m["oversubscribed"] = r.value("oversubscribed", false);
+  m["oversubscribed"] = flag(r, "oversubscribed");
   m["threads_per_process"] = r.value("threads_per_process", 1);
   m["world_size"] = r.value("world_size", c.processes);
   const int batch = r.contains("config") ? r["config"].value("batch_size", 0) : 0;
@@ -211,7 +214,7 @@ std::vector<Row> table_rows(const json& metrics, bool ranges) {
   for (const auto& c : metrics["configurations"]) {
     Row r;
     r.label = c.value("label", "?");
-    if (c.value("oversubscribed", false) == true) r.label += " *";
+    if (flag(c, "oversubscribed")) r.label += " *";
     r.processes = std::to_string(c.value("processes", 0));
     if (c.value("status", "") == "failed") {
       r.time = "FAILED";
@@ -241,7 +244,7 @@ std::vector<std::string> cells(const Row& r) {
 bool any_oversubscribed(const json& metrics) {
   if (!metrics.contains("configurations")) return false;
   for (const auto& c : metrics["configurations"])
-    if (c.value("oversubscribed", false) == true) return true;
+    if (flag(c, "oversubscribed")) return true;
   return false;
 }
 

@@ -13,9 +13,14 @@ using nlohmann::json;
 
 namespace {
 
+// A boolean field that may be missing or null.
+bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
+
 const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
 const char* const kSerialColor = "#333333";
+// Tics of a logarithmic loss axis: 1-2-5 steps.
+const char* const kLossTics = "set ytics (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) format '%g'\nset mytics 10\n";
 
 std::string g(double v) {
   if (!std::isfinite(v)) return "NaN";
@@ -57,7 +62,7 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     x.name = c.value("name", "run");
     x.label = c.value("label", x.name);
     x.processes = c.value("processes", 1);
-    x.oversubscribed = c.value("oversubscribed", false) == true;
+    x.oversubscribed = flag(c, "oversubscribed");
     x.metrics = &c;
     const auto it = results.find(x.name);
     x.results = it != results.end() && it->second.is_object() ? &it->second : nullptr;
@@ -105,7 +110,9 @@ std::string bar_xtics(const std::vector<Cfg>& cs, const std::vector<std::string>
     if (cs[i].failed) label += "\n(FAILED)";
     else if (cs[i].oversubscribed) label += "\n(oversubscribed)";
     if (i < second_lines.size() && !second_lines[i].empty()) label += "\n" + second_lines[i];
-    s += (i ? ", " : "") + gp_dquote(gp_text(label)) + " " + std::to_string(i);
+    std::string escaped;  // an explicit tic label is a format: % must be doubled
+    for (char ch : label) escaped += ch == '%' ? std::string("%%") : std::string(1, ch);
+    s += (i ? ", " : "") + gp_dquote(gp_text(escaped)) + " " + std::to_string(i);
   }
   return s + ") scale 0\n";
 }
@@ -145,7 +152,7 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
        gp_quote("Training loss: serial vs data-parallel (batch " + std::to_string(batch(metrics)) +
                 " per process)") + " font ',19'\n";
   s += "set title 'every step (thin: raw; thick: moving average over 0.1 epoch)' font ',15'\n";
-  s += "set xlabel 'epoch'\nset ylabel 'training loss (log scale)'\nset logscale y\n";
+  s += "set xlabel 'epoch'\nset ylabel 'training loss (log scale)'\nset logscale y\n" + std::string(kLossTics);
   s += "set xrange [0:" + g(epochs) + "]\n";
   if (epochs <= 20) s += "set xtics 1\n";
   s += "set key top right\n";
@@ -270,7 +277,7 @@ PlotFiles efficiency_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set label 1 'ideal' at graph 0.995, first 100 right offset 0,0.8 tc rgb '#666666' front\n";
   s += "unset key\n";
   s += "plot 'efficiency.dat' using 1:2:5 with boxes lc rgb variable, \\\n"
-       "     'efficiency.dat' using 1:2:3:4 with yerrorbars pt -1 lw 2 lc rgb '#333333', \\\n"
+       + std::string(repeats(metrics) > 1 ? "     'efficiency.dat' using 1:2:3:4 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'efficiency.dat' using 1:($4 > $2 ? $4 : $2):(sprintf('%.0f%%', $2)) with labels offset 0,0.9 font ',15'\n";
   p.script = s;
   return p;
@@ -304,12 +311,12 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set title 'total time (training + evaluation)' font ',15'\nset ylabel 'time (s)'\n";
   s += "set yrange [0:" + g(tmax > 0 ? tmax * 1.18 : 1) + "]\n";
   s += "plot 'comparison.dat' using 1:2:8 with boxes lc rgb variable, \\\n"
-       "     'comparison.dat' using 1:2:3:4 with yerrorbars pt -1 lw 2 lc rgb '#333333', \\\n"
+       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:2:3:4 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'comparison.dat' using 1:4:(sprintf('%.1f s', $2)) with labels offset 0,0.9 font ',14'\n";
   s += "set title 'training throughput (all processes)' font ',15'\nset ylabel 'samples / s'\n";
   s += "set yrange [0:" + g(qmax > 0 ? qmax * 1.18 : 1) + "]\n";
   s += "plot 'comparison.dat' using 1:5:8 with boxes lc rgb variable, \\\n"
-       "     'comparison.dat' using 1:5:6:7 with yerrorbars pt -1 lw 2 lc rgb '#333333', \\\n"
+       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:5:6:7 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'comparison.dat' using 1:7:(sprintf('%.0f', $5)) with labels offset 0,0.9 font ',14'\n";
   s += "set xtics autofreq scale 0.75\nset grid xtics ytics\nset autoscale y\nset xlabel 'epoch'\n" + epoch_axis(epochs);
   s += "set key bottom right\n";
@@ -323,7 +330,7 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
     loss += f + " using 1:2 with linespoints pt 7 ps 1.3 lw 3 lc rgb '" + c.color + "' title " + gp_label(c.label);
   }
   s += "plot " + acc + "\n";
-  s += "set key top right\nset title 'training loss per epoch' font ',15'\nset ylabel 'training loss (log scale)'\nset logscale y\n";
+  s += "set key top right\nset title 'training loss per epoch' font ',15'\nset ylabel 'training loss (log scale)'\nset logscale y\n" + std::string(kLossTics);
   s += "plot " + loss + "\nunset multiplot\n";
   p.script = s;
   return p;
@@ -355,7 +362,7 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
     if (!cs[i].failed && cs[i].metrics->contains("allreduce") && cs[i].processes > 1) {
       const json& a = (*cs[i].metrics)["allreduce"];
       char buf[96];
-      std::snprintf(buf, sizeof buf, "all-reduce %.1f ms/step, %.0f%% hidden", 1e3 * num(a, "busy_per_step_s", 0),
+      std::snprintf(buf, sizeof buf, "%.1f ms (%.0f%%)", 1e3 * num(a, "busy_per_step_s", 0),
                     100 * num(a, "hidden_fraction", 0));
       note = buf;
     }
@@ -377,10 +384,17 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
   }
   p.data.push_back({"time_breakdown.dat", d});
   std::string s = gp_preamble("time_breakdown.png", 1400, 750, p.title);
-  s += "set multiplot layout 1,2 title " + gp_dquote("Where the time goes: one epoch, mean over ranks\n ") +
-       " font ',19' margins 0.07,0.98,0.2,0.8 spacing 0.08,0\n";
-  s += "set key at screen 0.5, screen 0.855 center center horizontal maxrows 1 samplen 1.5 width 1 box\n";
-  s += "set xrange [-0.6:" + g(cs.size() - 0.4) + "]\n" + bar_xtics(cs, notes) + "set grid noxtics ytics\nset xlabel ''\n";
+  // Two panels placed by hand, the key to their right (a key is only as wide as its panel).
+  s += "set multiplot title 'Where the time goes: one epoch, mean over ranks' font ',19'\n";
+  s += "set tmargin at screen 0.87\nset bmargin at screen 0.16\n";
+  s += "set key at screen 0.795, screen 0.87 left top vertical Left reverse invert samplen 1.5 spacing 1.4 box\n";
+  s += "set xrange [-0.6:" + g(cs.size() - 0.4) + "]\n" + bar_xtics(cs) + "set grid noxtics ytics\nset xlabel ''\n";
+  std::string comm;
+  for (size_t i = 0; i < cs.size(); ++i)
+    if (!notes[i].empty()) comm += "\n" + cs[i].label + ": " + notes[i];
+  if (!comm.empty())
+    s += "set label 20 " + gp_dquote(gp_text("gradient all-reduce per step\n(in brackets: the share hidden\nbehind backward)" + comm)) +
+         " at screen 0.8, screen 0.38 left font ',12' tc rgb '#333333'\n";
   s += "set style fill solid 0.9 border lc rgb '#ffffff'\n";
   auto panel = [&](int base, bool labels) {
     std::string plot;
@@ -393,10 +407,12 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
     }
     return plot;
   };
+  s += "set lmargin at screen 0.075\nset rmargin at screen 0.385\n";
   s += "set title 'seconds per epoch' font ',15'\nset ylabel 'time per epoch (s)'\n";
   s += "set yrange [0:" + g(tmax > 0 ? tmax * 1.12 : 1) + "]\n";
   s += "plot " + panel(2, true) + ", \\\n     'time_breakdown.dat' using 1:" + std::to_string(2 + 4 * kSegs) +
        ":(sprintf('%.2f s', $" + std::to_string(2 + 4 * kSegs) + ")) with labels offset 0,0.8 font ',14' notitle\n";
+  s += "set lmargin at screen 0.455\nset rmargin at screen 0.775\n";
   s += "set title 'share of the epoch' font ',15'\nset ylabel 'share of the epoch (%)'\nset yrange [0:100]\nunset key\n";
   std::string labels;
   for (int k = 0; k < kSegs; ++k) {
@@ -486,22 +502,19 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   if (any) plot += ", \\\n     'scaling_measured.dat' using 1:2:3:4 with yerrorbars pt 7 ps 1.8 lw 2 lc rgb '#000000' title 'measured here'";
   s += "plot " + plot + "\n";
   // Right: efficiency.
-  s += "set title 'efficiency' font ',15'\nunset logscale y\nset yrange [0:105]\nset ytics autofreq\n";
-  s += "set ylabel 'efficiency = speedup / p  (%)'\nunset key\n";
-  plot = "100 with lines dt 2 lw 2 lc rgb '#999999' notitle" + curves(1, false);
-  if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:3 with lines dt 3 lw 3 lc rgb '#ff7f0e' notitle";
-  if (any) plot += ", \\\n     'scaling_measured.dat' using 1:5 with points pt 7 ps 1.8 lc rgb '#000000' notitle";
-  s += "plot " + plot + "\n";
   char formula[512];
   std::snprintf(formula, sizeof formula,
                 "T_epoch(p) = S(p) * (b(p) t_step + exposed(p)) + ceil(E/p) t_eval,   S(p) = ceil(ceil(M/p)/B),   "
                 "T_ring(n,p) = 2(p-1) alpha + 2(p-1)/p n/beta,   n = %.2f MB in %zu bucket%s",
                 mp.gradient_bytes() / 1e6, mp.buckets.size(), mp.buckets.size() == 1 ? "" : "s");
-  s += "unset multiplot\n";
-  // The formula goes under both panels: a second, empty plot to carry it.
-  s += "set multiplot\nunset title\nunset border\nunset tics\nunset xlabel\nunset ylabel\nunset grid\nunset arrow\nunset label\nunset logscale\n";
+  s += "set title 'efficiency' font ',15'\nunset logscale y\nset yrange [0:105]\nset ytics autofreq\n";
   s += "set label 10 " + gp_quote(formula) + " at screen 0.5, screen 0.035 center noenhanced font ',12' tc rgb '#444444'\n";
-  s += "set xrange [0:1]\nset yrange [0:1]\nplot NaN notitle\nunset multiplot\n";
+  s += "set ylabel 'efficiency = speedup / p  (%)'\nunset key\n";
+  plot = "100 with lines dt 2 lw 2 lc rgb '#999999' notitle" + curves(1, false);
+  if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:3 with lines dt 3 lw 3 lc rgb '#ff7f0e' notitle";
+  if (any) plot += ", \\\n     'scaling_measured.dat' using 1:5 with points pt 7 ps 1.8 lc rgb '#000000' notitle";
+  s += "plot " + plot + "\n";
+  s += "unset multiplot\n";
   p.script = s;
   return p;
 }

@@ -1,0 +1,214 @@
+// The metrics of run_experiments: median/min/max, speedup, efficiency,
+// exposed communication, failed runs, and the tables.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "report/experiment.h"
+#include "report/metrics.h"
+
+using namespace ddp::report;
+using nlohmann::json;
+
+namespace {
+
+// A results file as the trainers write it, reduced to what the metrics read.
+json results(int world, double total, double train, double wait_per_epoch, int epochs = 2, double accuracy = 0.97) {
+  json e = json::array();
+  for (int i = 0; i < epochs; ++i)
+    e.push_back({{"epoch", i + 1},
+                 {"loss", 0.5 / (i + 1)},
+                 {"test_loss", 0.4 / (i + 1)},
+                 {"test_accuracy", accuracy},
+                 {"train_time_s", train / epochs},
+                 {"eval_time_s", (total - train) / epochs},
+                 {"time_s", total / epochs},
+                 {"allreduce_busy_s", world > 1 ? 2 * wait_per_epoch : 0.0},
+                 {"time_breakdown_s",
+                  {{"data", 0.01},
+                   {"forward", 0.3 * train / epochs},
+                   {"backward", 0.6 * train / epochs - wait_per_epoch - 0.02},
+                   {"allreduce_wait", wait_per_epoch},
+                   {"optimizer", 0.01},
+                   {"other", 0.1 * train / epochs}}}});
+  return {{"world_size", world},
+          {"threads_per_process", 1},
+          {"oversubscribed", world > 2},
+          {"config", {{"batch_size", 64}}},
+          {"steps_per_epoch", 100 / world},
+          {"samples_per_epoch", 6400},
+          {"epochs", e},
+          {"total_time_s", total},
+          {"train_time_s", train},
+          {"throughput_samples_per_s", 6400.0 * epochs / train},
+          {"final_test_accuracy", accuracy}};
+}
+
+RunRecord ok_run(int repeat, const json& r) {
+  RunRecord rec;
+  rec.repeat = repeat;
+  rec.ok = true;
+  rec.exit_status = 0;
+  rec.results = r;
+  rec.results_file = "x.json";
+  return rec;
+}
+
+Configuration config(const std::string& name, int p, std::vector<RunRecord> runs) {
+  Configuration c;
+  c.name = name;
+  c.label = name;
+  c.processes = p;
+  c.program = p == 1 && name == "serial" ? "train_serial" : "train_parallel";
+  c.results_file = name + "_results.json";
+  c.runs = std::move(runs);
+  return c;
+}
+
+}  // namespace
+
+TEST(ReportMetrics, SummaryIsMedianMinMax) {
+  const Summary odd = summarize({3, 1, 2});
+  EXPECT_DOUBLE_EQ(odd.median, 2);
+  EXPECT_DOUBLE_EQ(odd.min, 1);
+  EXPECT_DOUBLE_EQ(odd.max, 3);
+  EXPECT_EQ(odd.n, 3);
+  const Summary even = summarize({4, 1, 3, 2});
+  EXPECT_DOUBLE_EQ(even.median, 2.5);
+  const Summary one = summarize({7});
+  EXPECT_DOUBLE_EQ(one.median, 7);
+  EXPECT_DOUBLE_EQ(one.min, 7);
+  EXPECT_DOUBLE_EQ(one.max, 7);
+  const Summary with_nan = summarize({NAN, 5, INFINITY, 1});
+  EXPECT_EQ(with_nan.n, 2);
+  EXPECT_DOUBLE_EQ(with_nan.median, 3);
+  const Summary none = summarize({});
+  EXPECT_EQ(none.n, 0);
+  EXPECT_TRUE(std::isnan(none.median));
+  EXPECT_TRUE(to_json(none)["median"].is_null());
+}
+
+TEST(ReportMetrics, SpeedupTimesParallelTimeIsSerialTime) {
+  for (double ts : {10.0, 37.5, 100.0})
+    for (double tp : {5.0, 20.0, 150.0}) {
+      const double s = speedup(ts, tp);
+      EXPECT_DOUBLE_EQ(s * tp, ts);
+      for (int n : {1, 2, 4, 64}) EXPECT_DOUBLE_EQ(efficiency(s, n), s / n);
+    }
+  EXPECT_TRUE(std::isnan(speedup(10, 0)));
+  EXPECT_TRUE(std::isnan(speedup(0, 10)));
+}
+
+TEST(ReportMetrics, SpeedupRangeCoversTheNoiseOfBothSides) {
+  const Summary ts = summarize({10, 12, 11});
+  const Summary tp = summarize({6, 5, 8});
+  const Summary s = speedup_summary(ts, tp);
+  EXPECT_DOUBLE_EQ(s.median, 11.0 / 6);
+  EXPECT_DOUBLE_EQ(s.min, 10.0 / 8);
+  EXPECT_DOUBLE_EQ(s.max, 12.0 / 5);
+  const Summary e = efficiency_summary(s, 4);
+  EXPECT_DOUBLE_EQ(e.median, s.median / 4);
+  EXPECT_DOUBLE_EQ(e.min, s.min / 4);
+  EXPECT_DOUBLE_EQ(e.max, s.max / 4);
+}
+
+TEST(ReportMetrics, ExposedCommunicationIsWaitOverTrainingTime) {
+  const json r = results(2, 12, 10, 0.5);  // 2 epochs x 0.5 s waiting, 10 s training
+  EXPECT_NEAR(exposed_comm_fraction(r), 1.0 / 10, 1e-12);
+  const PhaseSums s = phase_sums(r);
+  EXPECT_EQ(s.epochs, 2);
+  EXPECT_NEAR(s.allreduce_wait, 1.0, 1e-12);
+  EXPECT_NEAR(s.allreduce_busy, 2.0, 1e-12);
+  EXPECT_NEAR(s.eval, 2.0, 1e-12);
+}
+
+TEST(ReportMetrics, ConfigurationMetricsAreConsistent) {
+  const Configuration serial = config("serial", 1, {ok_run(1, results(1, 30, 25, 0)), ok_run(2, results(1, 34, 29, 0)),
+                                                    ok_run(3, results(1, 32, 27, 0))});
+  const Configuration p2 = config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4)), ok_run(2, results(2, 18, 15, 0.3)),
+                                                     ok_run(3, results(2, 19, 16, 0.5))});
+  const json m = configuration_metrics(p2, &serial);
+  EXPECT_EQ(m["status"], "ok");
+  EXPECT_EQ(m["processes"], 2);
+  EXPECT_DOUBLE_EQ(m["total_time_s"]["median"].get<double>(), 19);
+  EXPECT_DOUBLE_EQ(m["total_time_s"]["min"].get<double>(), 18);
+  EXPECT_DOUBLE_EQ(m["total_time_s"]["max"].get<double>(), 20);
+  const double s = m["speedup"]["median"];
+  EXPECT_DOUBLE_EQ(s * 19, 32);  // speedup x T_parallel = T_serial (medians)
+  EXPECT_DOUBLE_EQ(m["speedup"]["min"].get<double>(), 30.0 / 20);
+  EXPECT_DOUBLE_EQ(m["speedup"]["max"].get<double>(), 34.0 / 18);
+  EXPECT_DOUBLE_EQ(m["efficiency"]["median"].get<double>(), s / 2);
+  // Per run wait / train: 0.8/17, 0.6/15, 1.0/16; the median is 0.8/17.
+  EXPECT_NEAR(m["exposed_comm_fraction"]["median"].get<double>(), 0.8 / 17, 1e-12);
+  EXPECT_NEAR(m["exposed_comm_fraction"]["max"].get<double>(), 1.0 / 16, 1e-12);
+  EXPECT_EQ(m["representative_repeat"], 3);  // the run with the median total time
+  EXPECT_EQ(m["global_batch"], 128);
+  EXPECT_EQ(m["runs"].size(), 3u);
+  EXPECT_NEAR(m["allreduce"]["hidden_fraction"].get<double>(), 0.5, 1e-12);  // busy = 2 x wait
+
+  const json ms = configuration_metrics(serial, &serial);
+  EXPECT_DOUBLE_EQ(ms["speedup"]["median"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(ms["efficiency"]["median"].get<double>(), 1);
+}
+
+TEST(ReportMetrics, AFailedRunIsRecordedAndLeftOutOfTheStatistics) {
+  const Configuration serial = config("serial", 1, {ok_run(1, results(1, 30, 25, 0))});
+  RunRecord bad;
+  bad.repeat = 2;
+  bad.exit_status = 134;
+  bad.error = "train_parallel: error: rank 1 was killed by signal 6";
+  bad.log_file = "logs/parallel_4p.run2.log";
+  const Configuration p4 = config("parallel_4p", 4, {ok_run(1, results(4, 15, 12, 1)), bad});
+  const json m = configuration_metrics(p4, &serial);
+  EXPECT_EQ(m["status"], "partial");
+  EXPECT_EQ(m["total_time_s"]["n"], 1);
+  EXPECT_DOUBLE_EQ(m["speedup"]["median"].get<double>(), 2);
+  EXPECT_EQ(m["runs"][1]["status"], "failed");
+  EXPECT_EQ(m["runs"][1]["exit_status"], 134);
+  EXPECT_EQ(m["runs"][1]["error"], bad.error);
+  EXPECT_TRUE(m["runs"][1]["results_file"].is_null());
+
+  const Configuration dead = config("parallel_8p", 8, {bad});
+  const json d = configuration_metrics(dead, &serial);
+  EXPECT_EQ(d["status"], "failed");
+  EXPECT_TRUE(d["speedup"]["median"].is_null());
+  EXPECT_TRUE(d["results_file"].is_null());
+
+  const json all = performance_metrics({{"directory", "x"}}, {{"cores", 2}}, json::object(), {serial, p4, dead},
+                                       {{"status", "unavailable"}});
+  EXPECT_EQ(all["status"], "failed");
+  EXPECT_EQ(all["failed_runs"], 2);
+  EXPECT_EQ(all["runs"], 4);
+  EXPECT_EQ(all["configurations"].size(), 3u);
+  const std::string table = results_table_text(all);
+  EXPECT_NE(table.find("FAILED"), std::string::npos) << table;
+  EXPECT_NE(table.find("oversubscribed"), std::string::npos) << table;
+}
+
+TEST(ReportMetrics, WithoutASerialBaselineThereIsNoSpeedup) {
+  const Configuration p2 = config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))});
+  const json m = configuration_metrics(p2, nullptr);
+  EXPECT_TRUE(m["speedup"]["median"].is_null());
+  EXPECT_TRUE(m["efficiency"]["median"].is_null());
+  EXPECT_DOUBLE_EQ(m["total_time_s"]["median"].get<double>(), 20);
+}
+
+TEST(ReportMetrics, TablesShowEveryConfiguration) {
+  const Configuration serial = config("serial", 1, {ok_run(1, results(1, 30, 25, 0))});
+  const Configuration p2 = config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))});
+  const json all = performance_metrics({{"directory", "x"}}, {{"cores", 2}}, json::object(), {serial, p2}, json::object());
+  const std::string text = results_table_text(all);
+  EXPECT_NE(text.find("speedup"), std::string::npos);
+  EXPECT_NE(text.find("1.50x"), std::string::npos) << text;
+  EXPECT_NE(text.find("75%"), std::string::npos) << text;
+  const std::string md = results_table_markdown(all);
+  EXPECT_EQ(md.rfind("| run |", 0), 0u) << md;
+  EXPECT_NE(md.find("| parallel_2p | 2 | 20.0 | 1.50x | 75% |"), std::string::npos) << md;
+}
+
+TEST(ReportMetrics, DurationsAreFormatted) {
+  EXPECT_EQ(format_duration(0), "0:00");
+  EXPECT_EQ(format_duration(65), "1:05");
+  EXPECT_EQ(format_duration(3723), "1:02:03");
+  EXPECT_EQ(format_duration(NAN), "--:--");
+}
