@@ -1,6 +1,7 @@
 // Runs the project's programs as real child processes, as a user would.
 #pragma once
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,12 +44,18 @@ struct Proc {
   double seconds = 0;
   std::chrono::steady_clock::time_point started;
 
+  // file_size_limit: RLIMIT_FSIZE of the child in bytes (0: unchanged), as a
+  // full disk seen from the program.
   Proc(const std::vector<std::string>& argv, const std::string& log_path,
-       const std::vector<std::pair<std::string, std::string>>& env = {})
+       const std::vector<std::pair<std::string, std::string>>& env = {}, rlim_t file_size_limit = 0)
       : log(log_path), started(std::chrono::steady_clock::now()) {
     pid = fork();
     if (pid == 0) {
       for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+      if (file_size_limit > 0) {
+        struct rlimit lim {file_size_limit, file_size_limit};
+        setrlimit(RLIMIT_FSIZE, &lim);
+      }
       FILE* f = fopen(log_path.c_str(), "w");
       dup2(fileno(f), 1);
       dup2(fileno(f), 2);
@@ -88,6 +95,22 @@ inline std::vector<pid_t> children_of(pid_t pid) {
   return kids;
 }
 
-inline bool alive(pid_t pid) { return kill(pid, 0) == 0; }
+// True while the process exists and is not a zombie.
+inline bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// Waits until `path` exists (up to `limit` seconds).
+inline bool wait_for_file(const std::string& path, double limit) {
+  for (int i = 0; i < limit * 50; ++i) {
+    if (std::filesystem::exists(path)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
 
 }  // namespace apps_test

@@ -1,5 +1,6 @@
 #include "dist/grad_sync.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -9,7 +10,8 @@ namespace ddp::dist {
 
 using Clock = std::chrono::steady_clock;
 
-GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes)
+GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
+                   const std::vector<size_t>& segments)
     : comm_(comm),
       grads_(grads),
       count_(count),
@@ -17,11 +19,25 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
       threaded_(comm.size() > 1) {
   DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
   const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
-  for (size_t end = count; end > 0;) {
-    size_t begin = end > per ? end - per : 0;
-    begin_.push_back(begin);
-    end_.push_back(end);
-    end = begin;
+  if (segments.empty()) {
+    for (size_t end = count; end > 0;) {
+      size_t begin = end > per ? end - per : 0;
+      begin_.push_back(begin);
+      end_.push_back(end);
+      end = begin;
+    }
+  } else {
+    std::vector<size_t> starts(segments);
+    std::sort(starts.begin(), starts.end());
+    DDP_ASSERT(starts.front() == 0 && starts.back() < count, "segments must start at 0 and lie inside the buffer");
+    size_t end = count;
+    for (auto it = starts.rbegin(); it != starts.rend(); ++it) {
+      if (end - *it >= per || *it == 0) {  // the bucket [*it, end) is full (or the buffer is done)
+        begin_.push_back(*it);
+        end_.push_back(end);
+        end = *it;
+      }
+    }
   }
   lo_ = count_;
   if (threaded_) thread_ = std::thread([this] { comm_loop(); });

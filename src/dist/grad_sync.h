@@ -1,9 +1,14 @@
 // The DistributedDataParallel gradient synchroniser: averages one flat
 // gradient buffer over all ranks, overlapping the all-reduce with backward.
 //
-// The buffer is cut into buckets of at most bucket_bytes, from the END of the
-// buffer (backward produces the last layers' gradients first): bucket 0 is
-// the last slice, bucket num_buckets()-1 starts at element 0. Backward calls
+// The buffer is cut into buckets from its END (backward produces the last
+// layers' gradients first): bucket 0 is the last slice, bucket
+// num_buckets()-1 starts at element 0. Without segments, buckets are slices
+// of at most bucket_bytes. With segments (the offsets where the ranges that
+// backward reports begin: one per layer), buckets follow PyTorch DDP's rule:
+// whole segments are gathered from the end until a bucket holds at least
+// bucket_bytes; a segment is never split, so a bucket never waits for a
+// layer it does not need. Backward calls
 // ready() for each range of gradients as soon as it is final; every bucket
 // whose elements are all final goes to a communication thread at once, which
 // all-reduces it (sum) and scales it by 1/world_size while backward goes on.
@@ -33,7 +38,8 @@ class GradSync {
  public:
   // grads: the flat gradient buffer [count] floats, which must outlive this.
   // bucket_bytes is rounded down to whole floats (at least one).
-  GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes);
+  GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
+           const std::vector<size_t>& segments = {});
   ~GradSync();  // joins the communication thread (after its current all-reduce)
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;

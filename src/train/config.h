@@ -26,9 +26,9 @@ struct TrainConfig {
   int threads = 1;              // compute threads of this process
   int world_size = 1;           // processes
   double timeout_s = 60;        // a collective that takes longer is a dead peer
-  size_t bucket_kb = 1024;      // gradient all-reduce bucket size
+  size_t bucket_kb = 64;        // a bucket closes once it holds this much (whole layers)
   std::string backend = "gloo"; // gloo | mpi
-  std::string allreduce_algorithm = "ring";  // gloo: ring | bcube
+  std::string allreduce_algorithm = "bcube";  // gloo: ring | bcube
   bool progress = true;         // progress bar / lines on rank 0
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none

@@ -251,7 +251,13 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   StartPoint start;
   if (!cfg.resume.empty()) start = resume_from(cfg, comm, net, sgd, train_set.checksum, steps);
   else comm.broadcast(net.params(), num_params, 0);
-  dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024);
+  // Buckets of whole layers, from the last: a layer's gradients go out as
+  // soon as backward has them (the stop flag rides with the first bucket).
+  std::vector<size_t> segments;
+  for (const auto& spec : nn::Cnn::param_specs())
+    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
+  segments.push_back(num_params);
+  dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments);
 
   RunResult r;
   r.config = cfg;

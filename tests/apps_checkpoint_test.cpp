@@ -1,0 +1,163 @@
+// Nothing lost, nothing hangs: stop and resume, refused checkpoints, killed
+// ranks, and a full disk, with the real programs as child processes.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "apps_test_util.h"
+#include "train/checkpoint.h"
+
+using namespace apps_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> trainer(const std::string& program, int world, const std::string& ckdir, int epochs,
+                                 int64_t limit) {
+  std::vector<std::string> a = {binary(program), "-e", std::to_string(epochs), "--limit", std::to_string(limit),
+                                "--no-progress", "--data-dir", mnist_dir(), "--checkpoint-dir", ckdir};
+  if (world > 0) a.insert(a.end(), {"-w", std::to_string(world)});
+  return a;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+// Runs to the end; then again, interrupted by `sig` during epoch 2, and
+// resumed. Returns the largest parameter and momentum difference.
+float interrupt_and_resume(const std::string& program, int world, int sig) {
+  TempDir tmp;
+  const std::string a = tmp.path + "/a", b = tmp.path + "/b";
+  const int64_t limit = 6400 * std::max(world, 1);
+  Proc full(trainer(program, world, a, 2, limit), tmp.path + "/full.log");
+  EXPECT_TRUE(full.wait(120));
+  EXPECT_EQ(full.exit_code(), 0) << full.output();
+
+  Proc first(trainer(program, world, b, 2, limit), tmp.path + "/first.log");
+  EXPECT_TRUE(wait_for_file(b + "/checkpoint_epoch1.safetensors", 60)) << first.output();
+  // The checkpoint is written after epoch 1's evaluation: epoch 2 is training
+  // now, for over a second (100 steps a rank).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(first.pid, sig);
+  EXPECT_TRUE(first.wait(20));
+  EXPECT_EQ(first.exit_code(), 128 + sig) << first.output();
+  EXPECT_NE(first.output().find("--resume auto"), std::string::npos) << first.output();
+  const std::string stopped_at = ddp::train::newest_checkpoint(b);
+  EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
+
+  auto resume = trainer(program, world, b, 2, limit);
+  resume.insert(resume.end(), {"--resume", "auto"});
+  Proc second(resume, tmp.path + "/second.log");
+  EXPECT_TRUE(second.wait(120));
+  EXPECT_EQ(second.exit_code(), 0) << second.output();
+
+  const auto x = ddp::train::load_checkpoint(a + "/checkpoint_epoch2.safetensors");
+  const auto y = ddp::train::load_checkpoint(b + "/checkpoint_epoch2.safetensors");
+  return std::max(max_abs_diff(x.params, y.params), max_abs_diff(x.momentum, y.momentum));
+}
+
+}  // namespace
+
+TEST(Resume, SerialCtrlCThenResumeGivesTheSameModelBitForBit) {
+  EXPECT_EQ(interrupt_and_resume("train_serial", 0, SIGINT), 0.f);
+}
+
+TEST(Resume, ParallelSigtermThenResumeGivesTheSameModel) {
+  EXPECT_LE(interrupt_and_resume("train_parallel", 2, SIGTERM), 1e-6f);
+}
+
+TEST(Resume, ACheckpointOfAnotherConfigurationIsRefusedSayingWhatDiffers) {
+  TempDir tmp;
+  Proc make(trainer("train_serial", 0, tmp.path, 1, 640), tmp.path + "/make.log");
+  ASSERT_TRUE(make.wait(60));
+  ASSERT_EQ(make.exit_code(), 0) << make.output();
+  auto other = trainer("train_serial", 0, tmp.path, 2, 640);
+  other.insert(other.end(), {"--resume", "auto", "-b", "32"});
+  Proc p(other, tmp.path + "/other.log");
+  ASSERT_TRUE(p.wait(30));
+  EXPECT_EQ(p.exit_code(), 1);
+  EXPECT_NE(p.output().find("batch_size is 64 in the checkpoint but 32"), std::string::npos) << p.output();
+
+  auto world = trainer("train_parallel", 2, tmp.path, 2, 640);
+  world.insert(world.end(), {"--resume", "auto"});
+  Proc q(world, tmp.path + "/world.log");
+  ASSERT_TRUE(q.wait(30));
+  EXPECT_EQ(q.exit_code(), 1);
+  EXPECT_NE(q.output().find("world_size is 1 in the checkpoint but 2"), std::string::npos) << q.output();
+}
+
+// Fault injection: a random rank is SIGKILLed at a random moment, many times.
+TEST(Faults, KillingARandomRankAtARandomMomentNeverHangsOrLosesTheCheckpoint) {
+  std::mt19937 rng(20261125);
+  const int trials = 20;
+  for (int t = 0; t < trials; ++t) {
+    TempDir tmp;
+    const int world = 2 + static_cast<int>(rng() % 2);
+    const std::string ck = tmp.path + "/ck";
+    Proc job(trainer("train_parallel", world, ck, 50, 1280), tmp.path + "/job.log", {{"TMPDIR", tmp.path}});
+    std::vector<pid_t> workers;
+    for (int i = 0; i < 400 && static_cast<int>(workers.size()) < world; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      workers = children_of(job.pid);
+    }
+    ASSERT_EQ(static_cast<int>(workers.size()), world) << job.output();
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 2500));
+    const int victim = static_cast<int>(rng() % world);
+    const auto killed_at = std::chrono::steady_clock::now();
+    kill(workers[victim], SIGKILL);
+    ASSERT_TRUE(job.wait(30)) << "trial " << t << ": the job hung";
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+    const std::string out = job.output();
+    EXPECT_LT(took, 10.0) << "trial " << t;
+    EXPECT_NE(job.exit_code(), 0) << "trial " << t << "\n" << out;
+    EXPECT_NE(out.find("rank"), std::string::npos) << "trial " << t << "\n" << out;
+    for (pid_t w : workers) EXPECT_FALSE(alive(w)) << "trial " << t << ": worker " << w << " outlived the job";
+    for (const auto& entry : fs::directory_iterator(tmp.path)) {
+      const std::string name = entry.path().filename().string();
+      EXPECT_TRUE(name == "job.log" || name == "ck") << "trial " << t << ": left behind " << name;
+    }
+    if (fs::exists(ck) && !fs::is_empty(ck)) {
+      const std::string last = ddp::train::newest_checkpoint(ck);
+      EXPECT_NO_THROW(ddp::train::load_checkpoint(last)) << "trial " << t << ": " << last << " does not load";
+      for (const auto& entry : fs::directory_iterator(ck))
+        EXPECT_EQ(entry.path().extension(), ".safetensors") << "trial " << t << ": temp file " << entry.path();
+    }
+  }
+}
+
+TEST(FullDisk, ACheckpointThatDoesNotFitFailsClearlyAndKeepsThePreviousOne) {
+  TempDir tmp;
+  Proc make(trainer("train_serial", 0, tmp.path, 1, 640), tmp.path + "/make.log");
+  ASSERT_TRUE(make.wait(60));
+  ASSERT_EQ(make.exit_code(), 0) << make.output();
+  const std::string previous = tmp.path + "/checkpoint_epoch1.safetensors";
+  const std::string before = read_file(previous);
+
+  auto more = trainer("train_serial", 0, tmp.path, 2, 640);
+  more.insert(more.end(), {"--resume", "auto"});
+  Proc p(more, tmp.path + "/more.log", {}, 1 << 20);  // a checkpoint is 3.4 MB
+  ASSERT_TRUE(p.wait(60));
+  EXPECT_EQ(p.exit_code(), 1) << p.output();
+  EXPECT_NE(p.output().find("file too large"), std::string::npos) << p.output();
+  EXPECT_EQ(read_file(previous), before);
+  EXPECT_FALSE(fs::exists(tmp.path + "/checkpoint_epoch2.safetensors"));
+  for (const auto& entry : fs::directory_iterator(tmp.path))
+    EXPECT_EQ(entry.path().string().find(".tmp"), std::string::npos) << "temp file left: " << entry.path();
+}
+
+TEST(FullDisk, AResultsFileThatDoesNotFitFailsClearlyAndKeepsThePreviousOne) {
+  TempDir tmp;
+  const std::string results = tmp.path + "/results.json";
+  { std::ofstream(results) << "{\"previous\": true}\n"; }
+  Proc p({binary("train_serial"), "-e", "1", "--limit", "640", "--no-progress", "--data-dir", mnist_dir(),
+          "--save-results", results},
+         tmp.path + "/log", {}, 1024);  // the results JSON is larger than 1 KiB
+  ASSERT_TRUE(p.wait(60));
+  EXPECT_EQ(p.exit_code(), 1) << p.output();
+  EXPECT_NE(p.output().find("cannot write " + results), std::string::npos) << p.output();
+  EXPECT_EQ(read_file(results), "{\"previous\": true}\n");
+}
