@@ -62,14 +62,18 @@ TEST(DatasetSynthetic, LoadsNormalisesAndChecksums) {
   Dataset tr = load_dataset("mnist", dir.str(), Split::train);
   EXPECT_EQ(tr.name, "mnist");
   EXPECT_EQ(tr.size, 12);
-  ASSERT_EQ(tr.images.size(), 12u * kPixels);
+  ASSERT_EQ(tr.pixels.size(), 12u * kPixels);
   ASSERT_EQ(tr.labels.size(), 12u);
   auto im = payload(testing::image_file(12), 16);
   auto lb = payload(testing::label_file(12), 8);
-  for (size_t i = 0; i < im.size(); ++i)
-    ASSERT_EQ(tr.images[i], (static_cast<float>(im[i]) / 255.0f - kMean) / kStd) << i;
+  EXPECT_EQ(tr.pixels, im);
+  std::vector<float> img(kPixels);
+  for (int64_t s = 0; s < tr.size; ++s) {
+    tr.copy_image(s, img.data());
+    for (int k = 0; k < kPixels; ++k)
+      ASSERT_EQ(img[k], (static_cast<float>(im[s * kPixels + k]) / 255.0f - kMean) / kStd) << s << " " << k;
+  }
   for (size_t i = 0; i < lb.size(); ++i) ASSERT_EQ(tr.labels[i], lb[i]);
-  EXPECT_EQ(tr.image(3), tr.images.data() + 3 * kPixels);
   EXPECT_EQ(tr.checksum, fnv1a(im, lb));
 
   Dataset te = load_dataset("mnist", dir.str(), Split::test);
@@ -83,8 +87,11 @@ TEST(DatasetSynthetic, EveryPixelValueNormalisesExactly) {
   write_split(dir, "train", 1);
   Dataset ds = load_dataset("fashion-mnist", dir.str(), Split::train);
   EXPECT_EQ(ds.name, "fashion-mnist");
-  EXPECT_FLOAT_EQ(*std::min_element(ds.images.begin(), ds.images.end()), -kMean / kStd);
-  EXPECT_FLOAT_EQ(*std::max_element(ds.images.begin(), ds.images.end()), (1.0f - kMean) / kStd);
+  std::vector<float> img(kPixels);
+  ds.copy_image(0, img.data());
+  EXPECT_FLOAT_EQ(*std::min_element(img.begin(), img.end()), -kMean / kStd);
+  EXPECT_FLOAT_EQ(*std::max_element(img.begin(), img.end()), (1.0f - kMean) / kStd);
+  for (int x = 0; x < 256; ++x) EXPECT_EQ(ds.normalised[x], (static_cast<float>(x) / 255.0f - kMean) / kStd);
 }
 
 TEST(DatasetSynthetic, PlainFileIsPreferredOverGz) {
@@ -117,7 +124,7 @@ TEST(DatasetSynthetic, TruncateKeepsAPrefixAndItsChecksum) {
 
   truncate(ds, 11);
   EXPECT_EQ(ds.size, 11);
-  EXPECT_EQ(ds.images, expect.images);
+  EXPECT_EQ(ds.pixels, expect.pixels);
   EXPECT_EQ(ds.labels, expect.labels);
   EXPECT_EQ(ds.checksum, expect.checksum);
   EXPECT_NE(ds.checksum, full);
@@ -206,7 +213,7 @@ TEST(DatasetBad, NoSamples) {
 
 void check_real(const Dataset& ds, int64_t want) {
   ASSERT_EQ(ds.size, want);
-  ASSERT_EQ(ds.images.size(), static_cast<size_t>(want) * kPixels);
+  ASSERT_EQ(ds.pixels.size(), static_cast<size_t>(want) * kPixels);
   ASSERT_EQ(ds.labels.size(), static_cast<size_t>(want));
   std::vector<int64_t> per_class(kClasses, 0);
   for (int32_t l : ds.labels) {
@@ -219,11 +226,12 @@ void check_real(const Dataset& ds, int64_t want) {
 
 void pixel_stats(const Dataset& ds, double& mean, double& std) {
   double s = 0, s2 = 0;
-  for (float v : ds.images) {
+  for (uint8_t b : ds.pixels) {
+    const double v = ds.normalised[b];
     s += v;
-    s2 += static_cast<double>(v) * v;
+    s2 += v * v;
   }
-  double n = static_cast<double>(ds.images.size());
+  double n = static_cast<double>(ds.pixels.size());
   mean = s / n;
   std = std::sqrt(s2 / n - mean * mean);
 }

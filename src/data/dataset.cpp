@@ -8,7 +8,6 @@
 
 #include "common/error.h"
 #include "data/idx.h"
-#include "data/prefault.h"
 
 namespace ddp::data {
 namespace {
@@ -55,37 +54,6 @@ uint64_t fnv1a(uint64_t h, const uint8_t* p, size_t n) {
 
 float normalise(int x) { return (static_cast<float>(x) / 255.0f - kMean) / kStd; }
 
-// Exact inverse of normalise() for its 256 outputs.
-uint8_t raw_pixel(float v) {
-  long x = std::lround((v * kStd + kMean) * 255.0f);
-  return static_cast<uint8_t>(std::clamp(x, 0L, 255L));
-}
-
-// Converts the raw pixels to floats (appended to dst) and hashes them, in
-// one pass. dst grows a chunk at a time within its reserved capacity, so
-// each chunk is zeroed and then overwritten while it is still in cache.
-uint64_t convert_and_hash(const std::vector<uint8_t>& src, std::vector<float>& dst) {
-  std::array<float, 256> lut;
-  for (int x = 0; x < 256; ++x) lut[x] = normalise(x);
-  constexpr size_t kChunk = 64 * 1024;
-  dst.clear();
-  dst.reserve(src.size());
-  detail::prefault(dst.data(), src.size() * sizeof(float));
-  uint64_t h = kFnvOffset;
-  for (size_t start = 0; start < src.size(); start += kChunk) {
-    const size_t end = std::min(src.size(), start + kChunk);
-    dst.resize(end);
-    const uint8_t* in = src.data();
-    float* out = dst.data();
-    for (size_t i = start; i < end; ++i) {
-      uint8_t b = in[i];
-      out[i] = lut[b];
-      h = (h ^ b) * kFnvPrime;
-    }
-  }
-  return h;
-}
-
 }  // namespace
 
 std::string default_data_dir(const std::string& dataset) {
@@ -126,8 +94,10 @@ Dataset load_dataset(const std::string& dataset, const std::string& dir, Split s
   Dataset ds;
   ds.name = dataset;
   ds.size = images.count;
-  uint64_t h = convert_and_hash(images.pixels, ds.images);
-  ds.checksum = fnv1a(h, labels.labels.data(), labels.labels.size());
+  for (int x = 0; x < 256; ++x) ds.normalised[x] = normalise(x);
+  ds.pixels = std::move(images.pixels);
+  ds.checksum = fnv1a(fnv1a(kFnvOffset, ds.pixels.data(), ds.pixels.size()), labels.labels.data(),
+                      labels.labels.size());
   ds.labels.assign(labels.labels.begin(), labels.labels.end());
   return ds;
 }
@@ -136,14 +106,13 @@ void truncate(Dataset& ds, int64_t n) {
   DDP_ASSERT(n >= 0, "truncate: n must be >= 0");
   if (n >= ds.size) return;
   ds.size = n;
-  ds.images.resize(static_cast<size_t>(n) * kPixels);
-  ds.images.shrink_to_fit();
+  ds.pixels.resize(static_cast<size_t>(n) * kPixels);
+  ds.pixels.shrink_to_fit();
   ds.labels.resize(static_cast<size_t>(n));
   ds.labels.shrink_to_fit();
   // Keep the checksum that of the raw bytes now held, as load_dataset
   // would have computed it for a file of the first n samples.
-  uint64_t h = kFnvOffset;
-  for (float v : ds.images) h = (h ^ raw_pixel(v)) * kFnvPrime;
+  uint64_t h = fnv1a(kFnvOffset, ds.pixels.data(), ds.pixels.size());
   for (int32_t l : ds.labels) h = (h ^ static_cast<uint8_t>(l)) * kFnvPrime;
   ds.checksum = h;
 }

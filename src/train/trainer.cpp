@@ -72,7 +72,7 @@ EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset&
     float* x = net.input(n);
     int32_t* y = net.labels(n);
     for (int j = 0; j < n; ++j) {
-      std::memcpy(x + static_cast<size_t>(j) * data::kPixels, test.image(idx[s + j]), sizeof(float) * data::kPixels);
+      test.copy_image(idx[s + j], x + static_cast<size_t>(j) * data::kPixels);
       y[j] = test.labels[idx[s + j]];
     }
     const auto r = net.forward(n, false);
@@ -310,7 +310,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       int32_t* y = net.labels(n);
       for (int j = 0; j < n; ++j) {
         const int64_t i = idx[s * batch + j];
-        std::memcpy(x + static_cast<size_t>(j) * data::kPixels, train_set.image(i), sizeof(float) * data::kPixels);
+        train_set.copy_image(i, x + static_cast<size_t>(j) * data::kPixels);
         y[j] = train_set.labels[i];
       }
       const auto t1 = Clock::now();
