@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "common/error.h"
 
@@ -16,22 +17,48 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string cause(int err) {
+std::string describe_errno(int err) {
   switch (err) {
-    case ENOSPC: return "the disk is full";
-    case EDQUOT: return "the disk quota is exhausted";
-    case EFBIG: return "the file size limit (ulimit -f) was reached";
+    case ENOSPC: return "disk full (no space left on device)";
+    case EDQUOT: return "disk quota exceeded";
+    case EFBIG: return "file too large (over the file size limit, ulimit -f, or the file system's maximum)";
     case EACCES:
     case EPERM: return "permission denied";
+    case EROFS: return "read-only file system";
     case ENOENT: return "the directory does not exist";
-    case EROFS: return "the file system is read-only";
+    case ENOTDIR: return "a component of the path is not a directory";
+    case EISDIR: return "it is a directory";
+    case EIO: return "I/O error";
+    case ENAMETOOLONG: return "the name is too long";
     default: return std::strerror(err);
   }
 }
 
-[[noreturn]] void fail(const std::string& path, int err) {
-  throw UserError("cannot write " + path + ": " + cause(err),
-                  "free some space or choose another location (e.g. --save-results /tmp/results.json)");
+std::string errno_hint(int err) {
+  switch (err) {
+    case ENOSPC: return "free some disk space, or write to another directory";
+    case EDQUOT: return "free some space within your quota, or write to another directory";
+    case EFBIG: return "raise the file size limit (ulimit -f unlimited), or write to another file system";
+    case EACCES:
+    case EPERM: return "make the directory writable, or write to another directory";
+    case EROFS: return "write to a writable directory";
+    case ENOENT: return "create the directory first (mkdir -p), or choose another";
+    case EISDIR: return "remove that directory or choose another path";
+    default: return "check the path and the disk";
+  }
+}
+
+void ignore_sigxfsz() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old {};
+    if (::sigaction(SIGXFSZ, nullptr, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+      struct sigaction ign {};
+      ign.sa_handler = SIG_IGN;
+      sigemptyset(&ign.sa_mask);
+      ::sigaction(SIGXFSZ, &ign, nullptr);
+    }
+  });
 }
 
 std::string parent_of(const std::string& path) {
@@ -41,40 +68,70 @@ std::string parent_of(const std::string& path) {
 
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::string& contents) {
-  // With RLIMIT_FSIZE a write past the limit raises SIGXFSZ, which would kill
-  // the process; ignored, it becomes an EFBIG error we can report.
-  signal(SIGXFSZ, SIG_IGN);
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, errno);
-  size_t done = 0;
-  while (done < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = n < 0 ? errno : ENOSPC;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail(path, err);
+void write_file_atomic(const std::string& path, const std::vector<Piece>& pieces) {
+  ignore_sigxfsz();
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = -1;
+  bool tmp_exists = false;
+  // Undoes everything and reports; the previous `path` has not been touched.
+  auto failed = [&](int err, const std::string& while_doing) {
+    if (fd >= 0) ::close(fd);
+    if (tmp_exists) ::unlink(tmp.c_str());
+    fd = -1;
+    tmp_exists = false;
+    throw UserError(path + ": cannot write: " + describe_errno(err) + " (while " + while_doing +
+                        "); any previous file there is unchanged",
+                    errno_hint(err));
+  };
+
+  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) failed(errno, "creating " + tmp);
+  tmp_exists = true;
+  try {
+    for (const Piece& p : pieces) {
+      const char* data = static_cast<const char*>(p.data);
+      size_t left = p.size;
+      while (left > 0) {
+        ssize_t w = ::write(fd, data, std::min<size_t>(left, size_t{1} << 30));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) failed(errno, "writing " + tmp);
+        if (w == 0) failed(EIO, "writing " + tmp);
+        data += w;
+        left -= static_cast<size_t>(w);
+      }
     }
-    done += static_cast<size_t>(n);
+    if (::fsync(fd) != 0) failed(errno, "flushing " + tmp + " to disk");
+    int rc = ::close(fd);
+    fd = -1;
+    if (rc != 0) failed(errno, "closing " + tmp);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) failed(errno, "renaming " + tmp + " over it");
+    tmp_exists = false;
+  } catch (const UserError&) {
+    throw;
+  } catch (...) {  // e.g. bad_alloc while building a message: still clean up
+    if (fd >= 0) ::close(fd);
+    if (tmp_exists) ::unlink(tmp.c_str());
+    throw;
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail(path, err);
+
+  // Make the rename itself durable. File systems that cannot fsync a
+  // directory say EINVAL; only a real I/O error is worth reporting, and by now
+  // the new file is in place.
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    int rc = ::fsync(dfd);
+    int err = errno;
+    ::close(dfd);
+    if (rc != 0 && err == EIO)
+      throw UserError(path + ": written, but flushing its directory to disk failed: I/O error",
+                      "check the disk; the file may not survive a crash");
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    fail(path, err);
-  }
-  const int dir = ::open(parent_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& contents) {
+  write_file_atomic(path, {{contents.data(), contents.size()}});
 }
 
 void check_writable(const std::string& path) {
@@ -85,7 +142,10 @@ void check_writable(const std::string& path) {
   if (fs::is_directory(path, ec)) throw UserError(path + " is a directory", "give a file name, e.g. " + path + "/results.json");
   const std::string probe = dir + "/.write-test." + std::to_string(getpid());
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, errno);
+  if (fd < 0) {
+    const int err = errno;
+    throw UserError(path + ": cannot write: " + describe_errno(err), errno_hint(err));
+  }
   ::close(fd);
   ::unlink(probe.c_str());
 }

@@ -20,6 +20,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "report/atomic_file.h"
 
 namespace ddp::train {
 
@@ -439,123 +440,17 @@ std::vector<uint8_t> encode_safetensors(const std::map<std::string, std::string>
 void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata,
                        const std::vector<TensorRef>& tensors) {
   const std::string header = safetensors_header(metadata, tensors);
-  std::vector<Piece> pieces{{header.data(), header.size()}};
+  std::vector<report::Piece> pieces{{header.data(), header.size()}};
   for (const TensorRef& t : tensors) {
     size_t count = 1;
     for (int64_t d : t.shape) count *= static_cast<size_t>(d);
     if (count) pieces.push_back({t.data, 4 * count});
   }
-  write_file_atomically(path, pieces);
+  report::write_file_atomic(path, pieces);
 }
 
 namespace {
 
-std::string describe_errno(int err) {
-  switch (err) {
-    case ENOSPC: return "disk full (no space left on device)";
-    case EDQUOT: return "disk quota exceeded";
-    case EFBIG: return "file too large (over the file size limit, ulimit -f, or the file system's maximum)";
-    case EACCES:
-    case EPERM: return "permission denied";
-    case EROFS: return "read-only file system";
-    case ENOENT: return "the directory does not exist";
-    case ENOTDIR: return "a component of the path is not a directory";
-    case EISDIR: return "it is a directory";
-    case EIO: return "I/O error";
-    case ENAMETOOLONG: return "the name is too long";
-    default: return std::strerror(err);
-  }
-}
-
-std::string errno_hint(int err) {
-  switch (err) {
-    case ENOSPC: return "free some disk space, or write the checkpoints to another directory";
-    case EDQUOT: return "free some space within your quota, or write the checkpoints to another directory";
-    case EFBIG: return "raise the file size limit (ulimit -f unlimited), or write to another file system";
-    case EACCES:
-    case EPERM: return "make the directory writable, or write the checkpoints to another directory";
-    case EROFS: return "write the checkpoints to a writable directory";
-    case ENOENT: return "create the directory first (mkdir -p), or choose another";
-    case EISDIR: return "remove that directory or choose another checkpoint path";
-    default: return "check the path and the disk";
-  }
-}
-
-void ignore_sigxfsz() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    struct sigaction old {};
-    if (::sigaction(SIGXFSZ, nullptr, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
-      struct sigaction ign {};
-      ign.sa_handler = SIG_IGN;
-      sigemptyset(&ign.sa_mask);
-      ::sigaction(SIGXFSZ, &ign, nullptr);
-    }
-  });
-}
-
 }  // namespace
-
-void write_file_atomically(const std::string& path, const std::vector<Piece>& pieces) {
-  ignore_sigxfsz();
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = -1;
-  bool tmp_exists = false;
-  // Undoes everything and reports; the previous `path` has not been touched.
-  auto failed = [&](int err, const std::string& while_doing) {
-    if (fd >= 0) ::close(fd);
-    if (tmp_exists) ::unlink(tmp.c_str());
-    fd = -1;
-    tmp_exists = false;
-    throw UserError(path + ": cannot write: " + describe_errno(err) + " (while " + while_doing +
-                        "); any previous file there is unchanged",
-                    errno_hint(err));
-  };
-
-  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) failed(errno, "creating " + tmp);
-  tmp_exists = true;
-  try {
-    for (const Piece& p : pieces) {
-      const char* data = static_cast<const char*>(p.data);
-      size_t left = p.size;
-      while (left > 0) {
-        ssize_t w = ::write(fd, data, std::min<size_t>(left, size_t{1} << 30));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) failed(errno, "writing " + tmp);
-        if (w == 0) failed(EIO, "writing " + tmp);
-        data += w;
-        left -= static_cast<size_t>(w);
-      }
-    }
-    if (::fsync(fd) != 0) failed(errno, "flushing " + tmp + " to disk");
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) failed(errno, "closing " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) failed(errno, "renaming " + tmp + " over it");
-    tmp_exists = false;
-  } catch (const UserError&) {
-    throw;
-  } catch (...) {  // e.g. bad_alloc while building a message: still clean up
-    if (fd >= 0) ::close(fd);
-    if (tmp_exists) ::unlink(tmp.c_str());
-    throw;
-  }
-
-  // Make the rename itself durable. File systems that cannot fsync a
-  // directory say EINVAL; only a real I/O error is worth reporting, and by now
-  // the new file is in place.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    int rc = ::fsync(dfd);
-    int err = errno;
-    ::close(dfd);
-    if (rc != 0 && err == EIO)
-      throw UserError(path + ": written, but flushing its directory to disk failed: I/O error",
-                      "check the disk; the file may not survive a crash");
-  }
-}
 
 }  // namespace ddp::train

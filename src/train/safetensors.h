@@ -52,7 +52,7 @@ std::string safetensors_header(const std::map<std::string, std::string>& metadat
 std::vector<uint8_t> encode_safetensors(const std::map<std::string, std::string>& metadata,
                                         const std::vector<TensorRef>& tensors);
 
-// Writes the file atomically with write_file_atomically(): `path` is either
+// Writes the file atomically (report::write_file_atomic): `path` is either
 // the old file or the complete new one, never anything in between.
 void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata,
                        const std::vector<TensorRef>& tensors);
@@ -62,22 +62,6 @@ SafetensorsContents parse_safetensors(const uint8_t* bytes, size_t size, const s
 
 // Reads and parses a file, refusing one larger than max_file_bytes.
 SafetensorsContents read_safetensors(const std::string& path, uint64_t max_file_bytes = uint64_t{1} << 32);
-
-// Writes `pieces` (in order) to `path` atomically: writes <path>.tmp.<pid>,
-// fsyncs it, renames it over <path> and fsyncs the directory. On any failure
-// (disk full, quota, file size limit, permission, ...) the temp file is
-// removed, a previous <path> is left as it was, and a UserError names the path
-// and the cause, with a hint.
-//
-// SIGXFSZ: the first call sets SIGXFSZ to "ignore" for the whole process
-// (only if it still has its default action, which would kill the process), so
-// that exceeding RLIMIT_FSIZE (ulimit -f) is an EFBIG error reported here
-// rather than a silent death mid-write.
-struct Piece {
-  const void* data;
-  size_t size;
-};
-void write_file_atomically(const std::string& path, const std::vector<Piece>& pieces);
 
 // "[64,32,3,3]"
 std::string shape_to_string(const std::vector<int64_t>& shape);
