@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing (Debian packages, the
-# MNIST files), builds, and runs the whole test suite with CTest.
+# MNIST files), builds, and runs every test:
+#   1. the whole suite (CTest) on the release build;
+#   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the two fuzzers (IDX reader, checkpoint reader) for FUZZ_SECONDS each.
+# Set SANITIZE=0 or FUZZ_SECONDS=0 to skip a stage.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 scripts/install_deps.sh
 scripts/fetch_data.sh
 scripts/build.sh
-cd build
-ctest --output-on-failure -j1 --timeout 900
+
+echo "== tests (release build)"
+(cd build && ctest --output-on-failure --timeout 900)
+
+if [[ "${SANITIZE:-1}" != 0 ]]; then
+  echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDDP_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$(nproc)" --target test_data test_nn test_dist test_train
+  # LeakSanitizer needs ptrace, which some sandboxes forbid; leaks are not the point here.
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd build-asan && ctest --output-on-failure --timeout 900 -R '^(Idx|Dataset|Sampler|Cnn|Gloo|Launcher|GradSync|Safetensors|Checkpoint|LearningRate|TrainLoop)')
+fi
+
+if [[ "${FUZZ_SECONDS:-60}" != 0 ]]; then
+  echo "== fuzzing, ${FUZZ_SECONDS:-60} s per target"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
+echo "== all tests passed"
