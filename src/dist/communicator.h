@@ -24,6 +24,13 @@ class Communicator {
   // size. Throws ddp::UserError when a peer is gone or the timeout passes.
   virtual void allreduce_sum(float* data, size_t count) = 0;
   virtual void allreduce_sum(double* data, size_t count) = 0;
+  // In place, on bfloat16 values (dist/bf16.h): data[i] becomes the sum over
+  // ranks, each pairwise addition done in float and rounded to bf16. Every
+  // rank ends with the same bits. The default widens to float and calls
+  // allreduce_sum(float*) (correct, but float-sized on the wire); a backend
+  // overrides it to send 2-byte elements (Gloo: a custom reduce function;
+  // MPI: MPI_UINT16_T with a user-defined MPI_Op).
+  virtual void allreduce_sum_bf16(uint16_t* data, size_t count);
   // data on every rank becomes root's data.
   virtual void broadcast(float* data, size_t count, int root) = 0;
   virtual void barrier() = 0;
@@ -36,6 +43,7 @@ class LocalCommunicator final : public Communicator {
   std::string backend() const override { return "local"; }
   void allreduce_sum(float*, size_t) override {}
   void allreduce_sum(double*, size_t) override {}
+  void allreduce_sum_bf16(uint16_t*, size_t) override {}
   void broadcast(float*, size_t, int) override {}
   void barrier() override {}
 };

@@ -22,6 +22,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "dist/bf16.h"
 
 namespace ddp::dist {
 namespace {
@@ -39,6 +40,11 @@ void sum_into(void* c_, const void* a_, const void* b_, size_t n) {
   const T* a = static_cast<const T*>(a_);
   const T* b = static_cast<const T*>(b_);
   for (size_t i = 0; i < n; i++) c[i] = a[i] + b[i];
+}
+
+// Element-wise bfloat16 sum, accumulated in float (the output may alias either input).
+void sum_bf16(void* c, const void* a, const void* b, size_t n) {
+  bf16_sum(static_cast<uint16_t*>(c), static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b), n);
 }
 
 gloo::AllreduceOptions::Algorithm parse_algorithm(const std::string& name) {
@@ -68,8 +74,13 @@ class GlooCommunicator final : public Communicator {
   int size() const override { return options_.size; }
   std::string backend() const override { return "gloo"; }
 
-  void allreduce_sum(float* data, size_t count) override { allreduce<float>(data, count); }
-  void allreduce_sum(double* data, size_t count) override { allreduce<double>(data, count); }
+  void allreduce_sum(float* data, size_t count) override { allreduce(data, count, &sum_into<float>); }
+  void allreduce_sum(double* data, size_t count) override { allreduce(data, count, &sum_into<double>); }
+  // 2-byte elements on the wire; each reduction step adds in float and
+  // rounds once. Both of Gloo's algorithms reduce every chunk on exactly one
+  // rank (reduce-scatter) and then copy it to all (all-gather), so every
+  // rank receives the same bits.
+  void allreduce_sum_bf16(uint16_t* data, size_t count) override { allreduce(data, count, &sum_bf16); }
 
   void broadcast(float* data, size_t count, int root) override {
     if (root < 0 || root >= size())
@@ -96,12 +107,12 @@ class GlooCommunicator final : public Communicator {
 
  private:
   template <typename T>
-  void allreduce(T* data, size_t count) {
+  void allreduce(T* data, size_t count, void (*reduce)(void*, const void*, const void*, size_t)) {
     if (size() == 1 || count == 0) return;
     guarded("all-reduce", [&] {
       gloo::AllreduceOptions opts(context_);
       opts.setOutput(data, count);
-      opts.setReduceFunction(&sum_into<T>);
+      opts.setReduceFunction(reduce);
       opts.setAlgorithm(algorithm_);
       opts.setTag(next_tag());
       gloo::allreduce(opts);

@@ -5,18 +5,28 @@
 #include <string>
 
 #include "common/error.h"
+#include "dist/bf16.h"
 
 namespace ddp::dist {
 
 using Clock = std::chrono::steady_clock;
 
+Compression parse_compression(const std::string& name) {
+  if (name == "none") return Compression::none;
+  if (name == "bf16") return Compression::bf16;
+  throw UserError("unknown gradient compression '" + name + "'", "use --grad-compression none or bf16");
+}
+
+const char* compression_name(Compression c) { return c == Compression::bf16 ? "bf16" : "none"; }
+
 GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
-                   const std::vector<size_t>& segments)
+                   const std::vector<size_t>& segments, Compression compression)
     : comm_(comm),
       grads_(grads),
       count_(count),
       scale_(1.0f / static_cast<float>(comm.size())),
-      threaded_(comm.size() > 1) {
+      threaded_(comm.size() > 1),
+      compression_(compression) {
   DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
   const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
   if (segments.empty()) {
@@ -40,6 +50,7 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
     }
   }
   lo_ = count_;
+  if (threaded_ && compression_ == Compression::bf16) half_.resize(count_);
   if (threaded_) thread_ = std::thread([this] { comm_loop(); });
 }
 
@@ -124,14 +135,25 @@ void GradSync::comm_loop() {
       float* p = grads_ + begin_[b];
       const size_t len = end_[b] - begin_[b];
       const auto t0 = Clock::now();
-      try {
-        comm_.allreduce_sum(p, len);
-      } catch (...) {
-        error = std::current_exception();
+      if (compression_ == Compression::bf16) {
+        uint16_t* h = half_.data() + begin_[b];
+        floats_to_bf16(p, h, len);
+        try {
+          comm_.allreduce_sum_bf16(h, len);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        if (!error) bf16_to_floats(h, p, len, scale_);
+      } else {
+        try {
+          comm_.allreduce_sum(p, len);
+        } catch (...) {
+          error = std::current_exception();
+        }
+        if (!error)
+          for (size_t i = 0; i < len; ++i) p[i] *= scale_;
       }
       seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-      if (!error)
-        for (size_t i = 0; i < len; ++i) p[i] *= scale_;
     }
     bool all_done;
     {

@@ -20,12 +20,22 @@
 // communication thread calls into the communicator.
 //
 // With a world of one there is no thread, and finish() returns at once
-// without touching the buffer. In steady state a step allocates nothing.
+// without touching the buffer. In steady state a step allocates nothing
+// (tests/nn_alloc_test.cpp counts).
+//
+// Compression::bf16 halves the bytes on the wire: each bucket is rounded to
+// bfloat16 (nearest, ties to even), all-reduced as 16-bit values with the
+// additions done in float (Communicator::allreduce_sum_bf16), widened back
+// and scaled by 1/world_size. Every rank still ends with the same bits; the
+// average is exact to about 3 significant digits (bf16's 8-bit mantissa)
+// instead of float's. The bf16 copy of the buffer is allocated once, here.
 #pragma once
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -34,12 +44,17 @@
 
 namespace ddp::dist {
 
+enum class Compression { none, bf16 };
+// "none" or "bf16"; anything else throws ddp::UserError.
+Compression parse_compression(const std::string& name);
+const char* compression_name(Compression c);
+
 class GradSync {
  public:
   // grads: the flat gradient buffer [count] floats, which must outlive this.
   // bucket_bytes is rounded down to whole floats (at least one).
   GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
-           const std::vector<size_t>& segments = {});
+           const std::vector<size_t>& segments = {}, Compression compression = Compression::none);
   ~GradSync();  // joins the communication thread (after its current all-reduce)
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;
@@ -54,10 +69,12 @@ class GradSync {
   double finish();
 
   size_t num_buckets() const { return begin_.size(); }
+  Compression compression() const { return compression_; }
   // Bucket i as [first element, one past the last).
   std::pair<size_t, size_t> bucket(size_t i) const { return {begin_.at(i), end_.at(i)}; }
-  // Seconds the communication thread spent inside all-reduce calls in the
-  // last finished step (0 with a world of one).
+  // Seconds the communication thread spent on the buckets of the last
+  // finished step: all-reduce calls, bf16 conversions, scaling (0 with a
+  // world of one).
   double last_step_comm_seconds() const { return last_comm_s_; }
 
  private:
@@ -70,6 +87,8 @@ class GradSync {
   std::vector<size_t> begin_, end_;  // bucket bounds, bucket 0 = last slice
   float scale_;
   bool threaded_;
+  Compression compression_;
+  std::vector<uint16_t> half_;  // bf16 copy of the buffer (Compression::bf16 with a thread only)
 
   // Training thread only.
   bool in_step_ = false;

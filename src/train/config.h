@@ -29,6 +29,7 @@ struct TrainConfig {
   size_t bucket_kb = 64;        // a bucket closes once it holds this much (whole layers)
   std::string backend = "gloo"; // gloo | mpi
   std::string allreduce_algorithm = "bcube";  // gloo: ring | bcube
+  std::string grad_compression = "none";      // none | bf16 (gradients all-reduced as bfloat16)
   bool progress = true;         // progress bar / lines on rank 0
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none

@@ -257,7 +257,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   for (const auto& spec : nn::Cnn::param_specs())
     if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
   segments.push_back(num_params);
-  dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments);
+  dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
+                      dist::parse_compression(cfg.grad_compression));
 
   RunResult r;
   r.config = cfg;
