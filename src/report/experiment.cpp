@@ -87,7 +87,8 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   r += "- **Runs:** " + std::to_string(cfg.value("epochs", 0)) + " epoch(s), batch " +
        std::to_string(cfg.value("batch_size", 0)) + " per process, " + std::to_string(cfg.value("threads", 1)) +
        " compute thread(s) per process, learning rate " + fmt("%g", num(cfg, "learning_rate")) + " (scaling: " +
-       str(cfg, "lr_scaling", "none") + "), dataset " + str(cfg, "dataset", "mnist");
+       str(cfg, "lr_scaling", "none") + "), " + str(cfg, "allreduce_algorithm", "ring") + " all-reduce, dataset " +
+       str(cfg, "dataset", "mnist");
   if (cfg.value("limit", 0) > 0) r += " (first " + std::to_string(cfg.value("limit", 0)) + " training samples)";
   r += ", seed " + std::to_string(cfg.value("seed", 0)) + ", " + std::to_string(cfg.value("repeats", 1)) +
        " repeat(s) of each configuration\n";
@@ -139,10 +140,17 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
     r += "Seconds per epoch in each part of the training step (mean over ranks), plus the evaluation on the test set. "
          "*all-reduce (exposed)* is the time a rank waited for the gradient all-reduce after its backward pass; the "
          "rest of the all-reduce ran during backward, on the communication thread.\n\n";
-    r += "| run | forward | backward | all-reduce exposed | optimizer | data | other | evaluation | all-reduce busy / step | hidden |\n";
-    r += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    r += "| run | forward | backward | all-reduce exposed | optimizer | data | other | evaluation | all-reduce busy / step | hidden | compute / sample |\n";
+    r += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    double serial_cps = NAN;
+    for (const auto& c : m.value("configurations", json::array()))
+      if (c.value("name", "") == "serial") serial_cps = num(c, "compute_per_sample_s");
     for (const auto& c : m.value("configurations", json::array())) {
       if (!c.contains("time_per_epoch_s")) continue;
+      const double cps = num(c, "compute_per_sample_s");
+      const std::string compute = fmt("%.3f ms", 1e3 * cps) + (c.value("name", "") != "serial" && std::isfinite(serial_cps)
+                                                                    ? fmt(" (%.2fx)", cps / serial_cps)
+                                                                    : std::string());
       const json& t = c["time_per_epoch_s"];
       r += "| " + c.value("label", "?") + " | " + fmt("%.2f s", num(t, "forward")) + " | " + fmt("%.2f s", num(t, "backward")) +
            " | " + fmt("%.2f s", num(t, "allreduce_exposed")) + " | " + fmt("%.3f s", num(t, "optimizer")) + " | " +
@@ -150,10 +158,14 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
            fmt("%.2f s", num(t, "evaluation")) + " | ";
       if (c.contains("allreduce") && c.value("processes", 1) > 1)
         r += fmt("%.1f ms", 1e3 * num(c["allreduce"], "busy_per_step_s")) + " | " +
-             fmt("%.0f%%", 100 * num(c["allreduce"], "hidden_fraction")) + " |\n";
+             fmt("%.0f%%", 100 * num(c["allreduce"], "hidden_fraction")) + " | " + compute + " |\n";
       else
-        r += "- | - |\n";
+        r += "- | - | " + compute + " |\n";
     }
+    r += "\n*compute / sample*: data + forward + backward + optimizer time of one rank per sample it trained, and "
+         "in brackets against the serial run: more than 1x means the ranks slowed each other down, by sharing cores "
+         "(oversubscription) or memory bandwidth, or by the communication thread, which copies the gradients "
+         "through loopback TCP on the same cores.\n";
     r += "\n![Where the time goes](time_breakdown.png)\n\n";
   }
 
@@ -190,7 +202,7 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
         cal["allreduce_benchmark"].value("status", "") == "ok") {
       const json& b = cal["allreduce_benchmark"];
       r += "This machine, measured: a " + std::to_string(b.value("ranks", 2)) +
-           "-rank Gloo ring all-reduce over loopback TCP with idle cores fits alpha = " +
+           "-rank Gloo ring all-reduce over loopback TCP, timed before the training runs, fits alpha = " +
            fmt("%.1f µs", 1e6 * num(b, "alpha_s")) + " and beta = " + fmt("%.2f GB/s", num(b, "beta_bytes_per_s") / 1e9) +
            " (" + std::to_string(b.value("samples", json::array()).size()) + " message sizes).";
     }

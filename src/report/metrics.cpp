@@ -192,6 +192,12 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
                            {"other", s.other / e},
                            {"evaluation", s.eval / e},
                            {"train", s.train / e}};
+  // Compute time per sample on one rank (data, forward, backward, optimizer): against the
+  // serial run's, it shows what sharing the cores (with other ranks, or with the
+  // communication thread) costs.
+  const double per_rank = static_cast<double>(r.value("samples_per_epoch", 0)) / std::max(1, r.value("world_size", c.processes));
+  if (per_rank > 0)
+    m["compute_per_sample_s"] = (s.data + s.forward + s.backward + s.optimizer) / (e * per_rank);
   const double steps = static_cast<double>(r.value("steps_per_epoch", 0)) * s.epochs;
   if (steps > 0) {
     m["allreduce"] = {{"busy_per_step_s", s.allreduce_busy / steps},

@@ -20,7 +20,9 @@ const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#94
                                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
 const char* const kSerialColor = "#333333";
 // Tics of a logarithmic loss axis: 1-2-5 steps.
-const char* const kLossTics = "set ytics (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) format '%g'\nset mytics 10\n";
+const char* const kLossTics =
+    "set ytics (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) format '%g'\nset mytics 10\n"
+    "set autoscale y noextend\nset offsets 0, 0, graph 0.04, graph 0.04\n";
 
 std::string g(double v) {
   if (!std::isfinite(v)) return "NaN";
@@ -230,8 +232,8 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
          ", graph 0.05 left tc rgb '#777777' font ',13'\n";
   }
   s += "set arrow 1 from first " + g(fit) + ", graph 0 to first " + g(fit) + ", graph 1 nohead dt 2 lw 2 lc rgb '#777777' front\n";
-  s += "set label 2 " + gp_quote(std::to_string(c) + " cores" + (t > 1 ? " / " + std::to_string(t) + " threads" : "")) +
-       " at first " + g(fit) + ", graph 0.97 right offset -0.5,0 tc rgb '#555555' font ',13' front\n";
+  s += "set label 2 " + gp_quote(std::to_string(c) + " cores" + (t > 1 ? " / " + std::to_string(t) + " threads per process" : "")) +
+       " at first " + g(fit) + ", graph 0.8 center rotate by 90 offset -0.9,0 tc rgb '#555555' font ',13' front\n";
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal (speedup = N)'";
   if (metrics.contains("scaling_model") && metrics["scaling_model"].contains("this_machine") &&
       metrics["scaling_model"]["this_machine"].contains("predictions")) {
@@ -243,7 +245,7 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   plot += ", \\\n     'speedup.dat' using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '#1f77b4' notitle";
   plot += ", \\\n     'speedup.dat' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'measured'";
-  plot += ", \\\n     'speedup.dat' using 1:2:(sprintf('%.2f×', $2)) with labels offset 0,1.4 font ',14' tc rgb '#1f4f7f' notitle";
+  plot += ", \\\n     'speedup.dat' using 1:2:(sprintf('%.2f×', $2)) with labels left offset 0.7,0.9 font ',14' tc rgb '#1f4f7f' notitle";
   s += "plot " + plot + "\n";
   p.script = s;
   return p;
@@ -271,7 +273,7 @@ PlotFiles efficiency_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set ylabel 'efficiency = speedup / N  (%)'\nset xlabel ''\n";
   s += "set style fill solid 0.85 border lc rgb '#ffffff'\nset boxwidth 0.6\n";
   s += "set xrange [-0.6:" + g(cs.size() - 0.4) + "]\nset yrange [0:" + g(std::ceil(top * 1.15 / 10) * 10) + "]\n";
-  s += bar_xtics(cs);
+  s += bar_xtics(cs) + "set bmargin 4.5\n";
   s += "set grid noxtics ytics\n";
   s += "set arrow 1 from graph 0, first 100 to graph 1, first 100 nohead dt 2 lw 2 lc rgb '#888888' front\n";
   s += "set label 1 'ideal' at graph 0.995, first 100 right offset 0,0.8 tc rgb '#666666' front\n";
@@ -307,7 +309,7 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
        gp_quote("Serial vs data-parallel training: " + std::to_string(epochs) + " epoch" + (epochs > 1 ? "s" : "") +
                 ", batch " + std::to_string(batch(metrics)) + " per process") + " font ',19'\n";
   s += "set style fill solid 0.85 border lc rgb '#ffffff'\nset boxwidth 0.6\nunset key\n";
-  s += "set xrange [-0.6:" + g(cs.size() - 0.4) + "]\n" + bar_xtics(cs) + "set grid noxtics ytics\nset xlabel ''\n";
+  s += "set xrange [-0.6:" + g(cs.size() - 0.4) + "]\n" + bar_xtics(cs) + "set grid noxtics ytics\nset xlabel ''\nset bmargin 4.5\n";
   s += "set title 'total time (training + evaluation)' font ',15'\nset ylabel 'time (s)'\n";
   s += "set yrange [0:" + g(tmax > 0 ? tmax * 1.18 : 1) + "]\n";
   s += "plot 'comparison.dat' using 1:2:8 with boxes lc rgb variable, \\\n"
@@ -318,7 +320,7 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "plot 'comparison.dat' using 1:5:8 with boxes lc rgb variable, \\\n"
        + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:5:6:7 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'comparison.dat' using 1:7:(sprintf('%.0f', $5)) with labels offset 0,0.9 font ',14'\n";
-  s += "set xtics autofreq scale 0.75\nset grid xtics ytics\nset autoscale y\nset xlabel 'epoch'\n" + epoch_axis(epochs);
+  s += "set xtics autofreq scale 0.75\nset grid xtics ytics\nset autoscale y\nset bmargin\nset xlabel 'epoch'\n" + epoch_axis(epochs);
   s += "set key bottom right\n";
   s += "set title 'test accuracy after each epoch' font ',15'\nset ylabel 'test accuracy (%)'\n";
   std::string acc, loss;
@@ -480,7 +482,8 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   if (one_step >= 2 && one_step <= pmax) {
     s += "set arrow 1 from first " + g(one_step) + ", graph 0 to first " + g(one_step) +
          ", graph 1 nohead dt 3 lw 1.5 lc rgb '#999999' back\n";
-    s += "set label 1 " + gp_dquote("one step\nper epoch") + " at first " + g(one_step) + ", graph 0.5 right offset -0.4,0 tc rgb '#888888' font ',12'\n";
+    s += "set label 1 " + gp_dquote("p = M/B:\none step\nper epoch") + " at first " + g(one_step) +
+         ", graph 0.97 right offset -0.4,0 tc rgb '#888888' font ',12'\n";
   }
   auto curves = [&](int col_offset, bool titles) {
     std::string plot;
@@ -495,7 +498,7 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   // Left: speedup, log-log.
   s += "set title 'speedup' font ',15'\nset logscale y 2\nset yrange [0.5:" + std::to_string(pmax) + "]\n";
   s += "set ytics ('0.5' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16, '32' 32, '64' 64, '128' 128, '256' 256, '512' 512, '1024' 1024)\n";
-  s += "set ylabel 'speedup over one process'\nset key top left\n";
+  s += "set ylabel 'speedup over one process'\nset key bottom right font ',13' spacing 1.0\n";
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal'" + curves(0, true);
   if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title " +
                        gp_label("this machine (" + std::to_string(cores(metrics)) + " cores, loopback)");
@@ -509,7 +512,7 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
                 mp.gradient_bytes() / 1e6, mp.buckets.size(), mp.buckets.size() == 1 ? "" : "s");
   s += "set title 'efficiency' font ',15'\nunset logscale y\nset yrange [0:105]\nset ytics autofreq\n";
   s += "set label 10 " + gp_quote(formula) + " at screen 0.5, screen 0.035 center noenhanced font ',12' tc rgb '#444444'\n";
-  s += "set ylabel 'efficiency = speedup / p  (%)'\nunset key\n";
+  s += "set ylabel 'efficiency = speedup / p  (%)'\nunset key\nunset label 1\n";
   plot = "100 with lines dt 2 lw 2 lc rgb '#999999' notitle" + curves(1, false);
   if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:3 with lines dt 3 lw 3 lc rgb '#ff7f0e' notitle";
   if (any) plot += ", \\\n     'scaling_measured.dat' using 1:5 with points pt 7 ps 1.8 lc rgb '#000000' notitle";
