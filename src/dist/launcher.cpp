@@ -178,6 +178,11 @@ int launch_local(const LaunchOptions& o) {
   if (::access(exe.c_str(), X_OK) != 0)
     throw UserError("cannot execute '" + exe + "': " + std::strerror(errno),
                     "argv[0] must be the path of an executable file (no PATH search)");
+  const int global = o.global_world_size > 0 ? o.global_world_size : o.world_size;
+  if (o.rank_offset < 0 || o.rank_offset + o.world_size > global)
+    throw UserError("ranks " + std::to_string(o.rank_offset) + ".." + std::to_string(o.rank_offset + o.world_size - 1) +
+                        " do not fit in a world of " + std::to_string(global),
+                    "the node's ranks must lie in [0, world size)");
   if (!(o.grace_s >= 0))
     throw UserError("negative grace period", "grace_s must be >= 0");
   const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
@@ -215,8 +220,8 @@ int launch_local(const LaunchOptions& o) {
   for (int r = 0; r < n; ++r) {
     auto& p = plans[r];
     p.env_strings = inherited;
-    p.env_strings.push_back("RANK=" + std::to_string(r));
-    p.env_strings.push_back("WORLD_SIZE=" + std::to_string(n));
+    p.env_strings.push_back("RANK=" + std::to_string(o.rank_offset + r));
+    p.env_strings.push_back("WORLD_SIZE=" + std::to_string(global));
     p.env_strings.push_back("LOCAL_RANK=" + std::to_string(r));
     p.env_strings.push_back("LOCAL_WORLD_SIZE=" + std::to_string(n));
     p.env_strings.push_back("DDP_RENDEZVOUS_DIR=" + rdv_dir);
@@ -290,7 +295,7 @@ int launch_local(const LaunchOptions& o) {
   };
   if (fork_errno != 0) {
     std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name.c_str(),
-                 alive, std::strerror(fork_errno));
+                 o.rank_offset + alive, std::strerror(fork_errno));
     result = 1;
     first_failure = alive;
     stop_all(SIGTERM);
@@ -312,12 +317,12 @@ int launch_local(const LaunchOptions& o) {
         if (WIFSIGNALED(st)) {
           int sig = WTERMSIG(st);
           result = 128 + sig;
-          std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), blame,
+          std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), o.rank_offset + blame,
                        sig, signal_name(sig).c_str(),
                        alive > 0 ? "; stopping the other ranks" : "");
         } else {
           result = WEXITSTATUS(st);
-          std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), blame,
+          std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), o.rank_offset + blame,
                        result, alive > 0 ? "; stopping the other ranks" : "");
         }
         std::fflush(stderr);

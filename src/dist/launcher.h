@@ -35,6 +35,12 @@ struct LaunchOptions {
   std::vector<std::pair<std::string, std::string>> env;
   double grace_s = 3;    // how long stopped workers get between SIGTERM and SIGKILL
   std::string job_name;  // prefix of messages and of the job id; default: basename of argv[0]
+  // One node of a larger job: these world_size workers are ranks
+  // rank_offset .. rank_offset + world_size - 1 of global_world_size (0: just
+  // world_size). RANK and WORLD_SIZE are the global ones, LOCAL_RANK and
+  // LOCAL_WORLD_SIZE the local ones; messages name global ranks.
+  int rank_offset = 0;
+  int global_world_size = 0;
 };
 
 // Returns 0 when every worker exited with status 0, otherwise as described

@@ -1,0 +1,60 @@
+// The MPI implementation of Communicator (OpenMPI): MPI_COMM_WORLD, in-place
+// MPI_Iallreduce / MPI_Ibcast / MPI_Ibarrier, completed by polling.
+//
+// Why polling: OpenMPI makes no progress outside MPI calls, and a blocking
+// MPI call spins on the CPU while it waits for a peer. The gradient
+// synchroniser's communication thread runs next to backward on the same
+// cores, so a spinning wait would steal compute. Each operation therefore
+// starts a non-blocking collective and tests it: in a tight loop for the
+// first `spin` microseconds (the peers are usually there and the shared-memory
+// transfer is quick), then with `poll` microsecond sleeps between tests.
+//
+// Failure: MPI itself ends the whole job when a rank dies (mpirun names the
+// rank). A peer that is alive but silent for longer than `timeout` makes
+// this rank print which operation waited and call MPI_Abort, so the job
+// ends instead of hanging. Errors an MPI call returns become UserError.
+//
+// MPI is initialised (MPI_Init_thread, asking for MPI_THREAD_MULTIPLE; at
+// least MPI_THREAD_SERIALIZED is required, which the thread rule in
+// communicator.h satisfies) by the first make_mpi_communicator() of the
+// process and finalised when that communicator is destroyed normally; when
+// it is destroyed by an exception unwinding the stack, MPI is not finalised:
+// the process then exits non-zero and mpirun ends the job. MPI can be
+// initialised only once per process.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "dist/communicator.h"
+
+namespace ddp::dist {
+
+struct MpiOptions {
+  std::chrono::milliseconds timeout{60000};  // longest wait for peers in one operation
+  int spin_us = 200;                         // busy testing before sleeping between tests
+  int poll_us = 20;                          // sleep between tests after that (0: always spin)
+};
+
+// Options from the environment: DDP_MPI_SPIN_US, DDP_MPI_POLL_US (integers
+// >= 0) override the defaults. Throws UserError for invalid values.
+MpiOptions mpi_options_from_env(MpiOptions defaults = {});
+
+// Joins MPI_COMM_WORLD. Throws UserError when MPI cannot be initialised or
+// gives too little thread support.
+std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options = {});
+
+// True when this process was started by an MPI launcher: mpirun / mpiexec
+// of OpenMPI (OMPI_COMM_WORLD_SIZE) or a PMI/PMIx launcher such as Slurm's
+// srun --mpi=pmix (PMIX_RANK, PMI_RANK).
+bool launched_by_mpi();
+
+// This process's place as the MPI launcher describes it before MPI_Init
+// (OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK, else PMIX_RANK / PMI_RANK /
+// PMI_SIZE); -1 where unknown. For messages before MPI is up.
+struct MpiPlace {
+  int rank = -1, size = -1, local_rank = -1;
+};
+MpiPlace mpi_place_from_env();
+
+}  // namespace ddp::dist
