@@ -4,6 +4,7 @@
 // and what a scaling model predicts, as JSON, plots and a Markdown report,
 // into <output-dir>/experiment_<timestamp>/.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +47,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr const char* kBenchWorkerFlag = "--internal-allreduce-benchmark";
+// Other processes using more CPU than this during a run make its timing unreliable.
+constexpr double kBusyCores = 0.25;
 
 struct Options {
   int epochs = 10;
@@ -172,6 +175,38 @@ json run_allreduce_benchmark(const std::string& dir) {
     b["error"] = e.what();
   }
   return b;
+}
+
+// ------------------------------------------------------------------ background load
+// How much CPU other processes took while a run ran: all CPU time the kernel
+// counted (/proc/stat, steal included) minus ours and our children's.
+struct CpuSample {
+  double busy_s = NAN, own_s = 0;
+  Clock::time_point t = Clock::now();
+};
+
+double cpu_seconds(const rusage& u) {
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+CpuSample cpu_sample() {
+  CpuSample c;
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal && cpu == "cpu")
+    c.busy_s = (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  rusage self{}, kids{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &kids);
+  c.own_s = cpu_seconds(self) + cpu_seconds(kids);
+  return c;
+}
+
+double background_cores(const CpuSample& a, const CpuSample& b) {
+  const double wall = std::chrono::duration<double>(b.t - a.t).count();
+  if (!std::isfinite(a.busy_s) || !std::isfinite(b.busy_s) || wall <= 0) return NAN;
+  return std::max(0.0, ((b.busy_s - a.busy_s) - (b.own_s - a.own_s)) / wall);
 }
 
 // ------------------------------------------------------------------ the terminal
@@ -335,7 +370,9 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
     };
     co.on_tick = [&] { d.status(status()); };
     co.tick_s = 1;
+    const CpuSample before = cpu_sample();
     const report::ChildResult res = report::run_child(co);
+    rec.background_cores = background_cores(before, cpu_sample());
     rec.wall_s = res.seconds;
     rec.exit_status = res.exit_status;
     d.end_status();
@@ -354,12 +391,18 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
       for (size_t k = src.size() > 6 ? src.size() - 6 : 0; k < src.size(); ++k) rec.error += (rec.error.empty() ? "" : "\n") + src[k];
       if (rec.error.empty()) rec.error = "exited with status " + std::to_string(res.exit_status) + " and no message";
     }
-    char summary[256];
+    char summary[320];
     if (rec.ok) {
       std::snprintf(summary, sizeof summary, "    done: %.1f s (trainer's total %.1f s), %.0f samples/s, test accuracy %.2f%%",
                     res.seconds, rec.results.value("total_time_s", 0.0), rec.results.value("throughput_samples_per_s", 0.0),
                     100 * rec.results.value("final_test_accuracy", 0.0));
-      d.line(summary);
+      std::string line = summary;
+      if (rec.background_cores > kBusyCores) {
+        std::snprintf(summary, sizeof summary, "; other processes used %.1f cores meanwhile: timing disturbed",
+                      rec.background_cores);
+        line += summary;
+      }
+      d.line(line);
       done_cost += cost;
       done_seconds += res.seconds;
     } else if (g_signal) {
@@ -448,8 +491,10 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
   // With repeats, the canonical results file is the median run's.
   for (const auto& c : s.configs) {
     const int rep = c.representative();
-    if (rep >= 0 && c.runs[rep].results_file != c.results_file)
-      report::write_file_atomic(s.dir + "/" + c.results_file, c.runs[rep].results.dump(2) + "\n");
+    if (rep >= 0 && c.runs[rep].results_file != c.results_file) {
+      const std::string text = read_text(s.dir + "/" + c.runs[rep].results_file);
+      report::write_file_atomic(s.dir + "/" + c.results_file, text.empty() ? c.runs[rep].results.dump(2) + "\n" : text);
+    }
   }
   const json machine = report::machine_json();
   json versions = report::versions_json();
@@ -502,6 +547,11 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
 
   std::cout << "\n" << report::results_table_text(m) << "\n";
   for (const auto& n : notes) std::cerr << "run_experiments: " << n << "\n";
+  if (m.contains("measurement") && m["measurement"]["background_load_cores"]["max"].is_number() &&
+      m["measurement"]["background_load_cores"]["max"].get<double>() > kBusyCores)
+    std::cerr << "run_experiments: warning: other processes used up to "
+              << report::format_number(m["measurement"]["background_load_cores"]["max"].get<double>(), 1)
+              << " cores during the runs: the timings are disturbed; rerun on a quiet machine, or with --repeats 3\n";
   const int failed = m.value("failed_runs", 0);
   if (failed) std::cerr << "run_experiments: " << failed << " run(s) FAILED; see performance_metrics.json and logs/\n";
   std::cout << "report: " << s.dir << "/report.md\n";
@@ -623,6 +673,14 @@ int run_suite(const Options& o, const std::string& command) {
   std::cout << "; " << o.epochs << " epoch(s), batch " << o.batch << " per process, " << o.threads
             << " thread(s) per process, " << s.cores << " cores\n";
 
+  {
+    double load = 0;
+    std::ifstream("/proc/loadavg") >> load;
+    if (load > s.cores * 0.5)
+      std::cerr << "run_experiments: warning: the machine is busy (load average " << report::format_number(load, 1)
+                << " over the last minute on " << s.cores
+                << " cores): other processes will slow the runs down unevenly; the report records how much\n";
+  }
   std::cout << "measuring this machine's all-reduce (2 ranks, loopback) ..." << std::flush;
   const json bench = run_allreduce_benchmark(s.dir);
   if (bench.value("status", "") == "ok")

@@ -66,6 +66,12 @@ json performance_metrics(const json& experiment, const json& machine, const json
       {"oversubscribed", "processes x threads per process > cores: the processes take turns on the cores"},
       {"scaling", "weak scaling per step: the batch per process is fixed; N processes do 1/N of the steps of an epoch"}};
   m["configurations"] = cs;
+  std::vector<double> bg;
+  for (const auto& c : configs)
+    for (const auto& r : c.runs) bg.push_back(r.background_cores);
+  m["measurement"] = {{"background_load_cores", to_json(summarize(bg))},
+                      {"meaning", "CPU time other processes used during each run, in cores (from /proc/stat minus "
+                                  "the runs' own CPU time): above about 0.25 the timings are disturbed"}};
   m["scaling_model"] = scaling_model;
   return m;
 }
@@ -121,6 +127,15 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
       if (!err.empty()) r += ":\n\n```\n" + err + "\n```\n";
       r += "\n\n";
     }
+  }
+  if (m.contains("measurement")) {
+    const json& bg = m["measurement"]["background_load_cores"];
+    if (num(bg, "max", 0) > 0.25)
+      r += "**Noisy measurement.** Other processes used up to " + fmt("%.1f", num(bg, "max")) + " cores (median " +
+           fmt("%.1f", num(bg, "median")) + ") of this machine's " + std::to_string(cores) +
+           " while the runs ran (`background_load_cores` of each run in performance_metrics.json). A parallel run "
+           "that needs every core suffers more from that than the serial run, which leaves cores free: the speedups "
+           "above are lower than on a quiet machine.\n\n";
   }
   for (const auto& n : notes) r += "**Note:** " + n + "\n\n";
 

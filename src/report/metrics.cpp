@@ -122,14 +122,16 @@ const json* Configuration::representative_results() const {
 
 json configuration_metrics(const Configuration& c, const Configuration* serial) {
   json runs = json::array();
-  std::vector<double> total, train, thr, acc, exposed;
+  std::vector<double> total, train, thr, acc, exposed, background;
   for (const auto& r : c.runs) {
+    background.push_back(r.background_cores);
     json jr = {{"repeat", r.repeat},
                {"status", r.ok ? "ok" : "failed"},
                {"exit_status", r.exit_status},
                {"results_file", r.ok ? json(r.results_file) : json(nullptr)},
                {"log_file", r.log_file},
-               {"wall_s", r.wall_s}};
+               {"wall_s", r.wall_s},
+               {"background_load_cores", num(r.background_cores)}};
     if (r.ok) {
       total.push_back(get(r.results, "total_time_s", kNaN));
       train.push_back(get(r.results, "train_time_s", kNaN));
@@ -156,6 +158,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   m["throughput_samples_per_s"] = to_json(summarize(thr));
   m["final_test_accuracy"] = to_json(summarize(acc));
   m["exposed_comm_fraction"] = to_json(summarize(exposed));
+  m["background_load_cores"] = to_json(summarize(background));
 
   Summary sp = summarize({});
   if (serial && serial->any_ok() && ok) {
@@ -304,6 +307,13 @@ std::string results_table_markdown(const json& metrics) {
            " cores, so the processes take turns on them.\n";
   }
   return out;
+}
+
+std::string format_number(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
 }
 
 std::string format_duration(double s) {

@@ -13,6 +13,7 @@
 // extreme pairwise ratios (slowest parallel vs fastest serial, and the
 // converse), so the range covers the noise of both.
 #pragma once
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ struct RunRecord {
   int exit_status = -1;      // as a shell reports it: code, or 128 + signal
   std::string error;         // the run's last error lines when it failed
   double wall_s = 0;         // as seen from run_experiments (process start to exit)
+  // CPU time other processes (not this run) used during the run, in cores
+  // (e.g. 0.5: half a core busy elsewhere on average); NaN when unknown.
+  double background_cores = std::numeric_limits<double>::quiet_NaN();
   nlohmann::json results;    // the parsed results file (null when failed)
 };
 
@@ -78,6 +82,9 @@ nlohmann::json configuration_metrics(const Configuration& c, const Configuration
 // The results table as text (for the terminal) and as Markdown.
 std::string results_table_text(const nlohmann::json& metrics);
 std::string results_table_markdown(const nlohmann::json& metrics);
+
+// printf("%.<digits>f").
+std::string format_number(double v, int digits);
 
 // Formats: "1:05" (m:ss) or "1:02:03".
 std::string format_duration(double seconds);
