@@ -153,6 +153,9 @@ json run_allreduce_benchmark(const std::string& dir) {
   json b = {{"status", "failed"}, {"ranks", 2}};
   try {
     const int rc = dist::launch_local(lo);
+    // launch_local takes SIGINT / SIGTERM / SIGHUP itself while its job runs
+    // (and forwards them): a user's Ctrl-C then shows only as its status.
+    if (rc == 128 + SIGINT || rc == 128 + SIGTERM || rc == 128 + SIGHUP) g_signal = rc - 128;
     if (rc != 0) {
       b["error"] = "the benchmark exited with status " + std::to_string(rc);
       return b;
@@ -546,7 +549,8 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
   report::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawn, notes));
 
   std::cout << "\n" << report::results_table_text(m) << "\n";
-  for (const auto& n : notes) std::cerr << "run_experiments: " << n << "\n";
+  for (const auto& n : notes)
+    if (gnuplot_problem.empty()) std::cerr << "run_experiments: " << n << "\n";  // else the error below says it
   if (m.contains("measurement") && m["measurement"]["background_load_cores"]["max"].is_number() &&
       m["measurement"]["background_load_cores"]["max"].get<double>() > kBusyCores)
     std::cerr << "run_experiments: warning: other processes used up to "

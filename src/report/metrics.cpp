@@ -149,7 +149,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
             {"label", c.label},
             {"program", c.program},
             {"processes", c.processes},
-            {"status", ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
+            {"status", c.runs.empty() ? "not run" : ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
             {"results_file", ok ? json(c.results_file) : json(nullptr)},
             {"runs", runs}};
   const Summary t = summarize(total);
@@ -225,8 +225,8 @@ std::vector<Row> table_rows(const json& metrics, bool ranges) {
     r.label = c.value("label", "?");
     if (flag(c, "oversubscribed")) r.label += " *";
     r.processes = std::to_string(c.value("processes", 0));
-    if (c.value("status", "") == "failed") {
-      r.time = "FAILED";
+    if (c.value("status", "") == "failed" || c.value("status", "") == "not run") {
+      r.time = c.value("status", "") == "failed" ? "FAILED" : "not run";
       rows.push_back(r);
       continue;
     }

@@ -68,7 +68,7 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     x.metrics = &c;
     const auto it = results.find(x.name);
     x.results = it != results.end() && it->second.is_object() ? &it->second : nullptr;
-    x.failed = x.results == nullptr || c.value("status", "failed") == "failed";
+    x.failed = x.results == nullptr || c.value("status", "failed") == "failed" || c.value("status", "") == "not run";
     x.color = x.name == "serial" ? kSerialColor : kPalette[k++ % 10];
     out.push_back(x);
   }
