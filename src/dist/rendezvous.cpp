@@ -67,6 +67,7 @@ class Kv {
   virtual ~Kv() = default;
   virtual void put(const std::string& key, const std::string& value) = 0;
   virtual std::optional<std::string> get(const std::string& key) = 0;
+  virtual void remove(const std::string& key) = 0;
 };
 
 class RedisKv final : public Kv {
@@ -98,6 +99,7 @@ class RedisKv final : public Kv {
     freeReplyObject(r);
     return out;
   }
+  void remove(const std::string& key) override { freeReplyObject(command({"DEL", key})); }
   // Deletes every key matching the glob pattern (SCAN, then DEL).
   void remove_matching(const std::string& pattern) {
     std::string cursor = "0";
@@ -132,8 +134,12 @@ class RedisKv final : public Kv {
     if (r->type == REDIS_REPLY_ERROR) {
       std::string why(r->str, r->len);
       freeReplyObject(r);
+      if (auto dot = why.find(". "); dot != std::string::npos) why.resize(dot + 1);  // Redis explains at length
       throw UserError("the rendezvous server " + where_ + " refused " + args[0] + ": " + why,
-                      "use a plain Redis server the ranks may write to (no password, not read-only)");
+                      why.rfind("DENIED", 0) == 0
+                          ? "Redis accepts other machines only with a password or with protected mode off: on a "
+                            "private network start it as redis-server --bind ADDR --protected-mode no"
+                          : "use a plain Redis server the ranks may write to (no password, not read-only)");
     }
     return r;
   }
@@ -164,6 +170,7 @@ class FileKv final : public Kv {
                       "the rendezvous directory must be writable by every rank");
     }
   }
+  void remove(const std::string& key) override { ::unlink(path(key).c_str()); }
   std::optional<std::string> get(const std::string& key) override {
     int fd = ::open(path(key).c_str(), O_RDONLY);
     if (fd < 0) return std::nullopt;
@@ -387,6 +394,7 @@ GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base,
     std::string current;
     for (;;) {
       if (auto seen = kv->get(gen_key(spec)); seen && !seen->empty() && *seen != current) {
+        if (!current.empty()) kv->remove(hello_key(spec, current, rank));  // a stale generation's
         current = *seen;
         kv->put(hello_key(spec, current, rank), nonce);
       }
