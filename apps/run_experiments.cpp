@@ -215,7 +215,7 @@ double background_cores(const CpuSample& a, const CpuSample& b) {
 // ------------------------------------------------------------------ the terminal
 class Display {
  public:
-  explicit Display(int total_runs) : tty_(isatty(STDOUT_FILENO) != 0), total_(total_runs), start_(Clock::now()) {}
+  Display() : tty_(isatty(STDOUT_FILENO) != 0), start_(Clock::now()) {}
   bool tty() const { return tty_; }
   double elapsed() const { return since(start_); }
 
@@ -248,7 +248,6 @@ class Display {
   }
 
   bool tty_;
-  int total_;
   Clock::time_point start_;
   std::string status_;
   bool drawn_ = false;
@@ -298,7 +297,7 @@ std::vector<std::string> trainer_argv(const Suite& s, const report::Configuratio
 
 // Runs every planned run; returns false when interrupted.
 bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
-  Display d(static_cast<int>(plan.size()));
+  Display d;
   double done_cost = 0, done_seconds = 0;
   for (size_t i = 0; i < plan.size() && !g_signal; ++i) {
     auto& c = s.configs[plan[i].config];

@@ -99,9 +99,9 @@ int batch(const json& metrics) {
              : 64;
 }
 
-std::string range_note(const json& metrics) {
+std::string range_note(const json& metrics, const std::string& what = "bars") {
   const int r = repeats(metrics);
-  return r > 1 ? "bars: median of " + std::to_string(r) + " runs, whiskers: min-max" : "";
+  return r > 1 ? what + ": median of " + std::to_string(r) + " runs, whiskers: min-max" : "";
 }
 
 // "set xtics (...)" naming the bars 0..n-1 after the configurations.
@@ -127,6 +127,22 @@ std::string epochs_data(const Cfg& c) {
     d += g(num(e, "epoch")) + "  " + g(num(e, "loss")) + "  " + g(num(e, "test_loss")) + "  " +
          g(100 * num(e, "test_accuracy")) + "  " + g(num(e, "time_s")) + "  " + g(num(e, "samples_per_s")) + "\n";
   return d;
+}
+
+// "set logscale y" with 1-2-5 tics when the per-epoch losses span a wide range, else a linear axis.
+std::string epoch_loss_axis(const std::vector<Cfg>& cs, bool with_test, const std::string& label) {
+  double lo = INFINITY, hi = 0;
+  for (const auto& c : cs) {
+    if (c.failed) continue;
+    for (const auto& e : (*c.results)["epochs"])
+      for (const char* k : {"loss", "test_loss"}) {
+        if (!with_test && std::string(k) == "test_loss") continue;
+        const double v = num(e, k);
+        if (std::isfinite(v) && v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
+      }
+  }
+  if (hi > 0 && hi / lo > 8) return "set ylabel '" + label + " (log scale)'\nset logscale y\n" + std::string(kLossTics);
+  return "set ylabel '" + label + "'\nunset logscale y\nset ytics autofreq format '%g'\nset autoscale y\nset offsets 0, 0, graph 0.05, graph 0.05\n";
 }
 
 int epochs_of(const std::vector<Cfg>& cs) {
@@ -177,7 +193,7 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
   s += "plot " + plot + "\n\n";
 
   s += "set title 'every epoch (solid: training loss; dashed: test loss)' font ',15'\n";
-  s += "set xlabel 'epoch'\nset ylabel 'loss (log scale)'\nset autoscale x\n" + epoch_axis(epochs);
+  s += "set xlabel 'epoch'\nset autoscale x\n" + epoch_loss_axis(cs, true, "loss") + epoch_axis(epochs);
   plot.clear();
   for (const auto& c : cs) {
     if (c.failed) continue;
@@ -217,7 +233,7 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
 
   std::string s = gp_preamble("speedup.png", 1000, 700, p.title);
   std::string subtitle = "weak scaling: batch " + std::to_string(batch(metrics)) + " per process";
-  if (!range_note(metrics).empty()) subtitle += "; " + range_note(metrics);
+  if (!range_note(metrics).empty()) subtitle += "; " + range_note(metrics, "points");
   s += "set title " + gp_dquote("Speedup over the serial run\n{/*0.75 " + gp_text(subtitle) + "}") + "\n";
   s += "set xlabel 'processes N'\nset ylabel 'speedup  T_{serial} / T_{N}'\n";
   if (log) {
@@ -233,7 +249,7 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   s += "set arrow 1 from first " + g(fit) + ", graph 0 to first " + g(fit) + ", graph 1 nohead dt 2 lw 2 lc rgb '#777777' front\n";
   s += "set label 2 " + gp_quote(std::to_string(c) + " cores" + (t > 1 ? " / " + std::to_string(t) + " threads per process" : "")) +
-       " at first " + g(fit) + ", graph 0.8 center rotate by 90 offset -0.9,0 tc rgb '#555555' font ',13' front\n";
+       " at first " + g(fit) + ", graph 0.62 center rotate by 90 offset -0.9,0 tc rgb '#555555' font ',13' front\n";
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal (speedup = N)'";
   if (metrics.contains("scaling_model") && metrics["scaling_model"].contains("this_machine") &&
       metrics["scaling_model"]["this_machine"].contains("predictions")) {
@@ -245,7 +261,7 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   plot += ", \\\n     'speedup.dat' using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '#1f77b4' notitle";
   plot += ", \\\n     'speedup.dat' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'measured'";
-  plot += ", \\\n     'speedup.dat' using 1:2:(sprintf('%.2f×', $2)) with labels left offset 0.7,0.9 font ',14' tc rgb '#1f4f7f' notitle";
+  plot += ", \\\n     'speedup.dat' using 1:2:(sprintf('%.2f×', $2)) with labels left offset 1.0,0.9 font ',14' tc rgb '#1f4f7f' notitle";
   s += "plot " + plot + "\n";
   p.script = s;
   return p;
@@ -279,7 +295,7 @@ PlotFiles efficiency_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set label 1 'ideal' at graph 0.995, first 100 right offset 0,0.8 tc rgb '#666666' front\n";
   s += "unset key\n";
   s += "plot 'efficiency.dat' using 1:2:5 with boxes lc rgb variable, \\\n"
-       + std::string(repeats(metrics) > 1 ? "     'efficiency.dat' using 1:2:3:4 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
+       + std::string(repeats(metrics) > 1 ? "     'efficiency.dat' using 1:3:(0):($4-$3) with vectors heads size screen 0.008,90 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'efficiency.dat' using 1:($4 > $2 ? $4 : $2):(sprintf('%.0f%%', $2)) with labels offset 0,0.9 font ',15'\n";
   p.script = s;
   return p;
@@ -313,12 +329,12 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set title 'total time (training + evaluation)' font ',15'\nset ylabel 'time (s)'\n";
   s += "set yrange [0:" + g(tmax > 0 ? tmax * 1.18 : 1) + "]\n";
   s += "plot 'comparison.dat' using 1:2:8 with boxes lc rgb variable, \\\n"
-       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:2:3:4 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
+       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:3:(0):($4-$3) with vectors heads size screen 0.008,90 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'comparison.dat' using 1:4:(sprintf('%.1f s', $2)) with labels offset 0,0.9 font ',14'\n";
   s += "set title 'training throughput (all processes)' font ',15'\nset ylabel 'samples / s'\n";
   s += "set yrange [0:" + g(qmax > 0 ? qmax * 1.18 : 1) + "]\n";
   s += "plot 'comparison.dat' using 1:5:8 with boxes lc rgb variable, \\\n"
-       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:5:6:7 with yerrorbars ps 0 lw 2 lc rgb '#333333', \\\n" : "") +
+       + std::string(repeats(metrics) > 1 ? "     'comparison.dat' using 1:6:(0):($7-$6) with vectors heads size screen 0.008,90 lw 2 lc rgb '#333333', \\\n" : "") +
        "     'comparison.dat' using 1:7:(sprintf('%.0f', $5)) with labels offset 0,0.9 font ',14'\n";
   s += "set xtics autofreq scale 0.75\nset grid xtics ytics\nset autoscale y\nset bmargin\nset xlabel 'epoch'\n" + epoch_axis(epochs);
   s += "set key bottom right\n";
@@ -332,7 +348,7 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
     loss += f + " using 1:2 with linespoints pt 7 ps 1.3 lw 3 lc rgb '" + c.color + "' title " + gp_label(c.label);
   }
   s += "plot " + acc + "\n";
-  s += "set key top right\nset title 'training loss per epoch' font ',15'\nset ylabel 'training loss (log scale)'\nset logscale y\n" + std::string(kLossTics);
+  s += "set key top right\nset title 'training loss per epoch' font ',15'\n" + epoch_loss_axis(cs, false, "training loss");
   s += "plot " + loss + "\nunset multiplot\n";
   p.script = s;
   return p;
