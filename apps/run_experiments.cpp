@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "data/dataset.h"
 #include "dist/communicator.h"
+#include "dist/grad_sync.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
 #include "nn/cnn.h"
@@ -432,6 +433,23 @@ std::vector<std::string> layer_names() {
   return out;
 }
 
+// The gradient buckets as the trainer builds them (src/train/trainer.cpp: one
+// segment per layer, plus the stop flag after the parameters), cut by GradSync
+// itself: [first, last) elements in all-reduce order.
+std::vector<std::pair<size_t, size_t>> gradient_buckets(size_t bucket_bytes) {
+  const size_t n = nn::Cnn::num_params();
+  std::vector<size_t> segments;
+  for (const auto& spec : nn::Cnn::param_specs())
+    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
+  segments.push_back(n);
+  std::vector<float> grads(n + 1);
+  dist::LocalCommunicator local;
+  dist::GradSync sync(local, grads.data(), n + 1, bucket_bytes, segments);
+  std::vector<std::pair<size_t, size_t>> out;
+  for (size_t i = 0; i < sync.num_buckets(); ++i) out.push_back(sync.bucket(i));
+  return out;
+}
+
 json scaling_model(const std::vector<report::Configuration>& configs, const json& bench, const json& metrics_cs,
                    int cores, int threads) {
   const report::Configuration* serial = nullptr;
@@ -440,14 +458,32 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   if (!serial || !serial->representative_results())
     return {{"status", "unavailable"}, {"reason", "the serial run, which calibrates it, failed"}};
   const json& sr = *serial->representative_results();
+  // The bucket size the parallel runs used (else the serial run's setting).
+  const json* bucket_src = &sr;
+  for (const auto& c : configs)
+    if (c.name != "serial" && c.representative_results()) {
+      bucket_src = c.representative_results();
+      break;
+    }
+  const json alr = bucket_src->value("allreduce", json::object());
+  const size_t bucket_bytes = alr.value("bucket_bytes", size_t{64} << 10);
+  const std::string compression = bucket_src->value("config", json::object()).value("grad_compression", std::string("none"));
   report::ModelParams mp;
+  std::vector<std::pair<size_t, size_t>> buckets;
   try {
-    const size_t bucket = sr.contains("allreduce") ? sr["allreduce"].value("bucket_bytes", size_t{1} << 20) : size_t{1} << 20;
-    mp = report::calibrate(sr, layer_names(), param_layout(), bucket);
+    buckets = gradient_buckets(bucket_bytes);
+    mp = report::calibrate(sr, layer_names(), param_layout(), buckets, compression == "bf16" ? 2 : 4);
   } catch (const std::exception& e) {
     return {{"status", "unavailable"}, {"reason", std::string("cannot calibrate it from the serial run: ") + e.what()}};
   }
-  json cal = {{"from", serial->runs[serial->representative()].results_file}, {"allreduce_benchmark", bench}};
+  json cal = {{"from", serial->runs[serial->representative()].results_file},
+              {"buckets", {{"bucket_bytes", bucket_bytes},
+                           {"count", buckets.size()},
+                           {"count_reported_by_trainer", alr.value("num_buckets", 0)},
+                           {"compression", compression}}},
+              {"allreduce_benchmark", bench}};
+  if (alr.value("num_buckets", size_t{0}) != buckets.size())
+    cal["buckets"]["warning"] = "the trainer reported a different number of buckets: the model's bucket layout may be off";
 
   // This machine: latency from the micro-benchmark, bandwidth as the training
   // run saw it (all-reduce busy time per step of the smallest N > 1, competing with compute).

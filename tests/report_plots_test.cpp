@@ -88,7 +88,8 @@ Fixture fixture(bool with_model = true, bool failed_4p = false) {
   }
   json model = {{"status", "unavailable"}};
   if (with_model) {
-    ModelParams mp = calibrate(results(1, 30), {"conv1", "fc1"}, {{"conv1", 0, 1000}, {"fc1", 1000, 300000}}, 1 << 20);
+    ModelParams mp = calibrate(results(1, 30), {"conv1", "fc1"}, {{"conv1", 0, 1000}, {"fc1", 1000, 300000}},
+                               {{1000, 301000}, {0, 1000}});
     MachineComm mc{50e-6, 4e8, 2, 1, 8};
     model = model_json(mp, default_networks(), &mc, {{2, 30.0 / 18}, {4, 1.5}});
   }

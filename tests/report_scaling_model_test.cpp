@@ -115,8 +115,10 @@ TEST(ReportScalingModel, EffectiveBetaInvertsTheBusyTime) {
 
 TEST(ReportScalingModel, CalibratesFromASerialResultsFile) {
   // Layers a, b, c (forward order); backward runs c (1 s), b (2 s), a (1 s).
-  // Parameters: a [0, 100), c [100, 400) floats; buckets of 200 floats from the end:
-  // [200, 400) lies in c (final after 1/4 of backward), [0, 200) starts in a (final at the end).
+  // Parameters: a [0, 100), c [100, 400) floats, and one extra element [400, 401)
+  // outside every layer. Buckets: [200, 401) starts in c (final after 1/4 of
+  // backward), [0, 200) starts in a (final at the end), [400, 401) alone would
+  // be final at once.
   const json serial = {{"samples_per_epoch", 1000},
                        {"test_samples", 500},
                        {"config", {{"batch_size", 10}}},
@@ -125,7 +127,7 @@ TEST(ReportScalingModel, CalibratesFromASerialResultsFile) {
                          {{"train_time_s", 2.0}, {"eval_time_s", 0.5}, {"time_breakdown_s", {{"backward", 1.0}}}}}},
                        {"layer_times_s",
                         {{"a", {{"backward_s", 1.0}}}, {"b", {{"backward_s", 2.0}}}, {"c", {{"backward_s", 1.0}}}}}};
-  const ModelParams m = calibrate(serial, {"a", "b", "c"}, {{"a", 0, 100}, {"c", 100, 300}}, 800);
+  const ModelParams m = calibrate(serial, {"a", "b", "c"}, {{"a", 0, 100}, {"c", 100, 300}}, {{200, 400}, {0, 200}});
   EXPECT_DOUBLE_EQ(m.train_samples, 1000);
   EXPECT_DOUBLE_EQ(m.test_samples, 500);
   EXPECT_EQ(m.batch, 10);
@@ -144,7 +146,11 @@ TEST(ReportScalingModel, CalibratesFromASerialResultsFile) {
   EXPECT_EQ(back.buckets.size(), 2u);
   EXPECT_DOUBLE_EQ(back.buckets[0].ready_fraction, 0.25);
 
-  EXPECT_THROW(calibrate(json::object(), {"a"}, {{"a", 0, 1}}, 4), std::invalid_argument);
+  const ModelParams half = calibrate(serial, {"a", "b", "c"}, {{"a", 0, 100}, {"c", 100, 300}}, {{400, 401}, {0, 400}}, 2);
+  EXPECT_DOUBLE_EQ(half.buckets[0].bytes, 2);
+  EXPECT_DOUBLE_EQ(half.buckets[0].ready_fraction, 0);
+  EXPECT_DOUBLE_EQ(half.buckets[1].bytes, 800);
+  EXPECT_THROW(calibrate(json::object(), {"a"}, {{"a", 0, 1}}, {{0, 1}}), std::invalid_argument);
 }
 
 TEST(ReportScalingModel, ReportsNetworksAndThisMachine) {

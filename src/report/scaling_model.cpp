@@ -109,7 +109,7 @@ double num(const json& j, const char* key) {
 }  // namespace
 
 ModelParams calibrate(const json& r, const std::vector<std::string>& layers, const std::vector<ParamBlock>& layout,
-                      size_t bucket_bytes) {
+                      const std::vector<std::pair<size_t, size_t>>& buckets, double bytes_per_element) {
   ModelParams m;
   m.train_samples = num(r, "samples_per_epoch");
   m.test_samples = num(r, "test_samples");
@@ -141,16 +141,11 @@ ModelParams calibrate(const json& r, const std::vector<std::string>& layers, con
     if (lt.contains(*it)) acc += lt[*it].value("backward_s", 0.0);
     done[*it] = total > 0 ? acc / total : 1.0;
   }
-  size_t count = 0;
-  for (const auto& b : layout) count = std::max(count, b.offset + b.count);
-  const size_t per = std::max<size_t>(1, bucket_bytes / sizeof(float));
-  for (size_t end = count; end > 0;) {
-    const size_t begin = end > per ? end - per : 0;
-    double ready = 1;
+  for (const auto& [begin, end] : buckets) {
+    double ready = 0;  // outside every layer's block: final from the start
     for (const auto& b : layout)
-      if (begin >= b.offset && begin < b.offset + b.count && done.count(b.layer)) ready = done[b.layer];
-    m.buckets.push_back({static_cast<double>((end - begin) * sizeof(float)), ready});
-    end = begin;
+      if (begin >= b.offset && begin < b.offset + b.count) ready = done.count(b.layer) ? done[b.layer] : 1.0;
+    m.buckets.push_back({static_cast<double>(end - begin) * bytes_per_element, ready});
   }
   return m;
 }

@@ -105,10 +105,14 @@ struct ParamBlock {
 
 // Calibrates the model from a serial results file. layers: every layer's name
 // in forward order (backward runs in reverse); layout: the parameter blocks;
-// bucket_bytes: GradSync's bucket size (buckets are cut from the end of the
-// buffer). Throws std::invalid_argument when the results lack what it needs.
+// buckets: the gradient buckets as [first, last) element ranges in the order
+// they are all-reduced (GradSync's bucket(i)), of bytes_per_element each. A
+// bucket is final when the layer holding its first element has run backward
+// (elements outside every block count as final at once). Throws
+// std::invalid_argument when the results lack what it needs.
 ModelParams calibrate(const nlohmann::json& serial_results, const std::vector<std::string>& layers,
-                      const std::vector<ParamBlock>& layout, size_t bucket_bytes);
+                      const std::vector<ParamBlock>& layout, const std::vector<std::pair<size_t, size_t>>& buckets,
+                      double bytes_per_element = 4);
 
 // This machine's communication, for the model of this machine.
 struct MachineComm {
