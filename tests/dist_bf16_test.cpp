@@ -117,7 +117,7 @@ TEST(Bf16, EveryBf16ValueRoundTrips) {
 // Every upper half, with the low halves that matter (ties, their
 // neighbours, the ends) and random ones, against the reference; the bulk
 // kernel (vectorised) against the scalar function on the same inputs.
-TEST(Bf16, MatchesTheReferenceAndTheBulkKernelMatchesScalar) {
+TEST(Bf16, MatchesTheReferenceAndTheBulkKernelsMatchScalar) {
   std::vector<float> in;
   in.reserve(65536 * 14);
   SplitMix64 rng(7);
@@ -126,17 +126,35 @@ TEST(Bf16, MatchesTheReferenceAndTheBulkKernelMatchesScalar) {
       in.push_back(from_bits(hi << 16 | lo));
     for (int k = 0; k < 6; ++k) in.push_back(from_bits(hi << 16 | static_cast<uint32_t>(rng.next() & 0xffff)));
   }
-  std::vector<uint16_t> bulk(in.size() + 1, 0xabcd);
-  floats_to_bf16(in.data(), bulk.data(), in.size());
-  EXPECT_EQ(bulk.back(), 0xabcd);  // nothing written past the end
+  std::vector<uint16_t> want(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
-    const uint16_t want = reference_bf16(in[i]);
-    ASSERT_EQ(float_to_bf16(in[i]), want) << std::hex << to_bits(in[i]);
-    ASSERT_EQ(bulk[i], want) << std::hex << to_bits(in[i]) << " at " << std::dec << i;
+    want[i] = reference_bf16(in[i]);
+    ASSERT_EQ(float_to_bf16(in[i]), want[i]) << std::hex << to_bits(in[i]);
   }
+  for (const char* isa : {"avx512", "avx2", "scalar"}) {
+    if (!use_bf16_kernels(isa)) continue;  // this CPU lacks it
+    SCOPED_TRACE(isa);
+    for (size_t n : {in.size(), size_t{13}}) {  // a tail shorter than a vector too
+      std::vector<uint16_t> bulk(n + 1, 0xabcd);
+      floats_to_bf16(in.data() + 1, bulk.data(), n - 1);  // misaligned
+      EXPECT_EQ(bulk[n - 1], 0xabcd);                      // nothing written past the end
+      for (size_t i = 0; i + 1 < n; ++i)
+        ASSERT_EQ(bulk[i], want[i + 1]) << std::hex << to_bits(in[i + 1]) << " at " << std::dec << i;
+    }
+  }
+  use_bf16_kernels("best");
 }
 
-TEST(Bf16, BulkWideningScalesAndSumAddsInFloatWithAliasing) {
+class Bf16Kernels : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (!use_bf16_kernels(GetParam())) GTEST_SKIP() << "this CPU has no " << GetParam();
+  }
+  void TearDown() override { use_bf16_kernels("best"); }
+};
+INSTANTIATE_TEST_SUITE_P(Isa, Bf16Kernels, ::testing::Values("avx512", "avx2", "scalar"));
+
+TEST_P(Bf16Kernels, WideningScalesAndSumAddsInFloatWithAliasing) {
   const size_t n = 1003;  // not a multiple of any vector width
   std::vector<uint16_t> a(n), b(n);
   SplitMix64 rng(11);
@@ -148,6 +166,9 @@ TEST(Bf16, BulkWideningScalesAndSumAddsInFloatWithAliasing) {
   a[6] = 0x7f80;
   b[6] = 0xff80;  // inf + -inf = NaN
   a[7] = 0x7fc0;  // NaN + finite = NaN
+  a[n - 2] = 0x7f80;  // the same in the scalar tail
+  b[n - 2] = 0xff80;
+  a[n - 1] = 0xffc1;
   std::vector<float> wide(n);
   bf16_to_floats(a.data(), wide.data(), n, 0.5f);
   for (size_t i = 0; i < n; ++i) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace ddp::dist {
 
@@ -37,5 +38,10 @@ void bf16_to_floats(const uint16_t* in, float* out, size_t n, float scale = 1.0f
 // compressed all-reduce: a sum over p ranks is p-1 of these, so it carries
 // up to p-1 roundings of partial sums besides the rounding of each input.
 void bf16_sum(uint16_t* c, const uint16_t* a, const uint16_t* b, size_t n);
+
+// The bulk functions use AVX-512 or AVX2 when the CPU has them, chosen at
+// start-up. For tests: use the kernels of `isa` ("avx512", "avx2",
+// "scalar", or "best"); false (and no change) when this CPU lacks it.
+bool use_bf16_kernels(const std::string& isa);
 
 }  // namespace ddp::dist

@@ -1,0 +1,509 @@
+// ddp_bench: what this machine can do and how close the program comes, in
+// one table.
+//
+//   1. The FP32 FMA peak of one core, measured; the limit of this model on
+//      one core = peak / 25.0 MFLOP per sample.
+//   2. Serial training in this process on real MNIST, batch 64, 1 and 2
+//      threads: samples/s after warm-up, and the time of each part of a step
+//      (forward / backward of every layer, loss, optimizer, data) with the
+//      layers' GFLOP/s.
+//   3. train_serial and train_parallel (2, 4, 8 ranks) as child processes on
+//      the same --limit: throughput (from their results files), speed-up
+//      over serial, start-up time to the first step, peak RSS of every rank.
+//
+// Every figure is measured --repeats times; the table shows the median and
+// the range. The machine may be shared: beside each figure is how many cores'
+// worth of CPU other processes used meanwhile (from /proc/stat).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "common/error.h"
+#include "common/rng.h"
+#include "data/dataset.h"
+#include "data/sampler.h"
+#include "dist/communicator.h"
+#include "dist/grad_sync.h"
+#include "nn/cnn.h"
+#include "optim/sgd.h"
+#include "report/machine.h"
+
+using namespace ddp;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// ---- targets (issue 6) ----
+constexpr double kTargetSerial = 3800;      // samples/s, 1 thread
+constexpr double kTargetThreads2 = 1.7;     // x the 1-thread figure
+constexpr double kTargetRanks2 = 1.9;       // x serial
+constexpr double kTargetOversub = 0.9;      // x the 2-rank figure, at 4 and 8 ranks
+constexpr double kTargetStartup = 0.5;      // s
+constexpr double kTargetRss = 150;          // MB per rank
+
+struct Options {
+  int repeats = 3;
+  int warmup = 20;
+  int steps = 200;
+  int batch = 64;
+  int64_t limit = 25600;
+  std::vector<int> ranks = {2, 4, 8};
+  std::string data_dir = "data/mnist";
+  std::string bin_dir;  // default: the directory above this program's
+  std::vector<std::string> parallel_args;
+  std::string json;
+  bool skip_parallel = false;
+};
+
+// A figure measured several times.
+struct Figure {
+  std::vector<double> v;
+  double median() const {
+    if (v.empty()) return NAN;
+    auto s = v;
+    std::sort(s.begin(), s.end());
+    return s.size() % 2 ? s[s.size() / 2] : 0.5 * (s[s.size() / 2 - 1] + s[s.size() / 2]);
+  }
+  double min() const { return v.empty() ? NAN : *std::min_element(v.begin(), v.end()); }
+  double max() const { return v.empty() ? NAN : *std::max_element(v.begin(), v.end()); }
+  nlohmann::json json() const { return {{"median", median()}, {"min", min()}, {"max", max()}, {"all", v}}; }
+};
+
+// CPU used by other processes while `f` ran, in cores.
+struct LoadProbe {
+  double busy0 = bench::machine_busy_seconds(), own0 = bench::own_cpu_seconds();
+  Clock::time_point t0 = Clock::now();
+  double others() const {
+    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double busy = bench::machine_busy_seconds() - busy0, own = bench::own_cpu_seconds() - own0;
+    return wall > 0 ? std::max(0.0, (busy - own) / wall) : 0.0;
+  }
+};
+
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// FLOPs of each layer per sample, forward and backward, as Cnn::flops_per_sample counts them.
+struct LayerFlops {
+  double fwd = 0, bwd = 0;
+};
+LayerFlops layer_flops(int layer) {
+  const double conv1 = 2.0 * 32 * 28 * 28 * 1 * 9, conv2 = 2.0 * 64 * 14 * 14 * 32 * 9;
+  const double fc1 = 2.0 * 128 * 3136, fc2 = 2.0 * 10 * 128;
+  switch (layer) {
+    case nn::kConv1: return {conv1, conv1};  // no input gradient
+    case nn::kConv2: return {conv2, 2 * conv2};
+    case nn::kFc1: return {fc1, 2 * fc1};
+    case nn::kFc2: return {fc2, 2 * fc2};
+    default: return {};  // pooling, dropout, loss: memory-bound, not counted
+  }
+}
+
+// ---- serial training in this process ----
+
+struct SerialRun {
+  double samples_per_s = 0;
+  double step_s = 0, data_s = 0, optimizer_s = 0, sync_s = 0;  // per step
+  nn::LayerTimes layers;                                          // summed over the measured steps
+  int steps = 0;
+  double others = 0;
+};
+
+SerialRun train_in_process(const data::Dataset& train, int threads, const Options& o) {
+  nn::set_compute_threads(threads);
+  nn::Cnn net(0.5f);
+  net.init(42);
+  optim::Sgd sgd(nn::Cnn::num_params(), 0.9f);
+  dist::LocalCommunicator local;
+  std::vector<size_t> segments;
+  for (const auto& spec : nn::Cnn::param_specs())
+    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
+  dist::GradSync sync(local, net.grads(), nn::Cnn::num_params(), 64 * 1024, segments);
+  const auto idx = data::shard_indices(train.size, 42, 0, 0, 1);
+  const int b = o.batch;
+  SerialRun r;
+  auto step = [&](int64_t s, bool timed) {
+    const auto t0 = Clock::now();
+    float* x = net.input(b);
+    int32_t* y = net.labels(b);
+    for (int j = 0; j < b; ++j) {
+      const int64_t i = idx[static_cast<size_t>((s * b + j) % static_cast<int64_t>(idx.size()))];
+      train.copy_image(i, x + static_cast<size_t>(j) * data::kPixels);
+      y[j] = train.labels[static_cast<size_t>(i)];
+    }
+    const auto t1 = Clock::now();
+    net.forward(b, true, mix_seed(42, static_cast<uint64_t>(s)));
+    net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
+    const auto t2 = Clock::now();
+    sync.finish();
+    const auto t3 = Clock::now();
+    sgd.step(net.params(), net.grads(), 0.01f);
+    const auto t4 = Clock::now();
+    if (timed) {
+      r.data_s += seconds(t0, t1);
+      r.sync_s += seconds(t2, t3);
+      r.optimizer_s += seconds(t3, t4);
+    }
+  };
+  int64_t s = 0;
+  for (; s < o.warmup; ++s) step(s, false);
+  net.times().clear();
+  LoadProbe probe;
+  const auto t0 = Clock::now();
+  for (int k = 0; k < o.steps; ++k, ++s) step(s, true);
+  const double wall = seconds(t0, Clock::now());
+  r.others = probe.others();
+  r.steps = o.steps;
+  r.samples_per_s = static_cast<double>(o.steps) * b / wall;
+  r.step_s = wall / o.steps;
+  r.data_s /= o.steps;
+  r.sync_s /= o.steps;
+  r.optimizer_s /= o.steps;
+  r.layers = net.times();
+  return r;
+}
+
+// ---- the programs as children ----
+
+struct ProgramRun {
+  bool ok = false;
+  double throughput = 0, startup_s = 0, allreduce_wait_s = 0, accuracy = 0;
+  double max_rank_rss_mb = 0, tree_rss_mb = 0, launcher_rss_mb = 0;
+  std::vector<double> rank_rss_mb;
+  double others = 0;
+  std::string error;
+};
+
+ProgramRun run_program(const Options& o, int world, const fs::path& tmp, int repeat) {
+  const fs::path results = tmp / ("w" + std::to_string(world) + "_r" + std::to_string(repeat) + ".json");
+  std::vector<std::string> argv;
+  if (world == 1) {
+    argv = {(fs::path(o.bin_dir) / "train_serial").string()};
+  } else {
+    argv = {(fs::path(o.bin_dir) / "train_parallel").string(), "--world-size", std::to_string(world)};
+    argv.insert(argv.end(), o.parallel_args.begin(), o.parallel_args.end());
+  }
+  for (const char* a : {"--epochs", "1", "--threads", "1", "--no-progress"}) argv.push_back(a);
+  argv.insert(argv.end(), {"--batch-size", std::to_string(o.batch), "--limit", std::to_string(o.limit),
+                           "--data-dir", o.data_dir, "--save-results", results.string()});
+  LoadProbe probe;
+  const auto c = bench::run_and_watch(argv);
+  ProgramRun r;
+  r.others = probe.others();
+  if (c.exit_code != 0) {
+    r.error = argv[0] + " exited with " + std::to_string(c.exit_code) + ":\n" + c.output;
+    return r;
+  }
+  try {
+    std::ifstream f(results);
+    const auto j = nlohmann::json::parse(f);
+    r.throughput = j.at("throughput_samples_per_s");
+    r.startup_s = j.at("startup_s");
+    r.accuracy = j.at("final_test_accuracy");
+    r.allreduce_wait_s = j.at("epochs").at(0).at("time_breakdown_s").at("allreduce_wait");
+  } catch (const std::exception& e) {
+    r.error = results.string() + ": " + e.what();
+    return r;
+  }
+  r.tree_rss_mb = c.tree_max_rss_mb;
+  if (world == 1) {
+    r.rank_rss_mb = {c.self_hwm_mb > 0 ? c.self_hwm_mb : c.tree_max_rss_mb};
+  } else {
+    r.rank_rss_mb = c.children_hwm_mb;
+    r.launcher_rss_mb = c.self_hwm_mb;
+  }
+  r.max_rank_rss_mb = r.rank_rss_mb.empty() ? NAN : *std::max_element(r.rank_rss_mb.begin(), r.rank_rss_mb.end());
+  r.ok = true;
+  return r;
+}
+
+// ---- printing ----
+
+std::string fmt(const char* f, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+std::string with_commas(double x) {
+  if (!std::isfinite(x)) return "-";
+  const long v = std::lround(x);
+  std::string s = std::to_string(std::labs(v));
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return (v < 0 ? "-" : "") + s;
+}
+
+// "median  [min .. max]"
+std::string range(const Figure& f, const char* format) {
+  if (f.v.empty()) return "-";
+  return fmt(format, f.median()) + "  [" + fmt(format, f.min()) + " .. " + fmt(format, f.max()) + "]";
+}
+std::string range_commas(const Figure& f) {
+  if (f.v.empty()) return "-";
+  return with_commas(f.median()) + "  [" + with_commas(f.min()) + " .. " + with_commas(f.max()) + "]";
+}
+
+void row(const std::string& what, const std::string& value, const std::string& extra, const std::string& target,
+         const char* verdict, double others) {
+  std::printf("%-42s %-32s %-30s %-18s %-5s %s\n", what.c_str(), value.c_str(), extra.c_str(), target.c_str(),
+              verdict, std::isfinite(others) ? fmt("%.2f", others).c_str() : "");
+}
+
+const char* verdict(bool ok) { return ok ? "ok" : "MISS"; }
+
+double mean(const std::vector<double>& v) {
+  return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  CLI::App app{"Benchmarks this machine's FP32 peak and the training programs against it.", "ddp_bench"};
+  app.add_option("-r,--repeats", o.repeats, "Measure every figure this many times")
+      ->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--warmup", o.warmup, "In-process warm-up steps")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--steps", o.steps, "In-process measured steps")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("-b,--batch-size", o.batch, "Batch size (per process)")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--limit", o.limit, "Training samples of each train_serial / train_parallel run (one epoch)")
+      ->check(CLI::Range(int64_t{64}, int64_t{60000}))->capture_default_str();
+  app.add_option("--ranks", o.ranks, "Process counts for train_parallel")
+      ->delimiter(',')->check(CLI::Range(2, 64))->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "MNIST directory")->capture_default_str();
+  app.add_option("--bin-dir", o.bin_dir, "Where train_serial and train_parallel are (default: beside bench/)");
+  app.add_option("--parallel-args", o.parallel_args,
+                 "Extra arguments for train_parallel, e.g. --parallel-args=--grad-compression --parallel-args=bf16")
+      ->allow_extra_args(false);
+  app.add_option("--json", o.json, "Also write every figure to this JSON file");
+  app.add_flag("--skip-parallel", o.skip_parallel, "Only the in-process figures");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (o.bin_dir.empty()) o.bin_dir = fs::canonical("/proc/self/exe").parent_path().parent_path().string();
+  o.data_dir = fs::absolute(o.data_dir).string();
+
+  const double load_start = bench::load_average();
+  std::printf("ddp_bench: %s, %d cores; load average (1 min) %.2f at start; %d repeat(s): median  [min .. max]\n",
+              report::cpu_model().c_str(), report::online_cores(), load_start, o.repeats);
+  std::printf("%-42s %-32s %-30s %-18s %-5s %s\n", "figure", "value", "", "target", "", "others' cores");
+  nlohmann::json out;
+
+  // 1. Peak.
+  Figure peak;
+  std::string isa;
+  LoadProbe peak_probe;
+  for (int r = 0; r < o.repeats; ++r) {
+    const auto p = bench::measure_fma_peak(0.5);
+    peak.v.push_back(p.gflops);
+    isa = p.isa;
+  }
+  // The peak is what the hardware can do: the best measurement (sharing
+  // the core only ever lowers it).
+  const double peak_gflops = peak.max();
+  const double flops = nn::Cnn::flops_per_sample();
+  const double limit = peak_gflops * 1e9 / flops;
+  row("FP32 FMA peak, 1 core (" + isa + ")", range(peak, "%.1f") + " GFLOP/s", "limit: the best", "", "",
+      peak_probe.others());
+  row("limit = best peak / " + fmt("%.1f", flops / 1e6) + " MFLOP", with_commas(limit) + " samples/s", "", "", "", NAN);
+  out["peak_gflops"] = peak.json();
+  out["isa"] = isa;
+  out["limit_samples_per_s"] = limit;
+
+  // 2. In process.
+  const auto train = data::load_dataset("mnist", o.data_dir, data::Split::train);
+  Figure t1, t2;
+  std::vector<double> o1, o2;
+  std::vector<SerialRun> runs1, runs2;
+  for (int r = 0; r < o.repeats; ++r) {
+    runs1.push_back(train_in_process(train, 1, o));
+    t1.v.push_back(runs1.back().samples_per_s);
+    o1.push_back(runs1.back().others);
+    runs2.push_back(train_in_process(train, 2, o));
+    t2.v.push_back(runs2.back().samples_per_s);
+    o2.push_back(runs2.back().others);
+  }
+  const double ratio2 = t2.median() / t1.median();
+  row("serial, 1 thread (in process)", range_commas(t1) + " /s", fmt("%.1f%% of limit", 100 * t1.median() / limit),
+      ">= 3,800 /s", verdict(t1.median() >= kTargetSerial), mean(o1));
+  row("serial, 2 threads (in process)", range_commas(t2) + " /s",
+      fmt("%.2fx 1 thread", ratio2) + fmt(", %.0f%% of 2x limit", 50 * t2.median() / limit), ">= 1.7x",
+      verdict(ratio2 >= kTargetThreads2), mean(o2));
+  out["serial_1_thread"] = t1.json();
+  out["serial_2_threads"] = t2.json();
+
+  // 3. The programs.
+  Figure serial_prog, serial_startup, serial_rss;
+  std::map<int, Figure> tput, startup, rss, wait;
+  std::map<int, std::vector<double>> others;
+  std::vector<double> serial_others;
+  double launcher_rss = 0;
+  std::string failures;
+  if (!o.skip_parallel) {
+    const fs::path tmp = fs::temp_directory_path() / ("ddp-bench-" + std::to_string(getpid()));
+    fs::create_directories(tmp);
+    for (int r = 0; r < o.repeats; ++r) {
+      // Interleaved, so that a change in the machine's load touches every figure alike.
+      if (const auto p = run_program(o, 1, tmp, r); p.ok) {
+        serial_prog.v.push_back(p.throughput);
+        serial_startup.v.push_back(p.startup_s);
+        serial_rss.v.push_back(p.max_rank_rss_mb);
+        serial_others.push_back(p.others);
+      } else {
+        failures += p.error + "\n";
+      }
+      for (int world : o.ranks) {
+        const auto p = run_program(o, world, tmp, r);
+        if (!p.ok) failures += p.error + "\n";
+        if (!p.ok) continue;
+        tput[world].v.push_back(p.throughput);
+        startup[world].v.push_back(p.startup_s);
+        rss[world].v.push_back(p.max_rank_rss_mb);
+        wait[world].v.push_back(p.allreduce_wait_s);
+        others[world].push_back(p.others);
+        launcher_rss = std::max(launcher_rss, p.launcher_rss_mb);
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    const double serial = serial_prog.median();
+    row("train_serial (--limit " + std::to_string(o.limit) + ", 1 epoch)", range_commas(serial_prog) + " /s",
+        fmt("%.1f%% of limit", 100 * serial / limit), "", "", mean(serial_others));
+    const double two = tput.count(2) ? tput[2].median() : NAN;
+    for (int world : o.ranks) {
+      if (!tput.count(world)) continue;
+      const double x = tput[world].median();
+      const bool over = world > report::online_cores();
+      std::string extra = fmt("%.2fx serial", x / serial);
+      std::string target = ">= 1.9x serial";
+      bool ok = x / serial >= kTargetRanks2;
+      if (world != 2 && std::isfinite(two)) {
+        extra += fmt(", %.0f%% of 2 ranks", 100 * x / two);
+        target = ">= 90% of 2 ranks";
+        ok = x >= kTargetOversub * two;
+      }
+      row("train_parallel, " + std::to_string(world) + " ranks" + (over ? " (oversubscribed)" : ""),
+          range_commas(tput[world]) + " /s", extra, target, verdict(ok), mean(others[world]));
+    }
+    row("start-up to first step, serial", range(serial_startup, "%.3f") + " s", "", "< 0.5 s",
+        verdict(serial_startup.median() < kTargetStartup), NAN);
+    for (int world : o.ranks)
+      if (startup.count(world))
+        row("start-up to first step, " + std::to_string(world) + " ranks", range(startup[world], "%.3f") + " s",
+            "(rank 0)", "< 0.5 s", verdict(startup[world].median() < kTargetStartup), NAN);
+    row("peak RSS, serial", range(serial_rss, "%.1f") + " MB", "", "< 150 MB",
+        verdict(serial_rss.max() < kTargetRss), NAN);
+    for (int world : o.ranks)
+      if (rss.count(world))
+        row("peak RSS per rank, " + std::to_string(world) + " ranks", range(rss[world], "%.1f") + " MB",
+            "(largest rank)", "< 150 MB", verdict(rss[world].max() < kTargetRss), NAN);
+    row("peak RSS, train_parallel launcher", fmt("%.1f MB", launcher_rss), "(not a rank)", "", "", NAN);
+    for (int world : o.ranks)
+      if (wait.count(world))
+        row("exposed all-reduce wait, " + std::to_string(world) + " ranks", range(wait[world], "%.3f") + " s",
+            fmt("%.1f%% of the epoch", 100 * wait[world].median() * tput[world].median() / o.limit), "", "",
+            NAN);
+    out["train_serial"] = serial_prog.json();
+    out["train_serial_startup_s"] = serial_startup.json();
+    out["train_serial_rss_mb"] = serial_rss.json();
+    for (int world : o.ranks) {
+      if (!tput.count(world)) continue;
+      const std::string k = std::to_string(world);
+      out["train_parallel"][k] = {{"throughput", tput[world].json()},
+                                  {"startup_s", startup[world].json()},
+                                  {"max_rank_rss_mb", rss[world].json()},
+                                  {"allreduce_wait_s", wait[world].json()}};
+    }
+  }
+
+  // 4. The split of a step (in process; mean over every measured step of every repeat).
+  auto split = [&](const std::vector<SerialRun>& runs, int layer, bool fwd) {
+    double s = 0;
+    int n = 0;
+    for (const auto& r : runs) {
+      s += fwd ? r.layers.forward_s[layer] : r.layers.backward_s[layer];
+      n += r.steps;
+    }
+    return s / n;
+  };
+  auto per_step = [&](const std::vector<SerialRun>& runs, double SerialRun::*field) {
+    double s = 0;
+    for (const auto& r : runs) s += r.*field;
+    return s / static_cast<double>(runs.size());
+  };
+  std::printf("\nstep of batch %d, in process (mean over %d x %d steps): microseconds and GFLOP/s\n", o.batch,
+              o.repeats, o.steps);
+  std::printf("%-10s %10s %8s %10s %8s %7s  | 2 threads: %9s %8s %9s %8s\n", "part", "fwd us", "GF/s", "bwd us",
+              "GF/s", "% step", "fwd us", "GF/s", "bwd us", "GF/s");
+  const double step1 = per_step(runs1, &SerialRun::step_s);
+  double total1 = 0, total2 = 0;
+  nlohmann::json split_json = nlohmann::json::object();
+  for (int l = 0; l < nn::kNumLayers; ++l) {
+    const auto fl = layer_flops(l);
+    const double f1 = split(runs1, l, true), b1 = split(runs1, l, false);
+    const double f2 = split(runs2, l, true), b2 = split(runs2, l, false);
+    total1 += f1 + b1;
+    total2 += f2 + b2;
+    auto gf = [&](double flop, double s) { return flop > 0 ? fmt("%8.1f", flop * o.batch / s / 1e9) : std::string("       -"); };
+    std::printf("%-10s %10.1f %s %10.1f %s %6.1f%%  |            %9.1f %s %9.1f %s\n", nn::layer_name(l), f1 * 1e6,
+                gf(fl.fwd, f1).c_str(), b1 * 1e6, gf(fl.bwd, b1).c_str(), 100 * (f1 + b1) / step1, f2 * 1e6,
+                gf(fl.fwd, f2).c_str(), b2 * 1e6, gf(fl.bwd, b2).c_str());
+    split_json[nn::layer_name(l)] = {{"forward_us", f1 * 1e6}, {"backward_us", b1 * 1e6},
+                                     {"forward_us_2_threads", f2 * 1e6}, {"backward_us_2_threads", b2 * 1e6}};
+  }
+  const double d1 = per_step(runs1, &SerialRun::data_s), d2 = per_step(runs2, &SerialRun::data_s);
+  const double p1 = per_step(runs1, &SerialRun::optimizer_s), p2 = per_step(runs2, &SerialRun::optimizer_s);
+  const double s1 = per_step(runs1, &SerialRun::sync_s), s2 = per_step(runs2, &SerialRun::sync_s);
+  const double w1 = per_step(runs1, &SerialRun::step_s), w2 = per_step(runs2, &SerialRun::step_s);
+  auto line = [&](const char* what, double a, double b) {
+    std::printf("%-10s %10.1f %8s %10s %8s %6.1f%%  |            %9.1f\n", what, a * 1e6, "", "", "", 100 * a / w1,
+                b * 1e6);
+  };
+  line("data", d1, d2);
+  line("optimizer", p1, p2);
+  line("grad sync", s1, s2);
+  line("other", w1 - total1 - d1 - p1 - s1, w2 - total2 - d2 - p2 - s2);
+  std::printf("%-10s %10.1f %8.1f %10s %8s %6.1f%%  |            %9.1f %8.1f\n", "step", w1 * 1e6,
+              flops * o.batch / w1 / 1e9, "", "", 100.0, w2 * 1e6, flops * o.batch / w2 / 1e9);
+  out["step_split"] = split_json;
+  out["step_us"] = {{"1_thread", w1 * 1e6}, {"2_threads", w2 * 1e6}};
+
+  const double load_end = bench::load_average();
+  std::printf("\nload average (1 min): %.2f at start, %.2f at end (%d cores); 'others' cores' = CPU used by other\n"
+              "processes during that figure, from /proc/stat. Targets from issue 6.\n",
+              load_start, load_end, report::online_cores());
+  out["load_average"] = {{"start", load_start}, {"end", load_end}};
+  out["cpu_model"] = report::cpu_model();
+  if (!failures.empty()) std::fprintf(stderr, "\nsome runs failed:\n%s", failures.c_str());
+  if (!o.json.empty()) std::ofstream(o.json) << out.dump(2) << "\n";
+  return failures.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "ddp_bench: error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "  fix: %s\n", e.hint().c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddp_bench: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,42 @@
+// Pieces of ddp_bench (bench/bench.cpp): the FMA peak, and running a
+// training program as a child while watching its processes' memory.
+#pragma once
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace ddp::bench {
+
+// One core's FP32 FMA throughput, measured: `seconds` of a loop of
+// independent fused multiply-adds on as many accumulators as hide the FMA
+// latency, with the widest vector ISA the CPU has (AVX-512, else AVX2+FMA).
+struct Peak {
+  double gflops = 0;
+  std::string isa;  // "avx512f", "avx2+fma" or "scalar"
+};
+Peak measure_fma_peak(double seconds);
+
+// CPU time (seconds, all threads) the machine spent busy, from /proc/stat,
+// and this process's own plus its waited-for children's (getrusage).
+double machine_busy_seconds();
+double own_cpu_seconds();
+// The 1-minute load average.
+double load_average();
+
+// A child program run to completion.
+struct ChildRun {
+  int exit_code = -1;          // 128 + signal when killed
+  double wall_s = 0;
+  double tree_max_rss_mb = 0;  // wait4: the largest process of the tree (launcher or a worker)
+  // Peak RSS (VmHWM) of each direct child of the program (the ranks of
+  // train_parallel), as last read while they ran; empty if it had none.
+  std::vector<double> children_hwm_mb;
+  double self_hwm_mb = 0;      // the program's own VmHWM (train_serial: the one rank)
+  std::string output;          // stdout + stderr (tail)
+};
+// Runs argv (argv[0] a path) with stdout and stderr captured, polling the
+// memory of the program and of its children every `poll_ms`.
+ChildRun run_and_watch(const std::vector<std::string>& argv, int poll_ms = 20);
+
+}  // namespace ddp::bench
