@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "dist/bf16.h"
 #include "dist/grad_sync.h"
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_launch.h"
@@ -107,6 +108,26 @@ TEST(MpiInside, DISABLED_Collectives) {
       EXPECT_EQ(hashes[2 * r], hashes[0]) << "rank " << r << " count " << count;
       EXPECT_EQ(hashes[2 * r + 1], hashes[1]) << "rank " << r << " count " << count;
     }
+  }
+  // bfloat16: small integers are exact; arbitrary values end with the same
+  // bits everywhere, and each is within a few bf16 roundings of the float sum.
+  for (size_t count : {size_t{1}, size_t{1000}, size_t{421643}}) {
+    std::vector<uint16_t> h(count);
+    for (size_t i = 0; i < count; ++i) h[i] = float_to_bf16(static_cast<float>((me + 1) * (1 + i % 5)));
+    comm->allreduce_sum_bf16(h.data(), count);
+    for (size_t i = 0; i < count; ++i)
+      ASSERT_EQ(bf16_to_float(h[i]), static_cast<float>(n * (n + 1) / 2 * (1 + i % 5))) << i;
+    std::vector<float> exact(count, 0.0f);
+    for (int r = 0; r < n; ++r)
+      for (size_t i = 0; i < count; ++i)
+        exact[i] += bf16_to_float(float_to_bf16(std::sin(0.37f * static_cast<float>(i) + 1.3f * static_cast<float>(r))));
+    for (size_t i = 0; i < count; ++i)
+      h[i] = float_to_bf16(std::sin(0.37f * static_cast<float>(i) + 1.3f * static_cast<float>(me)));
+    comm->allreduce_sum_bf16(h.data(), count);
+    for (size_t i = 0; i < count; ++i)
+      ASSERT_NEAR(bf16_to_float(h[i]), exact[i], 0.02f * n) << i;
+    const auto hashes = gather(*comm, fnv1a(h.data(), count * sizeof(uint16_t)));
+    for (int r = 1; r < n; ++r) EXPECT_EQ(hashes[2 * r + 1], hashes[1]) << "bf16, rank " << r << " count " << count;
   }
   for (int root = 0; root < n; ++root) {
     std::vector<float> b(1000, static_cast<float>(me));

@@ -10,11 +10,19 @@
 #include <thread>
 
 #include "common/error.h"
+#include "dist/bf16.h"
 
 namespace ddp::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// The bfloat16 sum as an MPI reduction: inout[i] = in[i] + inout[i], added
+// in float and rounded once (commutative, so MPI may pair ranks either way).
+void bf16_sum_op(void* in, void* inout, int* len, MPI_Datatype*) {
+  bf16_sum(static_cast<uint16_t*>(inout), static_cast<const uint16_t*>(in), static_cast<const uint16_t*>(inout),
+           static_cast<size_t>(*len));
+}
 
 std::string mpi_error_text(int code) {
   char buf[MPI_MAX_ERROR_STRING];
@@ -44,6 +52,7 @@ class MpiCommunicator final : public Communicator {
   explicit MpiCommunicator(const MpiOptions& o) : options_(o) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    MPI_Op_create(&bf16_sum_op, 1, &bf16_op_);
   }
 
   ~MpiCommunicator() override {
@@ -52,7 +61,10 @@ class MpiCommunicator final : public Communicator {
     // exits non-zero and mpirun ends the job).
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized && !broken_ && std::uncaught_exceptions() == 0) MPI_Finalize();
+    if (!finalized && !broken_ && std::uncaught_exceptions() == 0) {
+      MPI_Op_free(&bf16_op_);
+      MPI_Finalize();
+    }
   }
 
   int rank() const override { return rank_; }
@@ -61,6 +73,11 @@ class MpiCommunicator final : public Communicator {
 
   void allreduce_sum(float* data, size_t count) override { allreduce(data, count, MPI_FLOAT); }
   void allreduce_sum(double* data, size_t count) override { allreduce(data, count, MPI_DOUBLE); }
+  // 2-byte elements on the wire (MPI_UINT16_T with a user-defined sum). Every
+  // rank gets the same bits: OpenMPI's all-reduce algorithms either reduce
+  // each chunk on one rank and copy it to all (ring) or pair ranks
+  // symmetrically (recursive doubling), and a pairwise sum is commutative.
+  void allreduce_sum_bf16(uint16_t* data, size_t count) override { allreduce(data, count, MPI_UINT16_T, bf16_op_); }
 
   void broadcast(float* data, size_t count, int root) override {
     if (root < 0 || root >= size_)
@@ -84,12 +101,12 @@ class MpiCommunicator final : public Communicator {
 
  private:
   template <typename T>
-  void allreduce(T* data, size_t count, MPI_Datatype type) {
+  void allreduce(T* data, size_t count, MPI_Datatype type, MPI_Op op = MPI_SUM) {
     if (size_ == 1) return;
     for (size_t done = 0; done < count;) {  // MPI counts are ints
       const int n = static_cast<int>(std::min<size_t>(count - done, INT_MAX));
       MPI_Request req;
-      check("all-reduce", MPI_Iallreduce(MPI_IN_PLACE, data + done, n, type, MPI_SUM, MPI_COMM_WORLD, &req));
+      check("all-reduce", MPI_Iallreduce(MPI_IN_PLACE, data + done, n, type, op, MPI_COMM_WORLD, &req));
       complete("all-reduce", req);
       done += static_cast<size_t>(n);
     }
@@ -136,6 +153,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   MpiOptions options_;
+  MPI_Op bf16_op_ = MPI_OP_NULL;
   int rank_ = 0, size_ = 1;
   bool broken_ = false;
 };
