@@ -360,6 +360,7 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
       if (last_lines.size() > 8) last_lines.erase(last_lines.begin());
       if (is_err) {
         err_lines.push_back(line);
+        if (err_lines.size() > 20) err_lines.erase(err_lines.begin());
         d.line("    " + line);
         return;
       }

@@ -149,6 +149,10 @@ TEST(ReportMetrics, ConfigurationMetricsAreConsistent) {
   const json ms = configuration_metrics(serial, &serial);
   EXPECT_DOUBLE_EQ(ms["speedup"]["median"].get<double>(), 1);
   EXPECT_DOUBLE_EQ(ms["efficiency"]["median"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(ms["speedup"]["min"].get<double>(), 1);  // the baseline: no range of its own
+  EXPECT_DOUBLE_EQ(ms["speedup"]["max"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(ms["total_time_s"]["min"].get<double>(), 30);  // its noise shows here
+  EXPECT_DOUBLE_EQ(ms["total_time_s"]["max"].get<double>(), 34);
 }
 
 TEST(ReportMetrics, AFailedRunIsRecordedAndLeftOutOfTheStatistics) {

@@ -161,7 +161,10 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   m["background_load_cores"] = to_json(summarize(background));
 
   Summary sp = summarize({});
-  if (serial && serial->any_ok() && ok) {
+  if (serial == &c && ok) {
+    sp = summarize({1.0});  // the baseline itself (its noise shows in its time range)
+    sp.n = ok;
+  } else if (serial && serial->any_ok() && ok) {
     std::vector<double> ts;
     for (const auto& r : serial->runs)
       if (r.ok) ts.push_back(get(r.results, "total_time_s", kNaN));
