@@ -245,12 +245,15 @@ int run_mpi_launcher(train::TrainConfig cfg, int argc, char** argv) {
   return dist::launch_mpirun(o);
 }
 
-int run_mpi_worker(train::TrainConfig cfg) {
+int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
   dist::MpiOptions mo;
   mo.timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   mo = dist::mpi_options_from_env(mo);
   const auto data = train::load_datasets(cfg);
   auto comm = dist::make_mpi_communicator(mo);
+  if (world_size_given && cfg.world_size != comm->size() && comm->rank() == 0)
+    std::cout << "train_parallel: note: --world-size " << cfg.world_size << " ignored: the MPI launcher started "
+              << comm->size() << " ranks" << std::endl;
   cfg.world_size = comm->size();
   return train_and_report(cfg, data, *comm);
 }
@@ -311,7 +314,7 @@ int main(int argc, char** argv) {
       const std::string who = rank_label(place.rank >= 0 ? std::to_string(place.rank).c_str() : nullptr);
       return train::run_main(who, [&] {
         check_flags(cfg, f);
-        return run_mpi_worker(cfg);
+        return run_mpi_worker(cfg, f.world_size_given);
       });
     }
     return train::run_main("train_parallel", [&] {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Gloo vs MPI at 2 ranks (1 thread each) against serial, in one session:
+# rounds of serial / gloo / mpi runs interleaved (so that a busy machine
+# slows all three alike), medians of the samples/s each reports, and the
+# median time of one MPI all-reduce of the model's 1.7 MB gradient.
+#
+#   scripts/bench_backends.sh [BUILD_DIR] [REPEATS] [LIMIT]
+#     defaults: build 5 19200 (one epoch on the first LIMIT samples)
+set -euo pipefail
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$repo_root/build}"
+repeats="${2:-5}"
+limit="${3:-19200}"
+data="$repo_root/data/mnist"
+out="$(mktemp -d "${TMPDIR:-/tmp}/bench-backends-XXXXXX")"
+trap 'rm -rf "$out"' EXIT
+if [[ $(id -u) -eq 0 ]]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+common=(-e 1 --limit "$limit" --threads 1 --no-progress --data-dir "$data")
+throughput() { sed -n 's/.*"throughput_samples_per_s": *\([0-9.eE+-]*\).*/\1/p' "$1" | head -1; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "bench_backends: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for ((i = 1; i <= repeats; i++)); do
+  "$build/train_serial" "${common[@]}" --save-results "$out/serial$i.json" >/dev/null
+  "$build/train_parallel" -w 2 --backend gloo "${common[@]}" --save-results "$out/gloo$i.json" >/dev/null
+  "$build/train_parallel" -w 2 --backend mpi "${common[@]}" --save-results "$out/mpi$i.json" >/dev/null
+  printf 'round %d: serial %.0f  gloo %.0f  mpi %.0f samples/s  (load %s)\n' "$i" \
+    "$(throughput "$out/serial$i.json")" "$(throughput "$out/gloo$i.json")" "$(throughput "$out/mpi$i.json")" \
+    "$(cut -d' ' -f1 /proc/loadavg)"
+done
+s=$(for f in "$out"/serial*.json; do throughput "$f"; done | median)
+g=$(for f in "$out"/gloo*.json; do throughput "$f"; done | median)
+m=$(for f in "$out"/mpi*.json; do throughput "$f"; done | median)
+awk -v s="$s" -v g="$g" -v m="$m" 'BEGIN {
+  printf "median samples/s: serial %.0f, gloo x2 %.0f (speedup %.2f, efficiency %.0f%%), mpi x2 %.0f (speedup %.2f, efficiency %.0f%%)\n",
+         s, g, g / s, 50 * g / s, m, m / s, 50 * m / s }'
+mpirun -np 2 "$build/tests/test_dist" --gtest_color=no --gtest_also_run_disabled_tests \
+  --gtest_filter=MpiInside.DISABLED_AllreduceBench 2>&1 | grep "MPI allreduce" || true
+echo "bench_backends: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
