@@ -12,8 +12,10 @@ namespace ddp::bench {
 // independent fused multiply-adds on as many accumulators as hide the FMA
 // latency, with the widest vector ISA the CPU has (AVX-512, else AVX2+FMA).
 struct Peak {
-  double gflops = 0;
-  std::string isa;  // "avx512f", "avx2+fma" or "scalar"
+  double gflops = 0;            // per second of wall time (best of 5 runs)
+  double gflops_per_cpu_s = 0;  // per second of CPU time the thread got: the
+                                // hardware's figure even on a busy machine
+  std::string isa;              // "avx512f", "avx2+fma" or "scalar"
 };
 Peak measure_fma_peak(double seconds);
 
@@ -38,5 +40,12 @@ struct ChildRun {
 // Runs argv (argv[0] a path) with stdout and stderr captured, polling the
 // memory of the program and of its children every `poll_ms`.
 ChildRun run_and_watch(const std::vector<std::string>& argv, int poll_ms = 20);
+
+// Seconds of each of `steps` gradient all-reduce steps (GradSync over the
+// model's gradient buffer, buckets as the trainer makes them, float or
+// bf16) among `world` ranks forked from this process over Gloo, every step
+// started together; rank 0's times. Empty if a rank failed. Call it before
+// this process starts threads of its own (it forks).
+std::vector<double> grad_allreduce_seconds(int world, const std::string& algorithm, bool bf16, int steps);
 
 }  // namespace ddp::bench
