@@ -2,7 +2,7 @@
 # Gloo vs MPI at 2 ranks (1 thread each) against serial, in one session:
 # rounds of serial / gloo / mpi runs interleaved (so that a busy machine
 # slows all three alike), medians of the samples/s each reports, and the
-# median time of one MPI all-reduce of the model's 1.7 MB gradient.
+# median time of one all-reduce of the model's 1.7 MB gradient (MPI and Gloo).
 #
 #   scripts/bench_backends.sh [BUILD_DIR] [REPEATS] [LIMIT]
 #     defaults: build 5 19200 (one epoch on the first LIMIT samples)
@@ -39,4 +39,8 @@ awk -v s="$s" -v g="$g" -v m="$m" 'BEGIN {
          s, g, g / s, 50 * g / s, m, m / s, 50 * m / s }'
 mpirun -np 2 "$build/tests/test_dist" --gtest_color=no --gtest_also_run_disabled_tests \
   --gtest_filter=MpiInside.DISABLED_AllreduceBench 2>&1 | grep "MPI allreduce" || true
+if [[ -x "$build/tests/dist_test_worker" ]]; then
+  printf 'Gloo '
+  "$build/tests/dist_test_worker" launch 2 bench 421642 300 2>&1 | grep allreduce || true
+fi
 echo "bench_backends: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

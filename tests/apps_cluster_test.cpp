@@ -257,6 +257,24 @@ TEST(MpiBackend, AKilledRankOfTheSelfLaunchIsNamedInOneLine) {
   EXPECT_TRUE(gone_within(mpirun_pid, 3));
 }
 
+// SIGTERM to the self-launching train_parallel reaches the ranks through
+// mpirun; they stop together at a step, rank 0 writes a checkpoint, and the
+// job ends with 128 + SIGTERM.
+TEST(MpiBackend, SigtermToTheSelfLaunchStopsAllRanksWithACheckpoint) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
+  TempDir tmp;
+  Proc job({binary("train_parallel"), "--backend", "mpi", "-w", "2", "-e", "50", "--limit", "6400", "--no-progress",
+            "--data-dir", mnist_dir(), "--checkpoint-dir", tmp.path + "/ck"},
+           tmp.path + "/job.log");
+  ASSERT_TRUE(wait_for_file(tmp.path + "/ck/checkpoint_epoch1.safetensors", 120)) << job.output();
+  kill(job.pid, SIGTERM);
+  ASSERT_TRUE(job.wait(60)) << job.output();
+  EXPECT_EQ(job.exit_code(), 128 + SIGTERM) << job.output();
+  const std::string out = job.output();
+  EXPECT_NE(out.find("stopped by SIGTERM in epoch"), std::string::npos) << out;
+  EXPECT_NE(out.find("checkpoint written"), std::string::npos) << out;
+}
+
 TEST(MpiBackend, MissingMpirunIsOneClearError) {
   TempDir tmp;
   Proc p({binary("train_parallel"), "--backend", "mpi", "-w", "2", "--limit", "640", "--data-dir", mnist_dir()},
