@@ -21,7 +21,7 @@ const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#94
 const char* const kSerialColor = "#333333";
 // Tics of a logarithmic loss axis: 1-2-5 steps.
 const char* const kLossTics =
-    "set ytics (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) format '%g'\nset mytics 10\n"
+    "set ytics (0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20) format '%g'\nset mytics 10\n"
     "set autoscale y noextend\nset offsets 0, 0, graph 0.04, graph 0.04\n";
 
 std::string g(double v) {
@@ -169,27 +169,41 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set multiplot layout 1,2 title " +
        gp_quote("Training loss: serial vs data-parallel (batch " + std::to_string(batch(metrics)) +
                 " per process)") + " font ',19'\n";
-  s += "set title 'every step (thin: raw; thick: moving average over 0.1 epoch)' font ',15'\n";
+  // The raw losses of thousands of steps are a grey fog: drawn only for short runs.
+  // The smoothing window grows with the run: 0.1 epoch, 0.25 epoch from 5 epochs on.
+  const double window_epochs = epochs >= 5 ? 0.25 : 0.1;
+  size_t most_steps = 0;
+  for (const auto& c : cs)
+    if (!c.failed) most_steps = std::max(most_steps, (*c.results)["step_losses"].size());
+  const bool raw = most_steps <= 2500;
+  char sub[160];
+  std::snprintf(sub, sizeof sub, "every step (%smoving average over %g epoch)", raw ? "thin: raw; thick: " : "",
+                window_epochs);
+  s += "set title " + gp_quote(sub) + " font ',15'\n";
   s += "set xlabel 'epoch'\nset ylabel 'training loss (log scale)'\nset logscale y\n" + std::string(kLossTics);
   s += "set xrange [0:" + g(epochs) + "]\n";
   if (epochs <= 20) s += "set xtics 1\n";
   s += "set key top right\n";
   std::string plot;
+  double lo = INFINITY, hi = 0;  // of the smoothed curves: the y range (raw extremes may fall outside)
   for (const auto& c : cs) {
     if (c.failed) continue;
     const json& r = *c.results;
     const double steps = std::max(1.0, num(r, "steps_per_epoch", 1));
     std::vector<double> loss;
     for (const auto& l : r["step_losses"]) loss.push_back(l.is_number() ? l.get<double>() : NAN);
-    const auto smooth = moving_average(loss, std::max(1, static_cast<int>(std::lround(steps / 10))));
+    const auto smooth = moving_average(loss, std::max(1, static_cast<int>(std::lround(steps * window_epochs))));
+    for (double v : smooth)
+      if (std::isfinite(v) && v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
     std::string d = "# " + c.label + ": training loss of every step (mean over ranks)\n# epoch  loss  moving_average\n";
     for (size_t i = 0; i < loss.size(); ++i) d += g((i + 1) / steps) + "  " + g(loss[i]) + "  " + g(smooth[i]) + "\n";
     const std::string file = "loss_steps_" + c.name + ".dat";
     p.data.push_back({file, d});
     if (!plot.empty()) plot += ", \\\n     ";
-    plot += gp_quote(file) + " using 1:2 with lines lw 1 lc rgb '" + faint(c.color) + "' notitle, \\\n     " +
-            gp_quote(file) + " using 1:3 with lines lw 3 lc rgb '" + c.color + "' title " + gp_label(c.label);
+    if (raw) plot += gp_quote(file) + " using 1:2 with lines lw 1 lc rgb '" + faint(c.color) + "' notitle, \\\n     ";
+    plot += gp_quote(file) + " using 1:3 with lines lw 3 lc rgb '" + c.color + "' title " + gp_label(c.label);
   }
+  if (hi > 0) s += "set yrange [" + g(lo / (raw ? 2.0 : 1.3)) + ":" + g(hi * 1.3) + "]\n";
   s += "plot " + plot + "\n\n";
 
   s += "set title 'every epoch (solid: training loss; dashed: test loss)' font ',15'\n";
@@ -454,10 +468,18 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   for (const auto& n : sm["networks"]) nets.push_back(network_from_json(n));
   const int pmax = 1024;
 
-  std::string d = "# model predictions (see performance_metrics.json: scaling_model)\n# p  ideal";
+  std::string d = "# model predictions (see performance_metrics.json: scaling_model) at p = 1, 2, 3, 4, 6, 8, 12, ...\n# p  ideal";
   for (const auto& n : nets) d += "  speedup[" + n.name + "]  efficiency_%[" + n.name + "]";
   d += "\n";
-  for (int q = 1; q <= pmax; ++q) {
+  // p on a 1-1.5-2 series: the exact model jumps wherever ceil(M/p) just passes a
+  // multiple of B (an almost empty extra step); these points show the trend.
+  std::vector<int> ps;
+  for (int q = 1; q <= pmax; q *= 2) {
+    ps.push_back(q);
+    if (q >= 2 && q * 3 / 2 <= pmax) ps.push_back(q * 3 / 2);
+  }
+  std::sort(ps.begin(), ps.end());
+  for (int q : ps) {
     d += std::to_string(q) + "  " + std::to_string(q);
     for (const auto& n : nets) {
       const Prediction pr = predict(mp, q, n.alpha_s, n.beta_Bps);
@@ -499,14 +521,14 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
     s += "set arrow 1 from first " + g(one_step) + ", graph 0 to first " + g(one_step) +
          ", graph 1 nohead dt 3 lw 1.5 lc rgb '#999999' back\n";
     s += "set label 1 " + gp_dquote("p = M/B:\none step\nper epoch") + " at first " + g(one_step) +
-         ", graph 0.97 right offset -0.4,0 tc rgb '#888888' font ',12'\n";
+         ", graph 0.45 right offset -0.4,0 tc rgb '#888888' font ',12'\n";
   }
   auto curves = [&](int col_offset, bool titles) {
     std::string plot;
     for (size_t i = 0; i < nets.size(); ++i) {
       char t[160];
       std::snprintf(t, sizeof t, "%s (α = %.0f µs)", nets[i].name.c_str(), nets[i].alpha_s * 1e6);
-      plot += ", \\\n     'scaling_model.dat' using 1:" + std::to_string(3 + 2 * i + col_offset) + " with lines lw 3 lc rgb '" +
+      plot += ", \\\n     'scaling_model.dat' using 1:" + std::to_string(3 + 2 * i + col_offset) + " with linespoints pt 7 ps 0.6 lw 3 lc rgb '" +
               net_colors[i % 5] + "' " + (titles ? "title " + gp_label(t) : std::string("notitle"));
     }
     return plot;
