@@ -764,6 +764,8 @@ int replot(const std::string& dir) {
       rr.log_file = r.value("log_file", "");
       rr.wall_s = r.value("wall_s", 0.0);
       rr.error = r.value("error", "");
+      if (r.contains("background_load_cores") && r["background_load_cores"].is_number())
+        rr.background_cores = r["background_load_cores"].get<double>();
       if (r.value("status", "") == "ok" && r["results_file"].is_string()) {
         rr.results_file = r["results_file"];
         try {

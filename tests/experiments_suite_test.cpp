@@ -168,6 +168,9 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   const Result again = run({binary("run_experiments"), "--replot", dir}, tmp.path);
   EXPECT_EQ(again.status, 0) << again.out << again.err;
   for (const char* p : kPlots) EXPECT_TRUE(fs::exists(dir + "/" + p + ".png")) << p;
+  const json m2 = json::parse(read_file(dir + "/performance_metrics.json"));
+  EXPECT_EQ(m2["configurations"], m["configurations"]);  // the same numbers, from the files alone
+  EXPECT_EQ(m2["measurement"]["background_load_cores"]["n"], 2);
 }
 
 TEST(Experiments, BadProcessCountsAreRefused) {
