@@ -26,7 +26,7 @@ class Communicator {
   virtual void allreduce_sum(double* data, size_t count) = 0;
   // In place, on bfloat16 values (dist/bf16.h): data[i] becomes the sum over
   // ranks, each pairwise addition done in float and rounded to bf16. Every
-  // rank ends with the same bits. The default widens to float and calls
+  // rank ends with the same bits. The default (in dist/bf16.cpp) widens to float and calls
   // allreduce_sum(float*) (correct, but float-sized on the wire); a backend
   // overrides it to send 2-byte elements (Gloo: a custom reduce function;
   // MPI: MPI_UINT16_T with a user-defined MPI_Op).
