@@ -51,6 +51,7 @@ struct RunResult {
   double final_test_accuracy = 0;
   double throughput = 0;     // samples / train_time_s
   std::string resumed_from;  // the checkpoint this run continued, if any
+  std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
 };
 
 nlohmann::json to_json(const RunResult& r, const std::string& program);

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "data/sampler.h"
+#include "dist/comm_priority.h"
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
@@ -259,6 +260,10 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   segments.push_back(num_params);
   dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
                       dist::parse_compression(cfg.grad_compression));
+  // (Gloo's threads block while idle; MPI's polls, and must not be favoured.)
+  const std::string comm_priority = world == 1                  ? "none: a world of one"
+                                    : comm.backend() == "gloo" ? dist::prioritise_communication()
+                                                               : "none: " + comm.backend() + " backend";
 
   RunResult r;
   r.config = cfg;
@@ -276,6 +281,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   r.per_rank.assign(world, {});
   r.epochs = start.history;
   r.resumed_from = start.path;
+  r.comm_priority = comm_priority;
   r.step_losses.assign(start.step_losses.begin(),
                        start.step_losses.begin() + static_cast<long>(start.history.size() * steps));
 
