@@ -177,6 +177,7 @@ int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist:
 }
 
 int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
+  train::install_stop_handlers();  // before Gloo starts its threads
   const auto timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   if (f.rendezvous.empty()) {  // a child of our own launcher, in its private directory
     auto gloo = dist::gloo_options_from_env();
@@ -246,6 +247,7 @@ int run_mpi_launcher(train::TrainConfig cfg, int argc, char** argv) {
 }
 
 int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
+  train::install_stop_handlers();  // before MPI starts its threads
   dist::MpiOptions mo;
   mo.timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   mo = dist::mpi_options_from_env(mo);

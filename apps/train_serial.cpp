@@ -4,12 +4,14 @@
 #include "dist/communicator.h"
 #include "report/atomic_file.h"
 #include "train/cli.h"
+#include "train/stop.h"
 #include "train/summary.h"
 #include "train/trainer.h"
 
 using namespace ddp;
 
 int main(int argc, char** argv) {
+  train::install_stop_handlers();
   train::TrainConfig cfg;
   CLI::App app{"Train the MNIST CNN serially (one process).", "train_serial"};
   train::add_training_flags(app, cfg);

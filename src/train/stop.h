@@ -5,6 +5,8 @@
 
 namespace ddp::train {
 
+// Call first thing in main (before any thread exists: a communication
+// library's threads must inherit the blocked signals). Idempotent.
 void install_stop_handlers();
 int stop_signal();  // 0 while no stop was asked for, else the signal number
 
