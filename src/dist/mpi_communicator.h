@@ -7,7 +7,12 @@
 // cores, so a spinning wait would steal compute. Each operation therefore
 // starts a non-blocking collective and tests it: in a tight loop for the
 // first `spin` microseconds (the peers are usually there and the shared-memory
-// transfer is quick), then with `poll` microsecond sleeps between tests.
+// transfer is quick), then with `poll` microsecond sleeps between tests
+// (with a 1 us timer slack for the calling thread, so a sleep is that long).
+// Measured on this 2-core machine, 2 ranks, 1 thread each: spinning for the
+// whole wait (what a blocking MPI_Allreduce does) halves training
+// throughput (~2,500 vs ~5,500 samples/s; backward takes twice as long),
+// while a single 1.7 MB all-reduce costs ~0.40 ms polled vs ~0.33 ms spun.
 //
 // Failure: MPI itself ends the whole job when a rank dies (mpirun names the
 // rank). A peer that is alive but silent for longer than `timeout` makes
