@@ -293,6 +293,12 @@ TEST(MpiLaunch, AFailedRankIsNamed) {
   const std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(code, 5) << err;
   EXPECT_LT(took, 4.5) << "the other rank was not stopped";
-  EXPECT_NE(err.find("mpi-test: rank 1 exited with status 5; mpirun stopped the other ranks"), std::string::npos)
-      << err;
+  // mpirun names the failed rank in a second report block ("Process name:
+  // [[j,1]] Exit code: 5"), which, under load, it sometimes does not print
+  // (seen once in a CI trial). Then only the status can be passed on, and
+  // the launcher says so instead of guessing.
+  const bool named = err.find("mpi-test: rank 1 exited with status 5; mpirun stopped the other ranks") != std::string::npos;
+  const bool unnamed = err.find("mpi-test: the MPI job failed: mpirun exited with status 5") != std::string::npos &&
+                       err.find("Process name:") == std::string::npos;
+  EXPECT_TRUE(named || unnamed) << err;
 }
