@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "data/idx.h"
 
 namespace ddp::data {
@@ -14,8 +15,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
 
 bool is_mnist(const std::string& dataset) { return dataset == "mnist"; }
 
@@ -47,10 +46,6 @@ std::string find_file(const std::string& dir, const std::string& base, const std
   throw UserError(plain.string() + ": no such file (nor " + base + ".gz)", hint);
 }
 
-uint64_t fnv1a(uint64_t h, const uint8_t* p, size_t n) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
 
 float normalise(int x) { return (static_cast<float>(x) / 255.0f - kMean) / kStd; }
 
@@ -96,8 +91,7 @@ Dataset load_dataset(const std::string& dataset, const std::string& dir, Split s
   ds.size = images.count;
   for (int x = 0; x < 256; ++x) ds.normalised[x] = normalise(x);
   ds.pixels = std::move(images.pixels);
-  ds.checksum = fnv1a(fnv1a(kFnvOffset, ds.pixels.data(), ds.pixels.size()), labels.labels.data(),
-                      labels.labels.size());
+  ds.checksum = fnv1a(labels.labels.data(), labels.labels.size(), fnv1a(ds.pixels.data(), ds.pixels.size()));
   ds.labels.assign(labels.labels.begin(), labels.labels.end());
   return ds;
 }
@@ -112,7 +106,7 @@ void truncate(Dataset& ds, int64_t n) {
   ds.labels.shrink_to_fit();
   // Keep the checksum that of the raw bytes now held, as load_dataset
   // would have computed it for a file of the first n samples.
-  uint64_t h = fnv1a(kFnvOffset, ds.pixels.data(), ds.pixels.size());
+  uint64_t h = fnv1a(ds.pixels.data(), ds.pixels.size());
   for (int32_t l : ds.labels) h = (h ^ static_cast<uint8_t>(l)) * kFnvPrime;
   ds.checksum = h;
 }

@@ -179,25 +179,6 @@ class TimedStore final : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
-int env_int(const char* name, bool required, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    if (required)
-      throw UserError(std::string("environment variable ") + name + " is not set",
-                      "start the parallel workers with the launcher (train_parallel), which sets "
-                      "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
-    return fallback;
-  }
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > std::numeric_limits<int>::max())
-    throw UserError(std::string("environment variable ") + name + "='" + v +
-                        "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number");
-  return static_cast<int>(x);
-}
-
 std::string env_str(const char* name, bool required, const std::string& fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) {
@@ -208,6 +189,19 @@ std::string env_str(const char* name, bool required, const std::string& fallback
     return fallback;
   }
   return v;
+}
+
+int env_int(const char* name, bool required, int fallback) {
+  const std::string v = env_str(name, required, "");
+  if (v.empty()) return fallback;
+  errno = 0;
+  char* end = nullptr;
+  long x = std::strtol(v.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0' || x < 0 || x > std::numeric_limits<int>::max())
+    throw UserError(std::string("environment variable ") + name + "='" + v +
+                        "' is not a non-negative integer",
+                    std::string("set ") + name + " to a whole number");
+  return static_cast<int>(x);
 }
 
 }  // namespace

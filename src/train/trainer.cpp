@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/rng.h"
 #include "data/sampler.h"
 #include "dist/comm_priority.h"
@@ -27,12 +28,6 @@ using Clock = std::chrono::steady_clock;
 const Clock::time_point kProcessStart = Clock::now();  // set before main() runs
 
 double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
-
-uint64_t fnv1a(const void* data, size_t bytes, uint64_t h = 1469598103934665603ull) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
 
 // Every rank fills its own row; the sum over ranks gives every rank every row.
 std::vector<double> gather_rows(dist::Communicator& comm, const double* row, size_t width) {
