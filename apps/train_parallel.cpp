@@ -20,6 +20,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "dist/comm_priority.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
 #include "dist/mpi_communicator.h"
@@ -44,6 +45,7 @@ struct ClusterFlags {
   std::string host;        // address this rank's Gloo transport listens on
   std::string iface;       // ... or the IPv4 address of this interface
   int nnodes = 1, node_rank = 0, nproc_per_node = 0;
+  std::string cpu_bind = "core";  // core | none (gloo: each rank on its own core(s))
   bool world_size_given = false, launcher_flags_given = false, backend_given = false;
 };
 
@@ -157,10 +159,12 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
 }
 
 // Trains on an established communicator; rank 0 reports.
-int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm) {
+int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
+                     const std::string& binding) {
   train::RunResult result;
   try {
     result = train::train(cfg, comm, data.train, data.test);
+    result.binding = binding;
   } catch (const train::Stopped& s) {
     if (comm.rank() == 0) throw;  // rank 0 speaks for the job
     return 128 + s.signal;
@@ -178,6 +182,9 @@ int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist:
 
 int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
   train::install_stop_handlers();  // before Gloo starts its threads
+  const auto where = dist::place_from_env();
+  const std::string binding = f.cpu_bind == "none" ? "none: --cpu-bind none"
+                              : dist::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads);
   const auto timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   if (f.rendezvous.empty()) {  // a child of our own launcher, in its private directory
     auto gloo = dist::gloo_options_from_env();
@@ -187,7 +194,7 @@ int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
     gloo.host = listen_address(f, gloo.host);
     const auto data = train::load_datasets(cfg);
     auto comm = dist::make_gloo_communicator(gloo);
-    return train_and_report(cfg, data, *comm);
+    return train_and_report(cfg, data, *comm, binding);
   }
 
   // A rank of a job that meets at --rendezvous (on one machine or many).
@@ -221,7 +228,7 @@ int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
   auto comm = dist::make_gloo_communicator(gloo);
   comm->barrier();  // every rank has read what it needs from the store
   if (comm->rank() == 0) dist::clear_generation(spec, generation, comm->size());
-  return train_and_report(cfg, data, *comm);
+  return train_and_report(cfg, data, *comm, binding);
 }
 
 // ---- MPI -----------------------------------------------------------------
@@ -257,7 +264,7 @@ int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
     std::cout << "train_parallel: note: --world-size " << cfg.world_size << " ignored: the MPI launcher started "
               << comm->size() << " ranks" << std::endl;
   cfg.world_size = comm->size();
-  return train_and_report(cfg, data, *comm);
+  return train_and_report(cfg, data, *comm, "by mpirun: " + dist::current_binding());
 }
 
 std::string rank_label(const char* value) {
@@ -293,6 +300,11 @@ int main(int argc, char** argv) {
   app.add_option("--job-id", f.job_id, "Job id in the rendezvous store (default: the URL's /JOB, else ddp)");
   app.add_option("--host", f.host, "Address this node's ranks listen on (gloo; default 127.0.0.1)");
   app.add_option("--iface", f.iface, "Network interface whose IPv4 address the ranks listen on (gloo)");
+  app.add_option("--cpu-bind", f.cpu_bind,
+                 "gloo: core = bind each rank (and its threads) to its own core(s) among those it may use; none = "
+                 "let the scheduler place them (mpirun binds MPI ranks itself)")
+      ->check(CLI::IsMember({"core", "none"}))
+      ->capture_default_str();
   auto* nnodes_opt = app.add_option("--nnodes", f.nnodes, "Machines in the job (gloo; needs --rendezvous)")
                          ->check(CLI::Range(1, 1024))->capture_default_str();
   auto* node_rank_opt = app.add_option("--node-rank", f.node_rank, "This machine's number, 0 .. nnodes-1")

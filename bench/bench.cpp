@@ -162,7 +162,7 @@ SerialRun train_in_process(const data::Dataset& train, int threads, const Option
     const auto t2 = Clock::now();
     sync.finish();
     const auto t3 = Clock::now();
-    sgd.step(net.params(), net.grads(), 0.01f);
+    sgd.step(net.params(), net.grads(), 0.01f, sync.average_scale());
     const auto t4 = Clock::now();
     if (timed) {
       r.data_s += seconds(t0, t1);

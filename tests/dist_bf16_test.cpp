@@ -247,6 +247,7 @@ int run_rank(int rank, int world, const std::string& rdv, const std::string& job
         hi -= n;
       }
       sync.finish();
+      for (float& x : g) x *= sync.average_scale();
     } else {
       std::vector<uint16_t> h(count);
       floats_to_bf16(g.data(), h.data(), count);

@@ -123,7 +123,7 @@ TEST(GradSync, AllreduceOfACompleteBucketStartsBeforeFinish) {
     for (size_t b = 0; b < 10; ++b)
       EXPECT_EQ(comm.calls[before + b], (std::pair<size_t, size_t>{900 - 100 * b, 100}));
     for (size_t i = 0; i < count; ++i)
-      ASSERT_EQ(g[i], static_cast<float>(i % 17) + step) << i;  // (4 x) / 4
+      ASSERT_EQ(g[i] * s.average_scale(), static_cast<float>(i % 17) + step) << i;  // (4 x) / 4
   }
   for (auto id : comm.threads) {
     EXPECT_NE(id, std::this_thread::get_id());
@@ -131,14 +131,15 @@ TEST(GradSync, AllreduceOfACompleteBucketStartsBeforeFinish) {
   }
 }
 
-TEST(GradSync, AverageIsSumTimesReciprocalOfWorldSize) {
+TEST(GradSync, LeavesTheSumAndTheReciprocalOfWorldSizeGivesTheAverage) {
   const size_t count = 777;
   std::vector<float> g(count);
   FakeComm comm(3, g.data());
   GradSync s(comm, g.data(), count, 64);
+  EXPECT_EQ(s.average_scale(), 1.0f / 3.0f);
   for (size_t i = 0; i < count; ++i) g[i] = 0.1f * static_cast<float>(i) - 3.7f;
   std::vector<float> want(count);
-  for (size_t i = 0; i < count; ++i) want[i] = (g[i] * 3.0f) * (1.0f / 3.0f);
+  for (size_t i = 0; i < count; ++i) want[i] = g[i] * 3.0f;
   ready_all(s, count, {5, 1, 300, 2});
   s.finish();
   for (size_t i = 0; i < count; ++i) ASSERT_EQ(g[i], want[i]) << i;

@@ -4,6 +4,20 @@
 // scheduler preempts a compute thread; every message of an all-reduce then
 // waits a scheduler tick, and a 1 ms all-reduce takes 10-20 ms. Giving those
 // threads priority makes each wake-up immediate; they use little CPU.
+//
+// Priority alone has a trap. Gloo's event loop only try-locks a connection
+// before it reads from it, and epoll keeps reporting the unread bytes: while
+// another thread holds the lock, the loop spins. If that thread has a lower
+// priority and shares the loop's core, it never gets to release the lock
+// (measured: 1-2 s stalls at the end of an epoch, with the CPU burnt in the
+// kernel). Hence two more rules, in this file:
+//  - every thread that calls into Gloo runs at the same real-time priority
+//    while it does (CommCallPriority), so the loop waits for it instead of
+//    preempting it;
+//  - each rank is bound to its own core(s) (bind_to_cores), so its
+//    communication threads share a core only with its own compute, and the
+//    equal-priority loop and caller take turns instead of spinning on two
+//    cores at once.
 #pragma once
 #include <string>
 
@@ -16,5 +30,32 @@ namespace ddp::dist {
 // the communication threads exist and before any other compute thread does.
 // Returns what it did, for the log ("realtime", "nice", or "none: <why>").
 std::string prioritise_communication();
+
+// Binds this process, and every thread it starts afterwards, to its share of
+// the cores it is allowed to use (its affinity mask, which taskset, cgroups
+// or Slurm may have narrowed): local rank r of n, with t compute threads
+// each, gets the r-th group of t allowed cores, counting round when n x t
+// exceeds them (oversubscribed ranks then share cores evenly). Call it
+// before any other thread exists. Returns what it did, for the log
+// ("cores 2-3", "core 1", or "none: <why>").
+std::string bind_to_cores(int local_rank, int local_world, int threads);
+
+// The cores this thread may run on, as bind_to_cores() words it.
+std::string current_binding();
+
+// While alive, the calling thread runs at the communication threads'
+// priority if prioritise_communication() made them real-time and it is not
+// one of them; it gets its old scheduling back afterwards. Wrap every call
+// into Gloo with one.
+class CommCallPriority {
+ public:
+  CommCallPriority();
+  ~CommCallPriority();
+  CommCallPriority(const CommCallPriority&) = delete;
+  CommCallPriority& operator=(const CommCallPriority&) = delete;
+
+ private:
+  bool raised_ = false;
+};
 
 }  // namespace ddp::dist

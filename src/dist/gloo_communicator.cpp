@@ -1,5 +1,7 @@
 #include "dist/gloo_communicator.h"
 
+#include "dist/comm_priority.h"
+
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
@@ -129,6 +131,7 @@ class GlooCommunicator final : public Communicator {
       throw UserError("rank " + std::to_string(rank()) + ": cannot run " + what +
                           ": the connection to the other ranks failed earlier",
                       "see the first error above; a job cannot continue after losing a peer");
+    const CommCallPriority as_a_communication_thread;
     try {
       f();
     } catch (const UserError&) {

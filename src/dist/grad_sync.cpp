@@ -143,15 +143,13 @@ void GradSync::comm_loop() {
         } catch (...) {
           error = std::current_exception();
         }
-        if (!error) bf16_to_floats(h, p, len, scale_);
+        if (!error) bf16_to_floats(h, p, len);
       } else {
         try {
           comm_.allreduce_sum(p, len);
         } catch (...) {
           error = std::current_exception();
         }
-        if (!error)
-          for (size_t i = 0; i < len; ++i) p[i] *= scale_;
       }
       seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }

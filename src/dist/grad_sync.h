@@ -11,10 +11,12 @@
 // layer it does not need. Backward calls
 // ready() for each range of gradients as soon as it is final; every bucket
 // whose elements are all final goes to a communication thread at once, which
-// all-reduces it (sum) and scales it by 1/world_size while backward goes on.
-// finish() waits for the rest. The result is bit-identical to
-// sum_over_ranks(grads) * (1.0f / world_size) in float (every rank gets the
-// same bits).
+// all-reduces it (sum) while backward goes on. finish() waits for the rest;
+// the buffer then holds the SUM over ranks, the same bits on every rank.
+// The average is that sum times average_scale() (1.0f / world_size): the
+// optimizer applies it as it reads the gradients (optim::Sgd's grad_scale),
+// which saves the communication thread a pass over the whole buffer on the
+// core that backward is using (measured: 0.26 ms of a 18 ms step).
 //
 // Thread rule: between the first ready() of a step and finish(), only the
 // communication thread calls into the communicator.
@@ -26,7 +28,7 @@
 // Compression::bf16 halves the bytes on the wire: each bucket is rounded to
 // bfloat16 (nearest, ties to even), all-reduced as 16-bit values with the
 // additions done in float (Communicator::allreduce_sum_bf16), widened back
-// and scaled by 1/world_size. Every rank still ends with the same bits; the
+// to float. Every rank still ends with the same bits; the
 // average is exact to about 3 significant digits (bf16's 8-bit mantissa)
 // instead of float's. The bf16 copy of the buffer is allocated once, here.
 #pragma once
@@ -63,11 +65,13 @@ class GradSync {
   // decreasing offset order, do not overlap, and together cover the whole
   // buffer exactly once (checked: a violation throws std::logic_error).
   void ready(size_t offset, size_t n);
-  // Waits for every bucket (the buffer then holds the average over ranks).
+  // Waits for every bucket (the buffer then holds the sum over ranks).
   // Returns the seconds spent waiting here: the communication NOT hidden
   // behind backward. Rethrows a communication error (ddp::UserError) as-is.
   double finish();
 
+  // 1.0f / world_size: the buffer times this is the average over ranks.
+  float average_scale() const { return scale_; }
   size_t num_buckets() const { return begin_.size(); }
   Compression compression() const { return compression_; }
   // Bucket i as [first element, one past the last).

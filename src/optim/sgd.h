@@ -1,5 +1,9 @@
 // SGD with momentum, PyTorch semantics (dampening 0, no Nesterov, no weight
 // decay): v = momentum * v + g; w -= lr * v. One loop over the flat buffers.
+// g = grads * grad_scale: data-parallel training passes the SUM of the
+// ranks' gradients and 1/world_size (dist::GradSync::average_scale), so the
+// average costs no extra pass; the product is the same float as averaging
+// first.
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -10,7 +14,7 @@ class Sgd {
  public:
   Sgd(size_t count, float momentum = 0.9f) : momentum_(momentum), velocity_(count, 0.f) {}
 
-  void step(float* params, const float* grads, float lr);
+  void step(float* params, const float* grads, float lr, float grad_scale = 1.0f);
 
   std::vector<float>& velocity() { return velocity_; }  // [count]; saved in checkpoints
   float momentum() const { return momentum_; }

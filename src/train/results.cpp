@@ -118,7 +118,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
           {"num_params", r.num_params},
           {"data_checksum", r.data_checksum},
           {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
-                         {"comm_priority", r.comm_priority}}},
+                         {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
           {"resumed_from", r.resumed_from},
           {"epochs", epochs},
           {"per_rank", per_rank},

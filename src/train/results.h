@@ -52,6 +52,7 @@ struct RunResult {
   double throughput = 0;     // samples / train_time_s
   std::string resumed_from;  // the checkpoint this run continued, if any
   std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
+  std::string binding = "none";  // the cores this process was bound to (rank 0's; dist/comm_priority.h)
 };
 
 nlohmann::json to_json(const RunResult& r, const std::string& program);

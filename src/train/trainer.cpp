@@ -322,11 +322,11 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       sync.ready(num_params, 1);
       net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
       const auto t3 = Clock::now();
-      sync.finish();  // waits for the all-reduce the backward pass did not hide, then averages
+      sync.finish();  // waits for the all-reduce the backward pass did not hide: grads = sum over ranks
       stopping = stop_flag > 0 || (world == 1 && stop_signal() != 0);
       const auto t4 = Clock::now();
       lr = learning_rate_at(cfg, world, global_step, steps);
-      sgd.step(net.params(), net.grads(), static_cast<float>(lr));
+      sgd.step(net.params(), net.grads(), static_cast<float>(lr), sync.average_scale());  // the average
       const auto t5 = Clock::now();
       ph.data += seconds(t0, t1);
       ph.forward += seconds(t1, t2);

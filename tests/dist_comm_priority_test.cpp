@@ -1,0 +1,136 @@
+// Core binding and the priority of threads that call into Gloo
+// (src/dist/comm_priority.h). Each case runs in a forked child, so the test
+// process keeps its own affinity and scheduling.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "dist/comm_priority.h"
+
+namespace {
+
+using ddp::dist::bind_to_cores;
+
+std::vector<int> affinity() {
+  cpu_set_t s;
+  CPU_ZERO(&s);
+  sched_getaffinity(0, sizeof s, &s);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &s)) cpus.push_back(c);
+  return cpus;
+}
+
+// Runs body in a child; its exit status is the number of failed checks
+// (gtest assertions do not cross fork), or 100 + line of the first.
+int in_child(const std::function<int()>& body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+#define CHILD_CHECK(cond)                    \
+  do {                                       \
+    if (!(cond)) return 100 + (__LINE__ % 100); \
+  } while (0)
+
+TEST(BindToCores, EachLocalRankGetsItsOwnCoresWrappingRoundWhenOversubscribed) {
+  const auto cpus = affinity();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs at least 2 usable cores";
+  const int n = static_cast<int>(cpus.size());
+  for (int rank = 0; rank < 2 * n; ++rank) {
+    EXPECT_EQ(in_child([&] {
+                const auto said = bind_to_cores(rank, 2 * n, 1);
+                const auto now = affinity();
+                CHILD_CHECK(now.size() == 1);
+                CHILD_CHECK(now[0] == cpus[static_cast<size_t>(rank % n)]);
+                CHILD_CHECK(said == "core " + std::to_string(now[0]));
+                // Threads started afterwards inherit the binding.
+                std::vector<int> seen;
+                std::thread([&] { seen = affinity(); }).join();
+                CHILD_CHECK(seen == now);
+                return 0;
+              }),
+              0)
+        << "local rank " << rank;
+  }
+  // Two threads per rank: rank 0 takes the first two usable cores.
+  EXPECT_EQ(in_child([&] {
+              const auto said = bind_to_cores(0, 1, 2);
+              CHILD_CHECK(affinity() == std::vector<int>(cpus.begin(), cpus.begin() + 2));
+              CHILD_CHECK(said.rfind("cores ", 0) == 0);
+              return 0;
+            }),
+            0);
+}
+
+TEST(BindToCores, KeepsToTheCoresItIsAllowedAndRefusesNonsense) {
+  const auto cpus = affinity();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs at least 2 usable cores";
+  // Narrowed to one core (as taskset or a cgroup would): nothing to choose.
+  EXPECT_EQ(in_child([&] {
+              cpu_set_t one;
+              CPU_ZERO(&one);
+              CPU_SET(cpus.back(), &one);
+              sched_setaffinity(0, sizeof one, &one);
+              CHILD_CHECK(bind_to_cores(0, 2, 1) == "none: a single core");
+              CHILD_CHECK(affinity() == std::vector<int>{cpus.back()});
+              return 0;
+            }),
+            0);
+  EXPECT_EQ(in_child([&] {
+              CHILD_CHECK(bind_to_cores(-1, 2, 1).rfind("none", 0) == 0);
+              CHILD_CHECK(bind_to_cores(2, 2, 1).rfind("none", 0) == 0);
+              CHILD_CHECK(bind_to_cores(0, 0, 1).rfind("none", 0) == 0);
+              CHILD_CHECK(affinity() == cpus);  // untouched
+              return 0;
+            }),
+            0);
+}
+
+// With real-time communication threads, a compute thread that calls into
+// Gloo runs at their priority for the call, and gets its own back after.
+TEST(CommCallPriority, RaisesTheCallerOnlyWhileCommunicationThreadsAreRealTime) {
+  EXPECT_EQ(in_child([] {
+              // Before prioritise_communication(): nothing changes.
+              {
+                const ddp::dist::CommCallPriority call;
+                CHILD_CHECK(sched_getscheduler(0) == SCHED_OTHER);
+              }
+              std::mutex m;
+              std::condition_variable cv;
+              bool done = false;
+              int comm_policy = -1;
+              std::thread comm([&] {
+                std::unique_lock<std::mutex> lock(m);
+                cv.wait(lock, [&] { return done; });
+                comm_policy = sched_getscheduler(0);
+              });
+              const auto mode = ddp::dist::prioritise_communication();
+              {
+                const ddp::dist::CommCallPriority call;
+                if (mode == "realtime") CHILD_CHECK(sched_getscheduler(0) == SCHED_FIFO);
+                else CHILD_CHECK(sched_getscheduler(0) == SCHED_OTHER);  // not permitted: nice instead
+              }
+              CHILD_CHECK(sched_getscheduler(0) == SCHED_OTHER);
+              {
+                std::lock_guard<std::mutex> lock(m);
+                done = true;
+              }
+              cv.notify_one();
+              comm.join();
+              CHILD_CHECK(comm_policy == (mode == "realtime" ? SCHED_FIFO : SCHED_OTHER));
+              return 0;
+            }),
+            0);
+}
+
+}  // namespace
