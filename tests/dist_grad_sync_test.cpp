@@ -146,6 +146,38 @@ TEST(GradSync, LeavesTheSumAndTheReciprocalOfWorldSizeGivesTheAverage) {
   EXPECT_GE(s.last_step_comm_seconds(), 0.0);
 }
 
+// finish(on_bucket) hands each bucket to the caller as soon as it is summed,
+// last slice first, on the caller's thread: the optimizer steps the first
+// buckets while the last ones are still in flight.
+TEST(GradSync, FinishHandsEachSummedBucketToTheCallerInOrder) {
+  const size_t count = 1000;
+  std::vector<float> g(count);
+  FakeComm comm(2, g.data());
+  GradSync s(comm, g.data(), count, 300 * sizeof(float));
+  ASSERT_EQ(s.num_buckets(), 4u);
+  for (int step = 0; step < 2; ++step) {
+    for (size_t i = 0; i < count; ++i) g[i] = static_cast<float>(i);
+    ready_all(s, count, {37, 400});
+    std::vector<std::pair<size_t, size_t>> seen;
+    bool summed = true, caller = true;
+    s.finish([&](size_t lo, size_t hi) {
+      seen.push_back({lo, hi});
+      caller = caller && std::this_thread::get_id() != comm.threads.at(0);
+      for (size_t i = lo; i < hi; ++i) summed = summed && g[i] == 2.0f * static_cast<float>(i);
+    });
+    EXPECT_EQ(seen, (std::vector<std::pair<size_t, size_t>>{{700, 1000}, {400, 700}, {100, 400}, {0, 100}}));
+    EXPECT_TRUE(summed) << "a bucket was handed over before its all-reduce was done";
+    EXPECT_TRUE(caller);
+  }
+  // After a failed bucket, finish() rethrows once no bucket is in flight;
+  // buckets after the failure are never handed over.
+  comm.throw_on_call = static_cast<int>(comm.calls.size()) + 1;
+  ready_all(s, count, {100});
+  std::vector<size_t> handed;
+  EXPECT_THROW(s.finish([&](size_t lo, size_t) { handed.push_back(lo); }), UserError);
+  EXPECT_EQ(handed, std::vector<size_t>{700});
+}
+
 TEST(GradSync, WorldOfOneStartsNoThreadAndLeavesTheBuffer) {
   std::vector<float> g = {1.5f, -2, 3, 4, 5};
   LocalCommunicator local;

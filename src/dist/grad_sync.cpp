@@ -95,30 +95,38 @@ void GradSync::ready(size_t offset, size_t n) {
   work_cv_.notify_one();
 }
 
-double GradSync::finish() {
+void GradSync::begin_finish() {
   if (!in_step_) start_step();  // an empty buffer needs no ready()
   DDP_ASSERT(lo_ == 0, "GradSync::finish(): only [" + std::to_string(lo_) + ", " +
                            std::to_string(count_) + ") of the gradients were marked ready");
   in_step_ = false;
-  if (!threaded_) {
-    last_comm_s_ = 0;
-    return 0.0;
-  }
+  last_comm_s_ = 0;
+}
+
+double GradSync::wait_for_bucket(size_t b) {
+  if (!threaded_) return 0.0;
   const auto t0 = Clock::now();
   std::exception_ptr error;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [&] { return done_ == begin_.size(); });
-    error = error_;
-    last_comm_s_ = comm_s_;
+    done_cv_.wait(lock, [&] { return done_ > b; });
+    if (error_ && failed_ <= b) {
+      done_cv_.wait(lock, [&] { return done_ == begin_.size(); });  // no bucket left in flight
+      error = error_;
+      last_comm_s_ = comm_s_;
+    }
   }
-  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
   if (error) std::rethrow_exception(error);
-  return waited;
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void GradSync::end_finish() {
+  if (!threaded_) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  last_comm_s_ = comm_s_;
 }
 
 void GradSync::comm_loop() {
-  const size_t total = begin_.size();
   for (;;) {
     size_t b;
     bool skip;
@@ -153,15 +161,16 @@ void GradSync::comm_loop() {
       }
       seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }
-    bool all_done;
     {
       std::lock_guard<std::mutex> lock(mu_);
       comm_s_ += seconds;
-      if (error && !error_) error_ = error;
+      if (error && !error_) {
+        error_ = error;
+        failed_ = b;
+      }
       ++done_;
-      all_done = done_ == total;
     }
-    if (all_done) done_cv_.notify_one();
+    done_cv_.notify_one();  // finish() may be waiting for this very bucket
   }
 }
 

@@ -68,7 +68,25 @@ class GradSync {
   // Waits for every bucket (the buffer then holds the sum over ranks).
   // Returns the seconds spent waiting here: the communication NOT hidden
   // behind backward. Rethrows a communication error (ddp::UserError) as-is.
-  double finish();
+  double finish() {
+    return finish([](size_t, size_t) {});
+  }
+  // The same, calling on_bucket(begin, end) on this thread for each bucket
+  // as soon as it is summed (bucket 0, the last slice, first), so that work
+  // on the finished buckets (the optimizer's step) overlaps the all-reduce
+  // of the rest: the last buckets hold the first layers, which backward
+  // reaches last. The seconds spent in on_bucket are not counted as waiting.
+  template <typename OnBucket>
+  double finish(OnBucket&& on_bucket) {
+    begin_finish();
+    double waited = 0;
+    for (size_t b = 0; b < begin_.size(); ++b) {
+      waited += wait_for_bucket(b);
+      on_bucket(begin_[b], end_[b]);
+    }
+    end_finish();
+    return waited;
+  }
 
   // 1.0f / world_size: the buffer times this is the average over ranks.
   float average_scale() const { return scale_; }
@@ -84,6 +102,12 @@ class GradSync {
  private:
   void comm_loop();
   void start_step();
+  void begin_finish();
+  // Seconds spent waiting until bucket b is summed; if it (or an earlier
+  // bucket) failed, waits for the thread to pass every bucket, then
+  // rethrows the error.
+  double wait_for_bucket(size_t b);
+  void end_finish();
 
   Communicator& comm_;
   float* grads_;
@@ -108,6 +132,7 @@ class GradSync {
   bool stop_ = false;
   double comm_s_ = 0;
   std::exception_ptr error_;
+  size_t failed_ = 0;  // the bucket whose all-reduce threw error_
   std::thread thread_;
 };
 

@@ -14,7 +14,12 @@ class Sgd {
  public:
   Sgd(size_t count, float momentum = 0.9f) : momentum_(momentum), velocity_(count, 0.f) {}
 
-  void step(float* params, const float* grads, float lr, float grad_scale = 1.0f);
+  void step(float* params, const float* grads, float lr, float grad_scale = 1.0f) {
+    step(params, grads, lr, grad_scale, 0, velocity_.size());
+  }
+  // Only elements [begin, end) of params, grads and the velocity: the step
+  // of one gradient bucket, as soon as its all-reduce is done.
+  void step(float* params, const float* grads, float lr, float grad_scale, size_t begin, size_t end);
 
   std::vector<float>& velocity() { return velocity_; }  // [count]; saved in checkpoints
   float momentum() const { return momentum_; }

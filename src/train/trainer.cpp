@@ -322,17 +322,24 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       sync.ready(num_params, 1);
       net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
       const auto t3 = Clock::now();
-      sync.finish();  // waits for the all-reduce the backward pass did not hide: grads = sum over ranks
-      stopping = stop_flag > 0 || (world == 1 && stop_signal() != 0);
-      const auto t4 = Clock::now();
+      // Each bucket's optimizer step runs as soon as its all-reduce is done
+      // (grads = sum over ranks; the step takes the average), overlapping
+      // the all-reduce of the first layers, which backward finished last.
       lr = learning_rate_at(cfg, world, global_step, steps);
-      sgd.step(net.params(), net.grads(), static_cast<float>(lr), sync.average_scale());  // the average
+      double step_s = 0;
+      const double waited = sync.finish([&](size_t lo, size_t hi) {
+        const auto a = Clock::now();
+        sgd.step(net.params(), net.grads(), static_cast<float>(lr), sync.average_scale(), lo,
+                 std::min(hi, num_params));  // the stop flag's slot is not a parameter
+        step_s += seconds(a, Clock::now());
+      });
+      stopping = stop_flag > 0 || (world == 1 && stop_signal() != 0);
       const auto t5 = Clock::now();
       ph.data += seconds(t0, t1);
       ph.forward += seconds(t1, t2);
       ph.backward += seconds(t2, t3);
-      ph.allreduce_wait += seconds(t3, t4);
-      ph.optimizer += seconds(t4, t5);
+      ph.allreduce_wait += waited;
+      ph.optimizer += seconds(t3, t5) - waited;
       comm_busy += sync.last_step_comm_seconds();
       step_loss[s] = res.loss;
       running += res.loss;
