@@ -27,6 +27,7 @@
 #include "dist/grad_sync.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
+#include "dist/mpi_launch.h"
 #include "nn/cnn.h"
 #include "report/atomic_file.h"
 #include "report/experiment.h"
@@ -55,6 +56,7 @@ struct Options {
   int epochs = 10;
   int batch = 64;
   std::vector<int> processes = {2, 4};
+  std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
   std::string output_dir = "results";
   std::string dataset = "mnist";
   std::string data_dir;
@@ -292,8 +294,14 @@ std::vector<std::string> trainer_argv(const Suite& s, const report::Configuratio
   if (o.limit > 0) a.insert(a.end(), {"--limit", std::to_string(o.limit)});
   if (c.program == "train_parallel")
     a.insert(a.end(), {"--world-size", std::to_string(c.processes), "--lr-scaling", o.lr_scaling,
-                       "--allreduce-algorithm", o.allreduce_algorithm});
+                       "--backend", c.backend});
+  if (c.backend == "gloo") a.insert(a.end(), {"--allreduce-algorithm", o.allreduce_algorithm});  // Gloo's choice only
   return a;
+}
+
+// What the terminal calls a run: "serial", "2 processes, mpi".
+std::string run_title(const report::Configuration& c) {
+  return c.backend.empty() ? c.label : c.label + ", " + c.backend;
 }
 
 // Runs every planned run; returns false when interrupted.
@@ -319,7 +327,8 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
       const auto& cj = s.configs[plan[j].config];
       remaining_cost += relative_cost(cj.processes, cj.name == "serial", s.o.threads, s.cores);
     }
-    const std::string what = c.label + (many ? ", repeat " + std::to_string(repeat) + "/" + std::to_string(s.o.repeats) : "");
+    const std::string what =
+        run_title(c) + (many ? ", repeat " + std::to_string(repeat) + "/" + std::to_string(s.o.repeats) : "");
     const std::string head = "[run " + std::to_string(i + 1) + "/" + std::to_string(plan.size()) + "] " + what;
     const auto run_start = Clock::now();
     int epochs_done = 0;
@@ -451,8 +460,10 @@ std::vector<std::pair<size_t, size_t>> gradient_buckets(size_t bucket_bytes) {
   return out;
 }
 
-json scaling_model(const std::vector<report::Configuration>& configs, const json& bench, const json& metrics_cs,
+json scaling_model(const std::vector<report::Configuration>& configs, const json& bench, const json& metrics,
                    int cores, int threads) {
+  // Calibrated with, and compared to, the runs of one backend.
+  const std::string backend = report::model_backend(report::backends(metrics));
   const report::Configuration* serial = nullptr;
   for (const auto& c : configs)
     if (c.name == "serial") serial = &c;
@@ -462,7 +473,7 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   // The bucket size the parallel runs used (else the serial run's setting).
   const json* bucket_src = &sr;
   for (const auto& c : configs)
-    if (c.name != "serial" && c.representative_results()) {
+    if (c.backend == backend && c.representative_results()) {
       bucket_src = c.representative_results();
       break;
     }
@@ -493,7 +504,7 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   for (size_t i = 0; i < configs.size(); ++i) {
     const auto& c = configs[i];
     const json* r = c.representative_results();
-    if (c.name == "serial" || c.processes < 2 || !r) continue;
+    if (c.backend != backend || c.processes < 2 || !r) continue;
     const auto sums = report::phase_sums(*r);
     const double steps = static_cast<double>(r->value("steps_per_epoch", 0)) * sums.epochs;
     if (!(steps > 0) || !(sums.allreduce_busy > 0)) continue;
@@ -508,8 +519,8 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   }
   int max_p = 8;
   std::vector<std::pair<int, double>> measured;
-  for (const auto& m : metrics_cs) {
-    if (m.value("name", "") == "serial") continue;
+  for (const auto& m : metrics["configurations"]) {
+    if (report::backend_of(m) != backend) continue;
     max_p = std::max(max_p, m.value("processes", 1));
     const json& sp = m["speedup"];
     measured.push_back({m.value("processes", 1), sp["median"].is_number() ? sp["median"].get<double>() : NAN});
@@ -517,6 +528,7 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   report::MachineComm mc{alpha, beta, cores, threads, max_p};
   json j = report::model_json(mp, report::default_networks(), beta > 0 ? &mc : nullptr, measured);
   j["calibration"] = cal;
+  j["measured_backend"] = backend;
   j["networks_assumptions"] =
       "Gloo over TCP; bandwidth 90% of the line rate; per-message latency 30 / 20 / 10 us for 10 / 25 / 100 Gbit/s "
       "(kernel TCP stack plus one switch hop); every rank computes as fast as one process of the serial run";
@@ -551,7 +563,7 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
     }
   }
   json m = report::performance_metrics(experiment, machine, versions, s.configs, json::object());
-  m["scaling_model"] = scaling_model(s.configs, bench, m["configurations"], s.cores, s.o.threads);
+  m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.threads);
   if (interrupted) m["status"] = "interrupted";
   const std::string metrics_path = s.dir + "/performance_metrics.json";
   report::write_file_atomic(metrics_path, m.dump(2) + "\n");
@@ -585,6 +597,8 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
   report::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawn, notes));
 
   std::cout << "\n" << report::results_table_text(m) << "\n";
+  for (const auto& sentence : report::backend_comparison_sentences(m.value("backend_comparison", json::array())))
+    std::cout << sentence << "\n";
   for (const auto& n : notes)
     if (gnuplot_problem.empty()) std::cerr << "run_experiments: " << n << "\n";  // else the error below says it
   if (m.contains("measurement") && m["measurement"]["background_load_cores"]["max"].is_number() &&
@@ -613,15 +627,18 @@ std::vector<report::Configuration> plan_configurations(const Options& o) {
   serial.processes = 1;
   serial.results_file = "serial_results.json";
   cs.push_back(serial);
-  for (int p : o.processes) {
-    report::Configuration c;
-    c.name = "parallel_" + std::to_string(p) + "p";
-    c.label = std::to_string(p) + (p == 1 ? " process" : " processes");
-    c.program = "train_parallel";
-    c.processes = p;
-    c.results_file = c.name + "_results.json";
-    cs.push_back(c);
-  }
+  for (int p : o.processes)
+    for (const auto& backend : o.backends) {  // side by side: every backend at one N, then the next N
+      report::Configuration c;
+      // Gloo's files keep the names they had before there was a choice.
+      c.name = "parallel_" + std::to_string(p) + "p" + (backend == "gloo" ? "" : "_" + backend);
+      c.label = std::to_string(p) + (p == 1 ? " process" : " processes");
+      c.program = "train_parallel";
+      c.backend = backend;
+      c.processes = p;
+      c.results_file = c.name + "_results.json";
+      cs.push_back(c);
+    }
   return cs;
 }
 
@@ -643,6 +660,14 @@ std::string make_experiment_dir(const std::string& output_dir) {
   throw UserError("cannot create a new experiment directory in " + output_dir, "remove old experiment_* directories");
 }
 
+// Each value once, in the order given.
+std::vector<std::string> first_occurrences(const std::vector<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values)
+    if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
+  return out;
+}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -650,11 +675,24 @@ void install_signal_handlers() {
   for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
 }
 
+// The backends train_parallel knows, and what each needs on this machine.
+void check_backends(const std::vector<std::string>& backends) {
+  for (const auto& b : backends)
+    if (b != "gloo" && b != "mpi")
+      throw UserError("unknown backend '" + b + "' in --backends: train_parallel has gloo and mpi",
+                      "use --backends gloo, --backends mpi or --backends gloo mpi");
+  if (std::count(backends.begin(), backends.end(), "mpi") && dist::find_executable("mpirun").empty())
+    throw UserError("--backends mpi needs OpenMPI's mpirun, which is not installed (not found in PATH)",
+                    "install it with: apt-get install openmpi-bin libopenmpi-dev (or scripts/install_deps.sh), "
+                    "or leave mpi out of --backends");
+}
+
 int run_suite(const Options& o, const std::string& command) {
   Suite s;
   s.o = o;
   s.cores = report::online_cores();
   // 1. Everything that can be wrong is checked before the first run.
+  check_backends(o.backends);
   s.exe_dir = report::self_exe_dir();
   for (const char* prog : {"train_serial", "train_parallel"}) {
     const std::string path = s.exe_dir + "/" + prog;
@@ -693,6 +731,7 @@ int run_suite(const Options& o, const std::string& command) {
                       {{"epochs", o.epochs},
                        {"batch_size", o.batch},
                        {"process_counts", o.processes},
+                       {"backends", o.backends},
                        {"threads", o.threads},
                        {"dataset", o.dataset},
                        {"data_dir", s.data_dir},
@@ -709,6 +748,8 @@ int run_suite(const Options& o, const std::string& command) {
   std::cout << "experiment: " << s.dir << "\n"
             << plan.size() << " runs: serial";
   for (int p : o.processes) std::cout << ", " << p << " process" << (p == 1 ? "" : "es");
+  std::cout << (o.backends.size() > 1 ? " on each of the backends " : " on the backend ");
+  for (size_t i = 0; i < o.backends.size(); ++i) std::cout << (i ? ", " : "") << o.backends[i];
   if (o.repeats > 1) std::cout << " (each " << o.repeats << " times)";
   std::cout << "; " << o.epochs << " epoch(s), batch " << o.batch << " per process, " << o.threads
             << " thread(s) per process, " << s.cores << " cores\n";
@@ -755,6 +796,7 @@ int replot(const std::string& dir) {
     rc.name = c.value("name", "");
     rc.label = c.value("label", rc.name);
     rc.program = c.value("program", "");
+    rc.backend = report::backend_of(c);  // gloo for a directory written before there was a choice
     rc.processes = c.value("processes", 1);
     rc.results_file = rc.name + "_results.json";
     for (const auto& r : c.value("runs", json::array())) {
@@ -800,6 +842,10 @@ int main(int argc, char** argv) {
   app.add_option("-b,--batch-size", o.batch, "Batch size per process")->check(CLI::Range(1, 65536))->capture_default_str();
   app.add_option("-p,--process-counts", o.processes, "Process counts of the parallel runs (each 1..64), e.g. -p 2 4 8")
       ->check(CLI::Range(1, 64))->delimiter(',')->capture_default_str();
+  app.add_option("--backends", o.backends,
+                 "Communication backends of the parallel runs, each run at every process count: gloo, mpi "
+                 "(e.g. --backends gloo mpi)")
+      ->delimiter(',')->capture_default_str();
   app.add_option("-o,--output-dir", o.output_dir, "Where the experiment_<timestamp> directory goes")->capture_default_str();
   app.add_option("--learning-rate", o.learning_rate, "Learning rate (also -lr)")->check(train::finite_in(0, 10, true))
       ->capture_default_str();
@@ -824,6 +870,7 @@ int main(int argc, char** argv) {
   }
   std::sort(o.processes.begin(), o.processes.end());
   o.processes.erase(std::unique(o.processes.begin(), o.processes.end()), o.processes.end());
+  o.backends = first_occurrences(o.backends);
   std::string command = "run_experiments";
   for (int i = 1; i < argc; ++i) command += " " + shell_quote(argv[i]);
   install_signal_handlers();

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -171,6 +172,122 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   const json m2 = json::parse(read_file(dir + "/performance_metrics.json"));
   EXPECT_EQ(m2["configurations"], m["configurations"]);  // the same numbers, from the files alone
   EXPECT_EQ(m2["measurement"]["background_load_cores"]["n"], 2);
+
+  // A directory written before --backends (no backend anywhere) is Gloo's, and replots as it did.
+  json old = m2;
+  old["experiment"]["config"].erase("backends");
+  for (auto& c : old["configurations"]) c.erase("backend");
+  std::ofstream(dir + "/performance_metrics.json") << old.dump(2);
+  fs::remove(dir + "/speedup.png");
+  const Result older = run({binary("run_experiments"), "--replot", dir}, tmp.path);
+  EXPECT_EQ(older.status, 0) << older.out << older.err;
+  EXPECT_TRUE(fs::exists(dir + "/speedup.png"));
+  const json m3 = json::parse(read_file(dir + "/performance_metrics.json"));
+  EXPECT_EQ(m3["configurations"], m["configurations"]);
+  EXPECT_EQ(m3["configurations"][1]["backend"], "gloo");
+  EXPECT_EQ(read_file(dir + "/report.md").find("| backend |"), std::string::npos);  // one backend: no column
+}
+
+TEST(Experiments, TwoBackendsRunSideBySide) {
+  TempDir tmp;
+  const std::string out = tmp.path + "/results";
+  auto argv = tiny_suite(out);
+  argv.insert(argv.begin() + 1, {"--backends", "gloo", "mpi"});
+  const Result r = run(argv, tmp.path);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const auto dirs = experiment_dirs(out);
+  ASSERT_EQ(dirs.size(), 1u);
+  const std::string dir = dirs[0];
+  EXPECT_NE(r.out.find("[run 1/3] serial"), std::string::npos) << r.out;  // the baseline once
+  EXPECT_NE(r.out.find("[run 2/3] 2 processes, gloo"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[run 3/3] 2 processes, mpi"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("processes  backend"), std::string::npos) << r.out;  // the table's column
+  EXPECT_NE(r.out.find("\n2 processes: "), std::string::npos) << r.out;    // the comparison
+
+  for (const char* f : {"serial_results.json", "parallel_2p_results.json", "parallel_2p_mpi_results.json",
+                        "performance_metrics.json", "report.md", "logs/serial.log", "logs/parallel_2p.log",
+                        "logs/parallel_2p_mpi.log"})
+    EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  for (const char* p : kPlots) {
+    EXPECT_GT(png_size(dir + "/" + p + ".png").first, 300u) << p;
+    EXPECT_TRUE(fs::exists(dir + "/" + p + ".gp")) << p;
+  }
+  const json serial = json::parse(read_file(dir + "/serial_results.json"));
+  const json m = json::parse(read_file(dir + "/performance_metrics.json"));
+  EXPECT_EQ(m["status"], "ok");
+  EXPECT_EQ(m["experiment"]["config"]["backends"], json({"gloo", "mpi"}));
+  ASSERT_EQ(m["configurations"].size(), 3u);
+  const double ts = serial["total_time_s"];
+  for (int i : {1, 2}) {
+    const json& c = m["configurations"][i];
+    const std::string backend = i == 1 ? "gloo" : "mpi";
+    SCOPED_TRACE(backend);
+    EXPECT_EQ(c["backend"], backend);
+    EXPECT_EQ(c["processes"], 2);
+    const json par = json::parse(read_file(dir + "/" + c["results_file"].get<std::string>()));
+    EXPECT_EQ(par["config"]["backend"], backend);  // the run was on the backend it is filed under
+    EXPECT_EQ(par["world_size"], 2);
+    const double tp = par["total_time_s"], s = c["speedup"]["median"];
+    EXPECT_NEAR(s * tp, ts, 1e-9 * ts);  // speedup x T_parallel = T_serial
+    EXPECT_NEAR(c["efficiency"]["median"].get<double>(), s / 2, 1e-12);
+    EXPECT_NEAR(c["throughput_samples_per_s"]["median"].get<double>(), par["throughput_samples_per_s"].get<double>(), 1e-9);
+    const json& b = m["backend_comparison"][0]["backends"][backend];
+    EXPECT_DOUBLE_EQ(b["total_time_s"].get<double>(), tp);
+    EXPECT_DOUBLE_EQ(b["speedup"].get<double>(), s);
+  }
+  const json& cmp = m["backend_comparison"][0];
+  EXPECT_EQ(cmp["processes"], 2);
+  const double tg = cmp["backends"]["gloo"]["total_time_s"], tm = cmp["backends"]["mpi"]["total_time_s"];
+  EXPECT_EQ(cmp["fastest"], tm < tg ? "mpi" : "gloo");
+  EXPECT_NEAR(cmp["time_ratio"].get<double>(), std::max(tg, tm) / std::min(tg, tm), 1e-12);
+
+  // The plots' data and scripts carry both series.
+  const std::string sp = read_file(dir + "/speedup.dat"), gp = read_file(dir + "/speedup.gp");
+  EXPECT_NE(sp.find("\"2 processes, gloo\""), std::string::npos) << sp;
+  EXPECT_NE(sp.find("\"2 processes, mpi\""), std::string::npos) << sp;
+  EXPECT_NE(gp.find("title 'measured, Gloo'"), std::string::npos) << gp;
+  EXPECT_NE(gp.find("title 'measured, MPI'"), std::string::npos) << gp;
+  EXPECT_NE(read_file(dir + "/efficiency.dat").find("2 processes, mpi"), std::string::npos);
+  EXPECT_NE(read_file(dir + "/comparison.dat").find("2 processes, mpi"), std::string::npos);
+  const std::string tb = read_file(dir + "/time_breakdown.gp");
+  EXPECT_NE(tb.find("gloo"), std::string::npos) << tb;
+  EXPECT_NE(tb.find("mpi"), std::string::npos) << tb;
+  EXPECT_NE(read_file(dir + "/loss_curves.gp").find("'loss_steps_parallel_2p_mpi.dat'"), std::string::npos);
+  const std::string report = read_file(dir + "/report.md");
+  EXPECT_NE(report.find("| run | processes | backend |"), std::string::npos);
+  EXPECT_NE(report.find("- 2 processes: "), std::string::npos);
+
+  // --replot redraws the two backends from the files alone.
+  fs::remove(dir + "/speedup.png");
+  const Result again = run({binary("run_experiments"), "--replot", dir}, tmp.path);
+  EXPECT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(fs::exists(dir + "/speedup.png"));
+  EXPECT_EQ(json::parse(read_file(dir + "/performance_metrics.json"))["configurations"], m["configurations"]);
+}
+
+TEST(Experiments, UnknownBackendIsRefusedBeforeAnyRun) {
+  TempDir tmp;
+  for (const char* b : {"foo", "gloo,nccl"}) {
+    const Result r = run({binary("run_experiments"), "--backends", b, "-o", tmp.path + "/out"}, tmp.path);
+    EXPECT_EQ(r.status, 1) << b << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("unknown backend '" + std::string(b == std::string("foo") ? "foo" : "nccl") + "'"),
+              std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("fix: use --backends gloo"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(tmp.path + "/out")) << b;
+  }
+}
+
+TEST(Experiments, MissingMpirunIsReportedBeforeAnyRun) {
+  TempDir tmp;
+  // mpirun is looked up in $PATH; an empty one has none.
+  const Result r = run({binary("run_experiments"), "--backends", "gloo", "mpi", "-o", tmp.path + "/out", "--data-dir",
+                        mnist_dir()},
+                       tmp.path, {{"PATH", tmp.path + "/empty-bin"}});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("mpirun"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("apt-get install openmpi-bin libopenmpi-dev"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("[run "), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp.path + "/out"));
 }
 
 TEST(Experiments, BadProcessCountsAreRefused) {
@@ -229,21 +346,33 @@ TEST(Experiments, WithoutGnuplotTheJsonIsStillWrittenAndTheExitIsNonZero) {
   EXPECT_NE(read_file(dirs[0] + "/report.md").find("gnuplot-nox"), std::string::npos);
 }
 
-TEST(Experiments, AFailedRunIsRecordedAndTheOthersGoOn) {
-  // run_experiments runs the trainers that sit next to it: a copy of it next to
-  // the real train_serial and a train_parallel that fails for 1 process only.
-  TempDir tmp;
-  const std::string bin = tmp.path + "/bin";
+namespace {
+
+// run_experiments runs the trainers that sit next to it: returns a directory
+// with a copy of it next to the real train_serial and a train_parallel that
+// exits with `status` and prints `error` when its arguments contain `args`.
+std::string failing_parallel_bin(const std::string& tmp, const std::string& args, const std::string& error, int status) {
+  const std::string bin = tmp + "/bin";
   fs::create_directories(bin);
   fs::copy_file(binary("run_experiments"), bin + "/run_experiments");
   fs::create_symlink(binary("train_serial"), bin + "/train_serial");
   {
     std::ofstream s(bin + "/train_parallel");
     s << "#!/bin/sh\n"
-         "case \" $* \" in *\" --world-size 1 \"*) echo 'train_parallel: error: simulated failure of rank 0' >&2; exit 3;; esac\n"
+         "case \" $* \" in *\" " << args << " \"*) echo 'train_parallel: error: " << error << "' >&2; exit " << status
+      << ";; esac\n"
          "exec '" << binary("train_parallel") << "' \"$@\"\n";
   }
   fs::permissions(bin + "/train_parallel", fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  return bin;
+}
+
+}  // namespace
+
+TEST(Experiments, AFailedRunIsRecordedAndTheOthersGoOn) {
+  // A train_parallel that fails for 1 process only.
+  TempDir tmp;
+  const std::string bin = failing_parallel_bin(tmp.path, "--world-size 1", "simulated failure of rank 0", 3);
   const std::string out = tmp.path + "/results";
   const Result r = run({bin + "/run_experiments", "--limit", "640", "-e", "1", "-p", "1", "2", "-o", out, "--data-dir",
                         mnist_dir()},
@@ -270,4 +399,35 @@ TEST(Experiments, AFailedRunIsRecordedAndTheOthersGoOn) {
   EXPECT_TRUE(fs::exists(dirs[0] + "/parallel_2p_results.json"));
   EXPECT_TRUE(fs::exists(dirs[0] + "/speedup.png"));  // the plots show what succeeded
   EXPECT_NE(read_file(dirs[0] + "/report.md").find("FAILED"), std::string::npos);
+}
+
+TEST(Experiments, AFailedBackendIsRecordedAndTheOtherGoesOn) {
+  // A train_parallel that fails on the mpi backend only.
+  TempDir tmp;
+  const std::string bin = failing_parallel_bin(tmp.path, "--backend mpi", "simulated MPI failure", 4);
+  const std::string out = tmp.path + "/results";
+  const Result r = run({bin + "/run_experiments", "--backends", "mpi,gloo", "--limit", "640", "-e", "1", "-p", "2", "-o",
+                        out, "--data-dir", mnist_dir()},
+                       tmp.path);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("[run 2/3] 2 processes, mpi"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAILED (exit status 4)"), std::string::npos) << r.out;
+  const auto dirs = experiment_dirs(out);
+  ASSERT_EQ(dirs.size(), 1u);
+  const json m = json::parse(read_file(dirs[0] + "/performance_metrics.json"));
+  EXPECT_EQ(m["failed_runs"], 1);
+  ASSERT_EQ(m["configurations"].size(), 3u);
+  const json& mpi = m["configurations"][1];
+  EXPECT_EQ(mpi["backend"], "mpi");
+  EXPECT_EQ(mpi["status"], "failed");
+  EXPECT_NE(mpi["runs"][0]["error"].get<std::string>().find("simulated MPI failure"), std::string::npos);
+  const json& gloo = m["configurations"][2];  // the run after the failure went on
+  EXPECT_EQ(gloo["backend"], "gloo");
+  EXPECT_EQ(gloo["status"], "ok");
+  EXPECT_TRUE(gloo["speedup"]["median"].is_number());
+  EXPECT_TRUE(m["backend_comparison"][0]["fastest"].is_null());
+  EXPECT_TRUE(fs::exists(dirs[0] + "/speedup.png"));
+  const std::string report = read_file(dirs[0] + "/report.md");
+  EXPECT_NE(report.find("**FAILED:** 2 processes, mpi"), std::string::npos) << report;
+  EXPECT_NE(report.find("no comparison (MPI failed)"), std::string::npos) << report;
 }

@@ -210,6 +210,96 @@ TEST(ReportMetrics, TablesShowEveryConfiguration) {
   EXPECT_NE(md.find("| parallel_2p | 2 | 20.0 | 1.50x | 75% |"), std::string::npos) << md;
 }
 
+namespace {
+
+Configuration on_backend(Configuration c, const std::string& backend) {
+  c.backend = backend;
+  return c;
+}
+
+// serial 30 s; at 2 processes gloo 20 s and mpi 16 s; at 4 processes gloo 18 s and a failed mpi run.
+json two_backends() {
+  RunRecord bad;
+  bad.exit_status = 1;
+  bad.error = "mpirun: rank 1 exited with status 1";
+  return performance_metrics(
+      {{"directory", "x"}}, {{"cores", 2}}, json::object(),
+      {config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}),
+       on_backend(config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))}), "gloo"),
+       on_backend(config("parallel_2p_mpi", 2, {ok_run(1, results(2, 16, 13, 0.1))}), "mpi"),
+       on_backend(config("parallel_4p", 4, {ok_run(1, results(4, 18, 15, 0.6))}), "gloo"),
+       on_backend(config("parallel_4p_mpi", 4, {bad}), "mpi")},
+      json::object());
+}
+
+}  // namespace
+
+TEST(ReportMetrics, EveryParallelEntrySaysItsBackend) {
+  const json m = two_backends();
+  std::vector<std::string> seen;
+  for (const auto& c : m["configurations"]) seen.push_back(c.value("backend", "-"));
+  EXPECT_EQ(seen, (std::vector<std::string>{"-", "gloo", "mpi", "gloo", "mpi"}));
+  EXPECT_EQ(backends(m), (std::vector<std::string>{"gloo", "mpi"}));
+  EXPECT_TRUE(names_backends(m));
+  EXPECT_EQ(run_label(m["configurations"][2], true), "parallel_2p_mpi, mpi");
+  EXPECT_EQ(run_label(m["configurations"][2], false), "parallel_2p_mpi");
+  EXPECT_EQ(run_label(m["configurations"][0], true), "serial");
+  // Each backend's speedup against the one serial baseline.
+  EXPECT_DOUBLE_EQ(m["configurations"][1]["speedup"]["median"].get<double>(), 30.0 / 20);
+  EXPECT_DOUBLE_EQ(m["configurations"][2]["speedup"]["median"].get<double>(), 30.0 / 16);
+  // An entry written before there was a choice of backend is Gloo's.
+  EXPECT_EQ(backend_of({{"name", "parallel_2p"}, {"program", "train_parallel"}}), "gloo");
+  EXPECT_EQ(backend_of({{"name", "serial"}, {"program", "train_serial"}}), "");
+}
+
+TEST(ReportMetrics, BackendsAreComparedAtEachProcessCount) {
+  const json m = two_backends();
+  ASSERT_TRUE(m.contains("backend_comparison"));
+  const json& cmp = m["backend_comparison"];
+  ASSERT_EQ(cmp.size(), 2u);
+  EXPECT_EQ(cmp[0]["processes"], 2);
+  EXPECT_EQ(cmp[0]["fastest"], "mpi");
+  EXPECT_EQ(cmp[0]["slowest"], "gloo");
+  EXPECT_DOUBLE_EQ(cmp[0]["time_ratio"].get<double>(), 20.0 / 16);
+  EXPECT_DOUBLE_EQ(cmp[0]["backends"]["mpi"]["speedup"].get<double>(), 30.0 / 16);
+  EXPECT_DOUBLE_EQ(cmp[0]["backends"]["gloo"]["efficiency"].get<double>(), 30.0 / 20 / 2);
+  EXPECT_NEAR(cmp[0]["backends"]["mpi"]["exposed_comm_fraction"].get<double>(), 0.2 / 13, 1e-12);
+  EXPECT_EQ(cmp[1]["processes"], 4);
+  EXPECT_TRUE(cmp[1]["fastest"].is_null());  // MPI failed: nothing to compare
+  EXPECT_EQ(cmp[1]["backends"]["mpi"]["status"], "failed");
+
+  const auto sentences = backend_comparison_sentences(cmp);
+  ASSERT_EQ(sentences.size(), 2u);
+  EXPECT_EQ(sentences[0].rfind("2 processes: MPI took 16.00 s, Gloo 20.00 s: MPI was 1.25x as fast (20% less time)", 0),
+            0u)
+      << sentences[0];
+  EXPECT_NE(sentences[1].find("no comparison (MPI failed)"), std::string::npos) << sentences[1];
+
+  json close = cmp[0];
+  close["backends"]["gloo"]["total_time_s"] = 16.3;
+  close["time_ratio"] = 16.3 / 16;
+  EXPECT_NE(backend_comparison_sentences(json::array({close}))[0].find("no clear difference"), std::string::npos);
+}
+
+TEST(ReportMetrics, TablesNameTheBackendOnlyWhenAnotherThanGlooRan) {
+  const json m = two_backends();
+  const std::string md = results_table_markdown(m);
+  EXPECT_EQ(md.rfind("| run | processes | backend | time (s) |", 0), 0u) << md;
+  EXPECT_NE(md.find("| parallel_2p_mpi | 2 | mpi | 16.0 | 1.88x |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| serial | 1 | - | 30.0 |"), std::string::npos) << md;
+  EXPECT_NE(results_table_text(m).find("backend"), std::string::npos);
+
+  // Gloo alone (the default): the table and the metrics read as before.
+  const json gloo = performance_metrics({{"directory", "x"}}, {{"cores", 2}}, json::object(),
+                                        {config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}),
+                                         on_backend(config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))}), "gloo")},
+                                        json::object());
+  EXPECT_FALSE(names_backends(gloo));
+  EXPECT_FALSE(gloo.contains("backend_comparison"));
+  EXPECT_EQ(results_table_markdown(gloo).find("backend"), std::string::npos);
+  EXPECT_EQ(results_table_text(gloo).find("backend"), std::string::npos);
+}
+
 TEST(ReportMetrics, DurationsAreFormatted) {
   EXPECT_EQ(format_duration(0), "0:00");
   EXPECT_EQ(format_duration(65), "1:05");

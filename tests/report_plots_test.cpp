@@ -77,10 +77,19 @@ struct Fixture {
   std::map<std::string, json> results;
 };
 
-Fixture fixture(bool with_model = true, bool failed_4p = false) {
+Configuration on_backend(Configuration c, const std::string& backend) {
+  c.backend = backend;
+  return c;
+}
+
+Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false) {
   std::vector<Configuration> cs = {config("serial", "serial", 1, results(1, 30)),
-                                   config("parallel_2p", "2 processes", 2, results(2, 18)),
-                                   config("parallel_4p", "4 processes", 4, results(4, 20))};
+                                   on_backend(config("parallel_2p", "2 processes", 2, results(2, 18)), "gloo"),
+                                   on_backend(config("parallel_4p", "4 processes", 4, results(4, 20)), "gloo")};
+  if (with_mpi) {
+    cs.insert(cs.begin() + 2, on_backend(config("parallel_2p_mpi", "2 processes", 2, results(2, 15)), "mpi"));
+    cs.push_back(on_backend(config("parallel_4p_mpi", "4 processes", 4, results(4, 16)), "mpi"));
+  }
   if (failed_4p) {
     cs[2].runs[0].ok = false;
     cs[2].runs[0].exit_status = 1;
@@ -211,6 +220,74 @@ TEST(ReportPlots, FailedConfigurationsAndAMissingModelAreHandled) {
   EXPECT_TRUE(make_plots(f.metrics, {}).empty());  // nothing succeeded: nothing to draw
 }
 
+namespace {
+
+std::map<std::string, std::string> files_of(const std::vector<PlotFiles>& plots) {
+  std::map<std::string, std::string> files;
+  for (const auto& p : plots) {
+    files[p.name + ".gp"] = p.script;
+    for (const auto& [file, text] : p.data) files[file] = text;
+  }
+  return files;
+}
+
+// The data lines (not comments, not blank) of one gnuplot data set.
+std::vector<std::string> data_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] != '#') out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST(ReportPlots, EachBackendIsALabelledSeries) {
+  const Fixture f = fixture(true, false, true);
+  const auto files = files_of(make_plots(f.metrics, f.results));
+  // speedup.dat: one data set per backend (gnuplot's index 0 and 1), each from the serial run.
+  const std::string sp = files.at("speedup.dat");
+  const size_t split = sp.find("\n\n\n");
+  ASSERT_NE(split, std::string::npos) << sp;
+  const auto gloo = data_lines(sp.substr(0, split)), mpi = data_lines(sp.substr(split));
+  ASSERT_EQ(gloo.size(), 3u) << sp;
+  ASSERT_EQ(mpi.size(), 3u) << sp;
+  EXPECT_EQ(gloo[0].rfind("1  1  ", 0), 0u);
+  EXPECT_EQ(mpi[0].rfind("1  1  ", 0), 0u);
+  EXPECT_EQ(mpi[1].rfind("2  2  ", 0), 0u) << mpi[1];  // 30 s / 15 s
+  EXPECT_NE(mpi[1].find("\"2 processes, mpi\""), std::string::npos) << mpi[1];
+  EXPECT_NE(sp.find("# Gloo\n"), std::string::npos);
+  EXPECT_NE(sp.find("# MPI\n"), std::string::npos);
+  const std::string gp = files.at("speedup.gp");
+  EXPECT_NE(gp.find("'speedup.dat' index 0 using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'measured, Gloo'"),
+            std::string::npos) << gp;
+  EXPECT_NE(gp.find("'speedup.dat' index 1 using 1:2 with lines lw 3 lc rgb '#d62728' title 'measured, MPI'"),
+            std::string::npos) << gp;
+  // Bars: one per (backend, N), named so.
+  EXPECT_EQ(data_lines(files.at("time_breakdown.dat")).size(), 5u);
+  EXPECT_EQ(data_lines(files.at("efficiency.dat")).size(), 5u);
+  EXPECT_NE(files.at("time_breakdown.gp").find("\"N = 2\\nmpi\" 2"), std::string::npos) << files.at("time_breakdown.gp");
+  EXPECT_NE(files.at("training_comparison.gp").find("title '2 processes, mpi'"), std::string::npos);
+  EXPECT_NE(files.at("loss_curves.gp").find("'loss_steps_parallel_2p_mpi.dat' using 1:3 with lines lw 3 lc rgb '#d62728' "
+                                            "title '2 processes, mpi'"),
+            std::string::npos) << files.at("loss_curves.gp");
+  // The scaling model describes Gloo: only its runs are measured beside it.
+  const auto measured = data_lines(files.at("scaling_measured.dat"));
+  ASSERT_EQ(measured.size(), 3u);
+  EXPECT_EQ(measured[1].rfind("2  1.66667  ", 0), 0u) << measured[1];
+  EXPECT_NE(files.at("scaling_model.gp").find("title 'measured here, Gloo'"), std::string::npos);
+}
+
+TEST(ReportPlots, GlooAloneIsDrawnAsBefore) {
+  const auto files = files_of(make_plots(fixture().metrics, fixture().results));
+  EXPECT_EQ(files.at("speedup.dat").find("\n\n\n"), std::string::npos);  // one data set
+  EXPECT_NE(files.at("speedup.gp").find("title 'measured'"), std::string::npos);
+  EXPECT_EQ(files.at("speedup.gp").find("index 1"), std::string::npos);
+  EXPECT_NE(files.at("loss_curves.gp").find("title '2 processes'"), std::string::npos);
+  for (const auto& [file, text] : files) EXPECT_EQ(text.find("gloo"), std::string::npos) << file;
+}
+
 TEST(ReportPlots, MovingAverageIsCentred) {
   const auto m = moving_average({1, 2, 3, 4, 5}, 3);
   ASSERT_EQ(m.size(), 5u);
@@ -220,10 +297,9 @@ TEST(ReportPlots, MovingAverageIsCentred) {
   EXPECT_EQ(moving_average({1, 2}, 1), (std::vector<double>{1, 2}));
 }
 
-TEST(ReportPlots, GnuplotDrawsEveryScript) {
-  const std::string gnuplot = find_gnuplot();
-  if (!check_gnuplot(gnuplot).empty()) GTEST_SKIP() << "gnuplot with pngcairo is not installed";
-  const Fixture f = fixture();
+namespace {
+
+void expect_drawn(const std::string& gnuplot, const Fixture& f) {
   TempDir tmp;
   for (const auto& p : make_plots(f.metrics, f.results)) {
     for (const auto& [file, text] : p.data) std::ofstream(tmp.path + "/" + file) << text;
@@ -235,6 +311,17 @@ TEST(ReportPlots, GnuplotDrawsEveryScript) {
     EXPECT_GT(w, 300u) << p.name;
     EXPECT_GT(h, 300u) << p.name;
     EXPECT_GT(fs::file_size(tmp.path + "/" + p.name + ".png"), 5000u) << p.name;
+  }
+}
+
+}  // namespace
+
+TEST(ReportPlots, GnuplotDrawsEveryScript) {
+  const std::string gnuplot = find_gnuplot();
+  if (!check_gnuplot(gnuplot).empty()) GTEST_SKIP() << "gnuplot with pngcairo is not installed";
+  for (const bool with_mpi : {false, true}) {
+    SCOPED_TRACE(with_mpi ? "gloo and mpi" : "gloo");
+    expect_drawn(gnuplot, fixture(true, false, with_mpi));
   }
 }
 
@@ -253,4 +340,16 @@ TEST(ReportMarkdown, ReportHasTheTableTheImagesAndTheModel) {
   EXPECT_NE(md.find("10 Gbit/s Ethernet"), std::string::npos);
   EXPECT_NE(md.find("**Note:** a note"), std::string::npos);
   EXPECT_NE(md.find("Oversubscription"), std::string::npos);
+}
+
+TEST(ReportMarkdown, ReportComparesTheBackendsAtEachN) {
+  const Fixture f = fixture(true, false, true);
+  const std::string md = report_markdown(f.metrics, {"speedup"}, {});
+  EXPECT_NE(md.find("| run | processes | backend |"), std::string::npos) << md;
+  EXPECT_NE(md.find("**Backends compared.**"), std::string::npos);
+  EXPECT_NE(md.find("loopback TCP"), std::string::npos);
+  EXPECT_NE(md.find("- 2 processes: MPI took 15.00 s, Gloo 18.00 s: MPI was 1.20x as fast"), std::string::npos) << md;
+  EXPECT_NE(md.find("- 4 processes: MPI took 16.00 s, Gloo 20.00 s: MPI was 1.25x as fast"), std::string::npos) << md;
+  EXPECT_NE(md.find("`parallel_<N>p_mpi_results.json` (MPI)"), std::string::npos);
+  EXPECT_EQ(report_markdown(fixture().metrics, {}, {}).find("Backends compared"), std::string::npos);
 }

@@ -31,6 +31,34 @@ std::string str(const json& j, const char* key, const std::string& fallback = ""
   return j[key].get<std::string>();
 }
 
+std::string joined_backends(const json& m) {
+  std::string out;
+  for (const auto& b : backends(m)) out += (out.empty() ? "" : ", ") + b;
+  return out;
+}
+
+bool compares(const json& comparison, const char* a, const char* b) {
+  for (const auto& e : comparison)
+    if (e["backends"].contains(a) && e["backends"].contains(b)) return true;
+  return false;
+}
+
+// The backends side by side, one sentence per process count.
+std::string backends_section(const json& m) {
+  if (!m.contains("backend_comparison") || m["backend_comparison"].empty()) return "";
+  const json& cmp = m["backend_comparison"];
+  std::string r = "**Backends compared.** The same training on each backend: only how the gradients are all-reduced "
+                  "differs.";
+  if (compares(cmp, "gloo", "mpi"))
+    r += " On one machine Gloo sends them through loopback TCP sockets (every byte through the kernel's network "
+         "stack); OpenMPI (MPI) copies them through shared memory. Both run the all-reduce on each rank's "
+         "communication thread, next to backward.";
+  r += " *all-reduce per step*: the time the all-reduce of one step's gradient kept that thread busy (mean over "
+       "ranks); *exposed communication*: the share of the training time spent waiting for it.\n\n";
+  for (const auto& sentence : backend_comparison_sentences(cmp)) r += "- " + sentence + "\n";
+  return r + "\n";
+}
+
 }  // namespace
 
 json performance_metrics(const json& experiment, const json& machine, const json& versions,
@@ -66,6 +94,12 @@ json performance_metrics(const json& experiment, const json& machine, const json
       {"oversubscribed", "processes x threads per process > cores: the processes take turns on the cores"},
       {"scaling", "weak scaling per step: the batch per process is fixed; N processes do 1/N of the steps of an epoch"}};
   m["configurations"] = cs;
+  if (backends(m).size() > 1) {
+    m["backend_comparison"] = backend_comparison(cs);
+    m["definitions"]["backend_comparison"] =
+        "per process count run on several backends: each backend's medians, the fastest and slowest by total_time_s, "
+        "and time_ratio = T_slowest / T_fastest";
+  }
   std::vector<double> bg;
   for (const auto& c : configs)
     for (const auto& r : c.runs) bg.push_back(r.background_cores);
@@ -93,11 +127,13 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   r += "- **Runs:** " + std::to_string(cfg.value("epochs", 0)) + " epoch(s), batch " +
        std::to_string(cfg.value("batch_size", 0)) + " per process, " + std::to_string(cfg.value("threads", 1)) +
        " compute thread(s) per process, learning rate " + fmt("%g", num(cfg, "learning_rate")) + " (scaling: " +
-       str(cfg, "lr_scaling", "none") + "), " + str(cfg, "allreduce_algorithm", "ring") + " all-reduce, dataset " +
-       str(cfg, "dataset", "mnist");
+       str(cfg, "lr_scaling", "none") + "), " + str(cfg, "allreduce_algorithm", "ring") +
+       (names_backends(m) ? " all-reduce in Gloo" : " all-reduce") + ", dataset " + str(cfg, "dataset", "mnist");
   if (cfg.value("limit", 0) > 0) r += " (first " + std::to_string(cfg.value("limit", 0)) + " training samples)";
   r += ", seed " + std::to_string(cfg.value("seed", 0)) + ", " + std::to_string(cfg.value("repeats", 1)) +
-       " repeat(s) of each configuration\n";
+       " repeat(s) of each configuration";
+  if (names_backends(m)) r += ", backends " + joined_backends(m);
+  r += "\n";
   r += "- **Command:** `" + str(ex, "command", "run_experiments") + "`\n\n";
 
   r += "## Results\n\n" + results_table_markdown(m) + "\n";
@@ -109,6 +145,7 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
        ", so N processes take a global batch N times larger and 1/N of the steps per epoch (weak scaling per step). "
        "With the same learning rate the larger global batch makes fewer, larger updates, which is why the loss of "
        "the parallel runs falls more slowly per epoch.\n\n";
+  r += backends_section(m);
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
@@ -118,10 +155,11 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
          " cores. A run with more processes x threads than cores does not get more compute: its processes take "
          "turns on the same cores, and the extra all-reduce traffic and context switches only cost time. Such runs "
          "show what the algorithm costs, not what more hardware would buy; the scaling model below predicts that.\n\n";
+  const bool with_backend = names_backends(m);
   for (const auto& c : m.value("configurations", json::array())) {
     for (const auto& run : c.value("runs", json::array())) {
       if (run.value("status", "") != "failed") continue;
-      r += "**FAILED:** " + c.value("label", "?") + ", repeat " + std::to_string(run.value("repeat", 0)) +
+      r += "**FAILED:** " + run_label(c, with_backend) + ", repeat " + std::to_string(run.value("repeat", 0)) +
            ": exit status " + std::to_string(run.value("exit_status", -1)) + "; see `" + run.value("log_file", "") + "`";
       const std::string err = run.value("error", "");
       if (!err.empty()) r += ":\n\n```\n" + err + "\n```\n";
@@ -167,7 +205,7 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
                                                                     ? fmt(" (%.2fx)", cps / serial_cps)
                                                                     : std::string());
       const json& t = c["time_per_epoch_s"];
-      r += "| " + c.value("label", "?") + " | " + fmt("%.2f s", num(t, "forward")) + " | " + fmt("%.2f s", num(t, "backward")) +
+      r += "| " + run_label(c, with_backend) + " | " + fmt("%.2f s", num(t, "forward")) + " | " + fmt("%.2f s", num(t, "backward")) +
            " | " + fmt("%.2f s", num(t, "allreduce_exposed")) + " | " + fmt("%.3f s", num(t, "optimizer")) + " | " +
            fmt("%.3f s", num(t, "data")) + " | " + fmt("%.3f s", num(t, "other")) + " | " +
            fmt("%.2f s", num(t, "evaluation")) + " | ";
@@ -232,7 +270,9 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
       const json& tm = sm["this_machine"];
       r += "The model of this machine (alpha = " + fmt("%.1f µs", 1e6 * num(tm, "alpha_s")) + ", beta = " +
            fmt("%.3f GB/s", num(tm, "beta_bytes_per_s") / 1e9) +
-           ", compute slowed by processes x threads / cores when they exceed the cores) against the measurements:\n\n";
+           ", compute slowed by processes x threads / cores when they exceed the cores) against the measurements" +
+           (with_backend ? " of the " + backend_name(str(sm, "measured_backend", "gloo")) + " runs" : std::string()) +
+           ":\n\n";
       r += "| processes | measured speedup | model speedup |\n| ---: | ---: | ---: |\n";
       for (const auto& q : tm.value("vs_measured", json::array()))
         r += "| " + std::to_string(q.value("p", 0)) + " | " + fmt("%.2f", num(q, "measured_speedup")) + " | " +
@@ -268,8 +308,11 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   }
 
   r += "## Files\n\n";
+  const auto bs = backends(m);
   r += "- `performance_metrics.json`: everything above as numbers (per configuration, every run, the model)\n";
-  r += "- `serial_results.json`, `parallel_<N>p_results.json`: each trainer's own results (per epoch, per rank, per step)\n";
+  r += "- `serial_results.json`, `parallel_<N>p_results.json`" +
+       std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
+       ": each trainer's own results (per epoch, per rank, per step)\n";
   r += "- `logs/`: every run's output\n";
   if (!plots.empty()) r += "- `*.gp`, `*.dat`: the gnuplot scripts and their data; edit one and redraw with `gnuplot <name>.gp`\n";
   return r;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 
 namespace ddp::report {
 
@@ -152,6 +153,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
             {"status", c.runs.empty() ? "not run" : ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
             {"results_file", ok ? json(c.results_file) : json(nullptr)},
             {"runs", runs}};
+  if (!c.backend.empty()) m["backend"] = c.backend;
   const Summary t = summarize(total);
   m["total_time_s"] = to_json(t);
   m["train_time_s"] = to_json(summarize(train));
@@ -214,10 +216,137 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   return m;
 }
 
+std::string backend_of(const json& c) {
+  if (c.contains("backend") && c["backend"].is_string()) return c["backend"];
+  return c.value("program", "") == "train_parallel" ? "gloo" : "";
+}
+
+std::vector<std::string> backends(const json& metrics) {
+  std::vector<std::string> out;
+  for (const auto& c : metrics.value("configurations", json::array()))
+    if (const std::string b = backend_of(c); !b.empty() && std::find(out.begin(), out.end(), b) == out.end())
+      out.push_back(b);
+  return out;
+}
+
+bool names_backends(const json& metrics) {
+  const auto bs = backends(metrics);
+  return !bs.empty() && bs != std::vector<std::string>{"gloo"};
+}
+
+std::string run_label(const json& c, bool with_backend) {
+  const std::string label = c.value("label", c.value("name", std::string("?")));
+  const std::string b = backend_of(c);
+  return with_backend && !b.empty() ? label + ", " + b : label;
+}
+
+std::string backend_name(const std::string& b) {
+  if (b == "gloo") return "Gloo";
+  if (b == "mpi") return "MPI";
+  return b;
+}
+
+namespace {
+
+json backend_numbers(const json& c) {
+  const std::string status = c.value("status", "");
+  json b = {{"status", status == "ok" || status == "partial" ? "ok" : status}};
+  for (const char* key : {"total_time_s", "speedup", "efficiency", "throughput_samples_per_s", "final_test_accuracy",
+                          "exposed_comm_fraction"})
+    b[key] = num(med(c.value(key, json::object())));
+  b["allreduce_busy_per_step_s"] = num(get(c.value("allreduce", json::object()), "busy_per_step_s", kNaN));
+  return b;
+}
+
+// The backends of one process count, ranked by their median total time.
+json compare_at(int processes, const std::vector<const json*>& entries) {
+  json backends = json::object();
+  std::vector<std::pair<double, std::string>> finished;
+  for (const json* c : entries) {
+    const json b = backend_numbers(*c);
+    backends[backend_of(*c)] = b;
+    const double t = get(b, "total_time_s", kNaN);
+    if (b["status"] == "ok" && std::isfinite(t)) finished.push_back({t, backend_of(*c)});
+  }
+  std::sort(finished.begin(), finished.end());
+  json e = {{"processes", processes},
+            {"backends", backends},
+            {"fastest", nullptr},
+            {"slowest", nullptr},
+            {"time_ratio", nullptr}};
+  if (finished.size() >= 2) {
+    e["fastest"] = finished.front().second;
+    e["slowest"] = finished.back().second;
+    e["time_ratio"] = num(finished.back().first / finished.front().first);
+  }
+  return e;
+}
+
+}  // namespace
+
+json backend_comparison(const json& configurations) {
+  std::map<int, std::vector<const json*>> by_processes;
+  for (const auto& c : configurations)
+    if (!backend_of(c).empty()) by_processes[c.value("processes", 0)].push_back(&c);
+  json out = json::array();
+  for (const auto& [processes, entries] : by_processes)
+    if (entries.size() >= 2) out.push_back(compare_at(processes, entries));
+  return out;
+}
+
+namespace {
+
+std::string processes_text(int p) { return std::to_string(p) + (p == 1 ? " process" : " processes"); }
+
+// Backends of a comparison entry that did not finish: "MPI failed".
+std::string failures(const json& e) {
+  std::string out;
+  for (const auto& [b, n] : e["backends"].items())
+    if (n.value("status", "") != "ok")
+      out += (out.empty() ? "" : "; ") + backend_name(b) + " " + n.value("status", "failed");
+  return out;
+}
+
+// Differences below this share of the time are within a single run's noise.
+constexpr double kClearDifference = 0.03;
+
+std::string compare_sentence(const json& e) {
+  const std::string head = processes_text(e.value("processes", 0)) + ": ";
+  if (!e["fastest"].is_string()) return head + "no comparison (" + failures(e) + ").";
+  const std::string fast = e["fastest"], slow = e["slowest"];
+  const json& f = e["backends"][fast];
+  const json& s = e["backends"][slow];
+  const double ratio = get(e, "time_ratio", kNaN);
+  std::string out = head + backend_name(fast) + " took " + fmt("%.2f s", get(f, "total_time_s", kNaN)) + ", " +
+                    backend_name(slow) + " " + fmt("%.2f s", get(s, "total_time_s", kNaN)) + ": ";
+  if (ratio - 1 < kClearDifference)
+    out += "within " + fmt("%.0f%%", 100 * kClearDifference) + " of each other, no clear difference at this size";
+  else
+    out += backend_name(fast) + " was " + fmt("%.2fx", ratio) + " as fast (" + fmt("%.0f%%", 100 * (1 - 1 / ratio)) +
+           " less time)";
+  auto both = [&](const char* format, double scale, const char* key) {
+    return fmt(format, scale * get(f, key, kNaN)) + " (" + backend_name(fast) + ") vs " +
+           fmt(format, scale * get(s, key, kNaN)) + " (" + backend_name(slow) + ")";
+  };
+  out += "; all-reduce per step " + both("%.2f ms", 1e3, "allreduce_busy_per_step_s") + ", exposed communication " +
+         both("%.1f%%", 100, "exposed_comm_fraction") + ".";
+  const std::string failed = failures(e);
+  return failed.empty() ? out : out + " (" + failed + ".)";
+}
+
+}  // namespace
+
+std::vector<std::string> backend_comparison_sentences(const json& comparison) {
+  std::vector<std::string> out;
+  if (comparison.is_array())
+    for (const auto& e : comparison) out.push_back(compare_sentence(e));
+  return out;
+}
+
 namespace {
 
 struct Row {
-  std::string label, processes, time, speedup, efficiency, throughput, accuracy, exposed;
+  std::string label, processes, backend, time, speedup, efficiency, throughput, accuracy, exposed;
 };
 
 std::vector<Row> table_rows(const json& metrics, bool ranges) {
@@ -228,6 +357,7 @@ std::vector<Row> table_rows(const json& metrics, bool ranges) {
     r.label = c.value("label", "?");
     if (flag(c, "oversubscribed")) r.label += " *";
     r.processes = std::to_string(c.value("processes", 0));
+    r.backend = backend_of(c).empty() ? "-" : backend_of(c);
     if (c.value("status", "") == "failed" || c.value("status", "") == "not run") {
       r.time = c.value("status", "") == "failed" ? "FAILED" : "not run";
       rows.push_back(r);
@@ -246,11 +376,20 @@ std::vector<Row> table_rows(const json& metrics, bool ranges) {
   return rows;
 }
 
-const std::vector<std::string> kHeader = {"run", "processes", "time (s)", "speedup", "efficiency",
-                                          "throughput (samples/s)", "test accuracy", "exposed comm"};
+std::vector<std::string> header(bool with_backend) {
+  std::vector<std::string> h = {"run", "processes", "time (s)", "speedup", "efficiency",
+                                "throughput (samples/s)", "test accuracy", "exposed comm"};
+  if (with_backend) h.insert(h.begin() + 2, "backend");
+  return h;
+}
 
-std::vector<std::string> cells(const Row& r) {
-  return {r.label, r.processes, r.time, r.speedup, r.efficiency, r.throughput, r.accuracy, r.exposed};
+bool left_aligned(const std::string& column) { return column == "run" || column == "backend"; }
+
+std::vector<std::string> cells(const Row& r, bool with_backend) {
+  std::vector<std::string> c = {r.label,      r.processes, r.time,     r.speedup,
+                                r.efficiency, r.throughput, r.accuracy, r.exposed};
+  if (with_backend) c.insert(c.begin() + 2, r.backend);
+  return c;
 }
 
 bool any_oversubscribed(const json& metrics) {
@@ -264,27 +403,29 @@ bool any_oversubscribed(const json& metrics) {
 
 std::string results_table_text(const json& metrics) {
   const auto rows = table_rows(metrics, true);
-  std::vector<size_t> w(kHeader.size());
-  for (size_t i = 0; i < kHeader.size(); ++i) w[i] = kHeader[i].size();
+  const bool with_backend = names_backends(metrics);
+  const auto head = header(with_backend);
+  std::vector<size_t> w(head.size());
+  for (size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
   for (const auto& r : rows) {
-    const auto c = cells(r);
+    const auto c = cells(r, with_backend);
     for (size_t i = 0; i < c.size(); ++i) w[i] = std::max(w[i], c[i].size());
   }
   auto line = [&](const std::vector<std::string>& c) {
     std::string s;
     for (size_t i = 0; i < c.size(); ++i) {
       std::string cell = c[i];
-      if (i == 0) cell.resize(w[i], ' ');                        // left-aligned
+      if (left_aligned(head[i])) cell.resize(w[i], ' ');
       else cell = std::string(w[i] - cell.size(), ' ') + cell;  // right-aligned
       s += (i ? "  " : "") + cell;
     }
     return s + "\n";
   };
-  std::string out = line(kHeader);
+  std::string out = line(head);
   size_t total = 0;
   for (size_t x : w) total += x + 2;
   out += std::string(total - 2, '-') + "\n";
-  for (const auto& r : rows) out += line(cells(r));
+  for (const auto& r : rows) out += line(cells(r, with_backend));
   if (any_oversubscribed(metrics)) {
     const int cores = metrics.contains("machine") ? metrics["machine"].value("cores", 0) : 0;
     out += "* oversubscribed: more compute threads than the " + std::to_string(cores) +
@@ -294,14 +435,16 @@ std::string results_table_text(const json& metrics) {
 }
 
 std::string results_table_markdown(const json& metrics) {
+  const bool with_backend = names_backends(metrics);
+  const auto head = header(with_backend);
   std::string out = "|";
-  for (const auto& h : kHeader) out += " " + h + " |";
+  for (const auto& h : head) out += " " + h + " |";
   out += "\n|";
-  for (size_t i = 0; i < kHeader.size(); ++i) out += i ? " ---: |" : " --- |";
+  for (const auto& h : head) out += left_aligned(h) ? " --- |" : " ---: |";
   out += "\n";
   for (const auto& r : table_rows(metrics, true)) {
     out += "|";
-    for (const auto& c : cells(r)) out += " " + c + " |";
+    for (const auto& c : cells(r, with_backend)) out += " " + c + " |";
     out += "\n";
   }
   if (any_oversubscribed(metrics)) {

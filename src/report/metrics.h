@@ -60,11 +60,13 @@ struct RunRecord {
   nlohmann::json results;    // the parsed results file (null when failed)
 };
 
-// One configuration: the serial baseline, or train_parallel with N processes.
+// One configuration: the serial baseline, or train_parallel with N processes
+// on one communication backend.
 struct Configuration {
-  std::string name;          // "serial", "parallel_2p": prefix of its files
+  std::string name;          // "serial", "parallel_2p", "parallel_2p_mpi": prefix of its files
   std::string label;         // "serial", "2 processes"
   std::string program;       // "train_serial" / "train_parallel"
+  std::string backend;       // train_parallel's --backend: "gloo", "mpi"; "" for the serial run
   int processes = 1;
   std::string results_file;  // the canonical file: serial_results.json, parallel_2p_results.json
   std::vector<RunRecord> runs;
@@ -79,7 +81,32 @@ struct Configuration {
 // performance_metrics.json); `serial` may be null (no baseline: speedups null).
 nlohmann::json configuration_metrics(const Configuration& c, const Configuration* serial);
 
-// The results table as text (for the terminal) and as Markdown.
+// The communication backend of a "configurations" entry: "" for the serial
+// run; "gloo" for a parallel entry without one (written before run_experiments
+// could choose).
+std::string backend_of(const nlohmann::json& configuration);
+// The backends of the parallel configurations, each once, in order.
+std::vector<std::string> backends(const nlohmann::json& metrics);
+// Whether labels and tables name the backend: when any other than the default
+// (gloo) ran, so that a default experiment reads as it always did.
+bool names_backends(const nlohmann::json& metrics);
+// The entry's label, with its backend when `with_backend`: "2 processes, mpi".
+std::string run_label(const nlohmann::json& configuration, bool with_backend);
+// "Gloo", "MPI", as prose names them.
+std::string backend_name(const std::string& backend);
+
+// For each process count that ran on more than one backend (in increasing
+// order): {"processes", "backends": {backend: {"status", medians of
+// "total_time_s", "speedup", "efficiency", "throughput_samples_per_s",
+// "final_test_accuracy", "exposed_comm_fraction", "allreduce_busy_per_step_s"}},
+// "fastest", "slowest" (null unless two succeeded), "time_ratio" =
+// T_slowest / T_fastest}.
+nlohmann::json backend_comparison(const nlohmann::json& configurations);
+// One sentence per entry of backend_comparison: which backend was faster and by how much.
+std::vector<std::string> backend_comparison_sentences(const nlohmann::json& comparison);
+
+// The results table as text (for the terminal) and as Markdown; with a
+// backend column when names_backends(metrics).
 std::string results_table_text(const nlohmann::json& metrics);
 std::string results_table_markdown(const nlohmann::json& metrics);
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "report/gnuplot.h"
+#include "report/metrics.h"
 #include "report/scaling_model.h"
 
 namespace ddp::report {
@@ -19,6 +20,22 @@ bool flag(const json& j, const char* key) { return j.is_object() && j.contains(k
 const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
 const char* const kSerialColor = "#333333";
+// Each backend's runs in shades of one colour, so that the plots tell the
+// backends apart at a glance; the first shade is its measured-speedup line.
+struct BackendStyle {
+  const char* backend;
+  const char* shades[5];
+  const char* text;  // a darker shade, for labels
+};
+const BackendStyle kBackendStyles[] = {
+    {"gloo", {"#1f77b4", "#08519c", "#6baed6", "#3182bd", "#9ecae1"}, "#1f4f7f"},
+    {"mpi", {"#d62728", "#a50f15", "#fb6a4a", "#de2d26", "#fc9272"}, "#8b1a1a"}};
+
+const BackendStyle* style_of(const std::string& backend) {
+  for (const auto& st : kBackendStyles)
+    if (backend == st.backend) return &st;
+  return nullptr;
+}
 // Tics of a logarithmic loss axis: 1-2-5 steps.
 const char* const kLossTics =
     "set ytics (0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20) format '%g'\nset mytics 10\n"
@@ -49,6 +66,8 @@ std::string faint(const std::string& hex) { return "#B0" + hex.substr(1); }
 
 struct Cfg {
   std::string name, label, color;
+  std::string bar_label;  // under its bar: the label (with backends: N and the backend), and what went wrong
+  std::string backend;    // "" for the serial run
   int processes = 1;
   bool oversubscribed = false, failed = false;
   const json* metrics = nullptr;
@@ -58,20 +77,42 @@ struct Cfg {
 std::vector<Cfg> configurations(const json& metrics, const std::map<std::string, json>& results) {
   std::vector<Cfg> out;
   int k = 0;
+  std::map<std::string, int> shade;  // per backend: the next one
   if (!metrics.contains("configurations")) return out;
+  const bool with_backend = names_backends(metrics);
   for (const auto& c : metrics["configurations"]) {
     Cfg x;
     x.name = c.value("name", "run");
-    x.label = c.value("label", x.name);
+    x.backend = backend_of(c);
+    x.label = run_label(c, with_backend);
     x.processes = c.value("processes", 1);
     x.oversubscribed = flag(c, "oversubscribed");
     x.metrics = &c;
     const auto it = results.find(x.name);
     x.results = it != results.end() && it->second.is_object() ? &it->second : nullptr;
     x.failed = x.results == nullptr || c.value("status", "failed") == "failed" || c.value("status", "") == "not run";
-    x.color = x.name == "serial" ? kSerialColor : kPalette[k++ % 10];
+    // With backends there are twice the bars: short labels keep them apart.
+    x.bar_label =
+        with_backend && !x.backend.empty() ? "N = " + std::to_string(x.processes) + "\n" + x.backend : x.label;
+    if (x.failed) x.bar_label += "\n(FAILED)";
+    else if (x.oversubscribed) x.bar_label += with_backend ? "\n(oversub.)" : "\n(oversubscribed)";
+    const BackendStyle* st = with_backend ? style_of(x.backend) : nullptr;
+    if (x.name == "serial") x.color = kSerialColor;
+    else if (st) x.color = st->shades[shade[x.backend]++ % 5];
+    else x.color = kPalette[k++ % 10];
     out.push_back(x);
   }
+  return out;
+}
+
+// The backends with a successful parallel run, in order: one measured series
+// each (one unnamed series when there is none: the serial run alone).
+std::vector<std::string> backend_series(const std::vector<Cfg>& cs) {
+  std::vector<std::string> out;
+  for (const auto& c : cs)
+    if (!c.failed && !c.backend.empty() && std::find(out.begin(), out.end(), c.backend) == out.end())
+      out.push_back(c.backend);
+  if (out.empty()) out.push_back("");
   return out;
 }
 
@@ -108,15 +149,14 @@ std::string range_note(const json& metrics, const std::string& what = "bars") {
 std::string bar_xtics(const std::vector<Cfg>& cs, const std::vector<std::string>& second_lines = {}) {
   std::string s = "set xtics (";
   for (size_t i = 0; i < cs.size(); ++i) {
-    std::string label = cs[i].label;
-    if (cs[i].failed) label += "\n(FAILED)";
-    else if (cs[i].oversubscribed) label += "\n(oversubscribed)";
+    std::string label = cs[i].bar_label;
     if (i < second_lines.size() && !second_lines[i].empty()) label += "\n" + second_lines[i];
     std::string escaped;  // an explicit tic label is a format: % must be doubled
     for (char ch : label) escaped += ch == '%' ? std::string("%%") : std::string(1, ch);
     s += (i ? ", " : "") + gp_dquote(gp_text(escaped)) + " " + std::to_string(i);
   }
-  return s + ") scale 0\n";
+  // Many bars: a smaller font keeps their labels apart.
+  return s + ") scale 0" + (cs.size() > 5 ? " font ',12'" : "") + "\n";
 }
 
 std::string per_epoch_file(const Cfg& c) { return "epochs_" + c.name + ".dat"; }
@@ -230,14 +270,22 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   const int c = cores(metrics), t = threads(metrics);
   int maxp = 1;
   double maxs = 1;
-  std::string d = "# speedup = T_serial / T_N (total_time_s)\n# processes  median  min  max  label\n";
   for (const auto& x : cs) {
     maxp = std::max(maxp, x.processes);
-    if (x.failed) continue;
-    const double s = med(*x.metrics, "speedup");
-    maxs = std::max(maxs, std::isfinite(hi(*x.metrics, "speedup")) ? hi(*x.metrics, "speedup") : s);
-    d += std::to_string(x.processes) + "  " + g(s) + "  " + g(lo(*x.metrics, "speedup")) + "  " +
-         g(hi(*x.metrics, "speedup")) + "  \"" + x.label + "\"\n";
+    if (!x.failed) maxs = std::max(maxs, std::isfinite(hi(*x.metrics, "speedup")) ? hi(*x.metrics, "speedup")
+                                                                                  : med(*x.metrics, "speedup"));
+  }
+  const auto series = backend_series(cs);
+  const bool named = names_backends(metrics);
+  std::string d = "# speedup = T_serial / T_N (total_time_s)\n# processes  median  min  max  label\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    if (k) d += "\n\n";  // the next gnuplot data set (index k)
+    if (named) d += "# " + backend_name(series[k]) + "\n";
+    for (const auto& x : cs) {
+      if (x.failed || !(x.backend.empty() || x.backend == series[k])) continue;
+      d += std::to_string(x.processes) + "  " + g(med(*x.metrics, "speedup")) + "  " + g(lo(*x.metrics, "speedup")) +
+           "  " + g(hi(*x.metrics, "speedup")) + "  \"" + x.label + "\"\n";
+    }
   }
   p.data.push_back({"speedup.dat", d});
   const bool log = maxp > 16;
@@ -273,9 +321,17 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
     p.data.push_back({"speedup_model.dat", m});
     plot += ", \\\n     'speedup_model.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title 'model of this machine'";
   }
-  plot += ", \\\n     'speedup.dat' using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '#1f77b4' notitle";
-  plot += ", \\\n     'speedup.dat' using 1:2 with lines lw 3 lc rgb '#1f77b4' title 'measured'";
-  plot += ", \\\n     'speedup.dat' using 1:2:(sprintf('%.2f×', $2)) with labels left offset 1.0,0.9 font ',14' tc rgb '#1f4f7f' notitle";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const BackendStyle* st = style_of(series[k]);
+    const std::string color = st ? st->shades[0] : kPalette[k % 10], text = st ? st->text : kSerialColor;
+    const std::string data = "'speedup.dat' index " + std::to_string(k);
+    plot += ", \\\n     " + data + " using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '" + color + "' notitle";
+    plot += ", \\\n     " + data + " using 1:2 with lines lw 3 lc rgb '" + color + "' title " +
+            gp_label(named ? "measured, " + backend_name(series[k]) : "measured");
+    // One backend's labels above its points, the next one's below.
+    plot += ", \\\n     " + data + " using 1:2:(sprintf('%.2f×', $2)) with labels left offset 1.0," +
+            g(k % 2 ? -0.9 : 0.9) + " font ',14' tc rgb '" + text + "' notitle";
+  }
   s += "plot " + plot + "\n";
   p.script = s;
   return p;
@@ -334,7 +390,9 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   p.data.push_back({"comparison.dat", d});
   const int epochs = epochs_of(cs);
-  std::string s = gp_preamble("training_comparison.png", 1400, 1000, p.title);
+  // Wider beyond five bars, so that their labels stay apart.
+  const int width = 1400 + 240 * std::max(0, static_cast<int>(cs.size()) - 5);
+  std::string s = gp_preamble("training_comparison.png", width, 1000, p.title);
   s += "set multiplot layout 2,2 title " +
        gp_quote("Serial vs data-parallel training: " + std::to_string(epochs) + " epoch" + (epochs > 1 ? "s" : "") +
                 ", batch " + std::to_string(batch(metrics)) + " per process") + " font ',19'\n";
@@ -415,7 +473,9 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
     d += row + pct + "  " + g(total) + "\n";
   }
   p.data.push_back({"time_breakdown.dat", d});
-  std::string s = gp_preamble("time_breakdown.png", 1400, 750, p.title);
+  // Wider beyond four bars, so that their labels stay apart.
+  const int width = 1400 + 250 * std::max(0, static_cast<int>(cs.size()) - 4);
+  std::string s = gp_preamble("time_breakdown.png", width, 750, p.title);
   // Two panels placed by hand, the key to their right (a key is only as wide as its panel).
   s += "set multiplot title 'Where the time goes: one epoch, mean over ranks' font ',19'\n";
   s += "set tmargin at screen 0.87\nset bmargin at screen 0.16\n";
@@ -497,10 +557,14 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
       m += g(num(q, "p")) + "  " + g(num(q, "speedup")) + "  " + g(100 * num(q, "efficiency")) + "\n";
     p.data.push_back({"scaling_machine.dat", m});
   }
-  std::string meas = "# measured on this machine\n# processes  speedup(median min max)  efficiency_%(median)\n";
+  // The model describes one backend: the measurements beside it are that backend's.
+  const std::string measured_backend = sm.value("measured_backend", model_backend(backends(metrics)));
+  const bool named = names_backends(metrics);
+  std::string meas = "# measured on this machine" + (named ? ", " + backend_name(measured_backend) : std::string()) +
+                     "\n# processes  speedup(median min max)  efficiency_%(median)\n";
   bool any = false;
   for (const auto& c : cs) {
-    if (c.failed) continue;
+    if (c.failed || !(c.backend.empty() || c.backend == measured_backend)) continue;
     const double sp = med(*c.metrics, "speedup");
     if (!std::isfinite(sp)) continue;
     any = true;
@@ -540,7 +604,8 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal'" + curves(0, true);
   if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title " +
                        gp_label("this machine (" + std::to_string(cores(metrics)) + " cores, loopback)");
-  if (any) plot += ", \\\n     'scaling_measured.dat' using 1:2:3:4 with yerrorbars pt 7 ps 1.8 lw 2 lc rgb '#000000' title 'measured here'";
+  if (any) plot += ", \\\n     'scaling_measured.dat' using 1:2:3:4 with yerrorbars pt 7 ps 1.8 lw 2 lc rgb '#000000' title " +
+                    gp_label(named ? "measured here, " + backend_name(measured_backend) : "measured here");
   s += "plot " + plot + "\n";
   // Right: efficiency.
   char formula[512];

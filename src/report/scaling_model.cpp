@@ -242,4 +242,9 @@ json to_json(const Network& n) {
 
 Network network_from_json(const json& j) { return {j.at("name").get<std::string>(), num(j, "alpha_s"), num(j, "beta_bytes_per_s")}; }
 
+std::string model_backend(const std::vector<std::string>& backends) {
+  if (std::find(backends.begin(), backends.end(), "gloo") != backends.end()) return "gloo";
+  return backends.empty() ? "" : backends.front();
+}
+
 }  // namespace ddp::report

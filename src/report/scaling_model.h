@@ -128,6 +128,11 @@ struct MachineComm {
 nlohmann::json model_json(const ModelParams& m, const std::vector<Network>& networks, const MachineComm* machine,
                           const std::vector<std::pair<int, double>>& measured);
 
+// The backend whose runs the model is calibrated with and compared to: gloo
+// (the model describes Gloo's ring, and the benchmark that calibrates it is
+// Gloo's) when it ran, else the first of `backends`; "" when there is none.
+std::string model_backend(const std::vector<std::string>& backends);
+
 nlohmann::json to_json(const ModelParams& m);
 ModelParams model_params_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const Prediction& p);
