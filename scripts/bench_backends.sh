@@ -3,6 +3,9 @@
 # rounds of serial / gloo / mpi runs interleaved (so that a busy machine
 # slows all three alike), medians of the samples/s each reports, and the
 # median time of one all-reduce of the model's 1.7 MB gradient (MPI and Gloo).
+# Each round also runs two independent serial trainings at once, one per
+# core: their summed samples/s is the ceiling of any 2-rank run here (two
+# busy cores, no communication at all).
 #
 #   scripts/bench_backends.sh [BUILD_DIR] [REPEATS] [LIMIT]
 #     defaults: build 5 19200 (one epoch on the first LIMIT samples)
@@ -25,18 +28,26 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else pr
 echo "bench_backends: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((i = 1; i <= repeats; i++)); do
   "$build/train_serial" "${common[@]}" --save-results "$out/serial$i.json" >/dev/null
+  taskset -c 0 "$build/train_serial" "${common[@]}" --save-results "$out/pairA$i.json" >/dev/null &
+  taskset -c 1 "$build/train_serial" "${common[@]}" --save-results "$out/pairB$i.json" >/dev/null
+  wait
+  awk -v a="$(throughput "$out/pairA$i.json")" -v b="$(throughput "$out/pairB$i.json")" 'BEGIN { print a + b }' >"$out/pair$i.txt"
   "$build/train_parallel" -w 2 --backend gloo "${common[@]}" --save-results "$out/gloo$i.json" >/dev/null
   "$build/train_parallel" -w 2 --backend mpi "${common[@]}" --save-results "$out/mpi$i.json" >/dev/null
-  printf 'round %d: serial %.0f  gloo %.0f  mpi %.0f samples/s  (load %s)\n' "$i" \
-    "$(throughput "$out/serial$i.json")" "$(throughput "$out/gloo$i.json")" "$(throughput "$out/mpi$i.json")" \
+  printf 'round %d: serial %.0f  two independent serial %.0f  gloo %.0f  mpi %.0f samples/s  (load %s)\n' "$i" \
+    "$(throughput "$out/serial$i.json")" "$(cat "$out/pair$i.txt")" "$(throughput "$out/gloo$i.json")" \
+    "$(throughput "$out/mpi$i.json")" \
     "$(cut -d' ' -f1 /proc/loadavg)"
 done
 s=$(for f in "$out"/serial*.json; do throughput "$f"; done | median)
 g=$(for f in "$out"/gloo*.json; do throughput "$f"; done | median)
 m=$(for f in "$out"/mpi*.json; do throughput "$f"; done | median)
-awk -v s="$s" -v g="$g" -v m="$m" 'BEGIN {
+p=$(cat "$out"/pair*.txt | median)
+awk -v s="$s" -v g="$g" -v m="$m" -v p="$p" 'BEGIN {
   printf "median samples/s: serial %.0f, gloo x2 %.0f (speedup %.2f, efficiency %.0f%%), mpi x2 %.0f (speedup %.2f, efficiency %.0f%%)\n",
-         s, g, g / s, 50 * g / s, m, m / s, 50 * m / s }'
+         s, g, g / s, 50 * g / s, m, m / s, 50 * m / s
+  printf "ceiling: two independent serial runs %.0f (%.2fx serial): gloo reaches %.0f%% of it, mpi %.0f%%\n",
+         p, p / s, 100 * g / p, 100 * m / p }'
 mpirun -np 2 "$build/tests/test_dist" --gtest_color=no --gtest_also_run_disabled_tests \
   --gtest_filter=MpiInside.DISABLED_AllreduceBench 2>&1 | grep "MPI allreduce" || true
 if [[ -x "$build/tests/dist_test_worker" ]]; then

@@ -97,7 +97,8 @@ TEST(BindToCores, KeepsToTheCoresItIsAllowedAndRefusesNonsense) {
 }
 
 // With real-time communication threads, a compute thread that calls into
-// Gloo runs at their priority for the call, and gets its own back after.
+// Gloo runs at their priority for the call, and gets its own back after;
+// threads that the favoured ones start are not favoured.
 TEST(CommCallPriority, RaisesTheCallerOnlyWhileCommunicationThreadsAreRealTime) {
   EXPECT_EQ(in_child([] {
               // Before prioritise_communication(): nothing changes.
@@ -108,11 +109,13 @@ TEST(CommCallPriority, RaisesTheCallerOnlyWhileCommunicationThreadsAreRealTime) 
               std::mutex m;
               std::condition_variable cv;
               bool done = false;
-              int comm_policy = -1;
+              int comm_policy = -1, helper_policy = -1;
               std::thread comm([&] {
                 std::unique_lock<std::mutex> lock(m);
                 cv.wait(lock, [&] { return done; });
-                comm_policy = sched_getscheduler(0);
+                comm_policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK;
+                // A thread the favoured one starts (as a library's helper) is not favoured.
+                std::thread([&] { helper_policy = sched_getscheduler(0) & ~SCHED_RESET_ON_FORK; }).join();
               });
               const auto mode = ddp::dist::prioritise_communication();
               {
@@ -128,6 +131,7 @@ TEST(CommCallPriority, RaisesTheCallerOnlyWhileCommunicationThreadsAreRealTime) 
               cv.notify_one();
               comm.join();
               CHILD_CHECK(comm_policy == (mode == "realtime" ? SCHED_FIFO : SCHED_OTHER));
+              CHILD_CHECK(helper_policy == SCHED_OTHER);
               return 0;
             }),
             0);

@@ -2,6 +2,7 @@
 // the thread rule, error propagation, world of one; and the exact average
 // across 2 and 3 real processes over Gloo.
 #include <dirent.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -194,6 +195,11 @@ TEST(GradSync, WorldOfOneStartsNoThreadAndLeavesTheBuffer) {
   FakeComm two(2, g2.data());
   GradSync threaded(two, g2.data(), g2.size(), 8);
   EXPECT_EQ(thread_count(), threads_before + 1);
+  EXPECT_EQ(s.thread_id(), 0);
+  // The communication thread's kernel id, to favour it: one of ours, not the caller.
+  EXPECT_NE(threaded.thread_id(), 0);
+  EXPECT_NE(threaded.thread_id(), static_cast<int>(::gettid()));
+  EXPECT_EQ(::access(("/proc/self/task/" + std::to_string(threaded.thread_id())).c_str(), F_OK), 0);
 }
 
 TEST(GradSync, CommunicationErrorIsRethrownAsIsAndLaterBucketsSkipped) {

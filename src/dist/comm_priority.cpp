@@ -40,24 +40,19 @@ std::vector<int> allowed_cpus() {
 
 }  // namespace
 
-std::string prioritise_communication() {
+std::string prioritise_threads(const std::vector<int>& thread_ids) {
   const char* mode = std::getenv("DDP_COMM_PRIORITY");  // realtime (default) | nice | none
   const std::string want = mode && *mode ? mode : "realtime";
   if (want == "none") return "none: DDP_COMM_PRIORITY=none";
+  if (thread_ids.empty()) return "none: no communication thread";
   const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
   if (want == "realtime") {
     sched_param p{};
     p.sched_priority = 1;
     bool all = true;
-    int others = 0;
-    std::error_code ec;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
-      const pid_t tid = static_cast<pid_t>(std::atoi(task.path().filename().c_str()));
-      if (tid == self || tid <= 0) continue;
-      ++others;
-      if (sched_setscheduler(tid, SCHED_FIFO, &p) != 0) all = false;
-    }
-    if (all && others > 0) {
+    for (int tid : thread_ids)
+      if (sched_setscheduler(tid, SCHED_FIFO | SCHED_RESET_ON_FORK, &p) != 0) all = false;
+    if (all) {
       g_realtime = true;
       return "realtime";
     }
@@ -65,6 +60,17 @@ std::string prioritise_communication() {
   // Without the right to real-time priority: make the compute thread yield.
   if (setpriority(PRIO_PROCESS, static_cast<id_t>(self), 10) == 0) return "nice";
   return "none: not permitted";
+}
+
+std::string prioritise_communication() {
+  const int self = static_cast<int>(syscall(SYS_gettid));
+  std::vector<int> others;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    const int tid = std::atoi(task.path().filename().c_str());
+    if (tid != self && tid > 0) others.push_back(tid);
+  }
+  return prioritise_threads(others);
 }
 
 std::string bind_to_cores(int local_rank, int local_world, int threads) {

@@ -20,6 +20,7 @@
 //    cores at once.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace ddp::dist {
 
@@ -29,7 +30,15 @@ namespace ddp::dist {
 // caller, inherited by the compute threads it starts later). Call it once
 // the communication threads exist and before any other compute thread does.
 // Returns what it did, for the log ("realtime", "nice", or "none: <why>").
+// Threads that the favoured ones start later do not inherit the priority
+// (SCHED_RESET_ON_FORK): a library's polling helper thread at real-time
+// priority would starve the compute thread (measured with OpenMPI: forward
+// 70% slower).
 std::string prioritise_communication();
+// The same for the listed threads (kernel thread ids) only: for MPI, whose
+// own threads poll and must not be favoured; only the gradient
+// synchroniser's thread is (dist::GradSync::thread_id()).
+std::string prioritise_threads(const std::vector<int>& thread_ids);
 
 // Binds this process, and every thread it starts afterwards, to its share of
 // the cores it is allowed to use (its affinity mask, which taskset, cgroups

@@ -1,5 +1,8 @@
 #include "dist/grad_sync.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <string>
@@ -51,7 +54,11 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
   }
   lo_ = count_;
   if (threaded_ && compression_ == Compression::bf16) half_.resize(count_);
-  if (threaded_) thread_ = std::thread([this] { comm_loop(); });
+  if (threaded_) {
+    thread_ = std::thread([this] { comm_loop(); });
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return thread_id_ != 0; });
+  }
 }
 
 GradSync::~GradSync() {
@@ -127,6 +134,11 @@ void GradSync::end_finish() {
 }
 
 void GradSync::comm_loop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    thread_id_ = static_cast<int>(::syscall(SYS_gettid));
+  }
+  done_cv_.notify_one();
   for (;;) {
     size_t b;
     bool skip;

@@ -98,6 +98,9 @@ class GradSync {
   // finished step: all-reduce calls, bf16 conversions, scaling (0 with a
   // world of one).
   double last_step_comm_seconds() const { return last_comm_s_; }
+  // The kernel id of the communication thread (0 with a world of one), to
+  // give it priority (dist/comm_priority.h).
+  int thread_id() const { return thread_id_; }
 
  private:
   void comm_loop();
@@ -133,6 +136,7 @@ class GradSync {
   double comm_s_ = 0;
   std::exception_ptr error_;
   size_t failed_ = 0;  // the bucket whose all-reduce threw error_
+  int thread_id_ = 0;
   std::thread thread_;
 };
 

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <csignal>
 #include <chrono>
 #include <cstring>
@@ -53,6 +54,17 @@ uint64_t config_fingerprint(const TrainConfig& c) {
                         std::to_string(c.dropout) + "|" + c.lr_scaling + "|" + std::to_string(c.warmup_epochs) +
                         "|" + std::to_string(nn::Cnn::num_params());
   return fnv1a(s.data(), s.size());
+}
+
+// This machine's share of the world: what the launcher says (torchrun-style
+// LOCAL_WORLD_SIZE, or OpenMPI's), else all of it.
+int ranks_on_this_machine(int world) {
+  for (const char* name : {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+    const char* v = std::getenv(name);
+    const int n = v ? std::atoi(v) : 0;
+    if (n > 0 && n <= world) return n;
+  }
+  return world;
 }
 
 struct EvalResult {
@@ -255,16 +267,22 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   segments.push_back(num_params);
   dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
                       dist::parse_compression(cfg.grad_compression));
-  // (Gloo's threads block while idle; MPI's polls, and must not be favoured.)
-  const std::string comm_priority = world == 1                  ? "none: a world of one"
-                                    : comm.backend() == "gloo" ? dist::prioritise_communication()
-                                                               : "none: " + comm.backend() + " backend";
+  // Gloo: its event loop and our thread (Gloo's threads block while idle).
+  // MPI: our thread only (OpenMPI's own threads poll), and only with a core
+  // per rank: it polls while it waits for a peer, which must not then be
+  // starved on a shared core.
+  const bool oversubscribed = ranks_on_this_machine(world) * cfg.threads > report::online_cores();
+  const std::string comm_priority =
+      world == 1                     ? "none: a world of one"
+      : comm.backend() == "gloo"     ? dist::prioritise_communication()
+      : oversubscribed               ? "none: mpi and oversubscribed"
+                                     : dist::prioritise_threads({sync.thread_id()});
 
   RunResult r;
   r.config = cfg;
   r.world_size = world;
   r.threads_per_process = cfg.threads;
-  r.oversubscribed = world * cfg.threads > report::online_cores();
+  r.oversubscribed = oversubscribed;
   r.train_samples = train_set.size;
   r.test_samples = test_set.size;
   r.steps_per_epoch = steps;
