@@ -15,6 +15,7 @@
 //                  --nproc-per-node of --nnodes) and supervises them.
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <iostream>
@@ -258,12 +259,15 @@ int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
   dist::MpiOptions mo;
   mo.timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   mo = dist::mpi_options_from_env(mo);
+  const int world = dist::mpi_place_from_env().size;  // -1 if the launcher does not say
+  mo.ring_allreduce = dist::ranks_on_this_machine(std::max(world, 1)) * cfg.threads <= report::online_cores();
   const auto data = train::load_datasets(cfg);
   auto comm = dist::make_mpi_communicator(mo);
   if (world_size_given && cfg.world_size != comm->size() && comm->rank() == 0)
     std::cout << "train_parallel: note: --world-size " << cfg.world_size << " ignored: the MPI launcher started "
               << comm->size() << " ranks" << std::endl;
   cfg.world_size = comm->size();
+  cfg.allreduce_algorithm = dist::mpi_allreduce_algorithm();
   return train_and_report(cfg, data, *comm, "by mpirun: " + dist::current_binding());
 }
 

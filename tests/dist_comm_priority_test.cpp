@@ -138,3 +138,22 @@ TEST(CommCallPriority, RaisesTheCallerOnlyWhileCommunicationThreadsAreRealTime) 
 }
 
 }  // namespace
+
+TEST(RanksOnThisMachine, ReadsTheLaunchersLocalCountElseTheWholeWorld) {
+  // In a child: the variables must not leak into other tests.
+  EXPECT_EQ(in_child([] {
+              int failed = 0;
+              ::unsetenv("LOCAL_WORLD_SIZE");
+              ::unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+              failed += ddp::dist::ranks_on_this_machine(8) != 8;  // one machine
+              ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+              failed += ddp::dist::ranks_on_this_machine(8) != 2;  // mpirun across 4 machines
+              ::setenv("LOCAL_WORLD_SIZE", "4", 1);
+              failed += ddp::dist::ranks_on_this_machine(8) != 4;  // torchrun-style first
+              ::setenv("LOCAL_WORLD_SIZE", "9", 1);
+              ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "junk", 1);
+              failed += ddp::dist::ranks_on_this_machine(8) != 8;  // more than the world, or junk: ignored
+              return failed;
+            }),
+            0);
+}

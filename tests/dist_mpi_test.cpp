@@ -3,6 +3,7 @@
 // which do the work in every rank (they are skipped when not under mpirun).
 // Also: mpirun's command line and the reading of its failure report.
 #include <gtest/gtest.h>
+#include <mpi.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,6 +183,26 @@ TEST(MpiInside, DISABLED_Timeout) {
   }
 }
 
+// Prints the MPI_Iallreduce algorithm OpenMPI's libnbc will use, as MPI's
+// tool interface (MPI_T) reads it after make_mpi_communicator().
+TEST(MpiInside, DISABLED_IallreduceAlgorithm) {
+  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  auto comm = make_mpi_communicator(mpi_options_from_env());
+  int provided = 0;
+  ASSERT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
+  int index = -1;
+  ASSERT_EQ(MPI_T_cvar_get_index("coll_libnbc_iallreduce_algorithm", &index), MPI_SUCCESS);
+  MPI_T_cvar_handle handle;
+  int count = 0;
+  ASSERT_EQ(MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count), MPI_SUCCESS);
+  ASSERT_EQ(count, 1);
+  int value = -1;
+  ASSERT_EQ(MPI_T_cvar_read(handle, &value), MPI_SUCCESS);
+  std::printf("rank %d: iallreduce algorithm %d\n", comm->rank(), value);
+  MPI_T_cvar_handle_free(&handle);
+  MPI_T_finalize();
+}
+
 // The all-reduce of one model gradient (421,642 floats, 1.7 MB), for the
 // README's measurement: mpirun -np 2 build/tests/test_dist
 // --gtest_also_run_disabled_tests --gtest_filter=MpiInside.DISABLED_AllreduceBench
@@ -222,6 +243,20 @@ TEST(MpiCollectives, GradSyncOverlapsOnTheCommunicationThread) {
     EXPECT_EQ(r.code, 0) << n << " ranks:\n" << r.output;
     EXPECT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos) << r.output;
   }
+}
+
+TEST(MpiCollectives, AllreduceRunsAsARingUnlessTheUserChoseAnother) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
+  // Ring: both ranks copy and sum half of the buffer (libnbc's own choice
+  // for in-place buffers and < 4 ranks is a binomial tree: twice as slow).
+  auto r = under_mpirun(2, "MpiInside.DISABLED_IallreduceAlgorithm");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0: iallreduce algorithm 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 1: iallreduce algorithm 1"), std::string::npos) << r.output;
+  // A user's explicit choice is kept.
+  r = under_mpirun(2, "MpiInside.DISABLED_IallreduceAlgorithm", {"OMPI_MCA_coll_libnbc_iallreduce_algorithm=4"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0: iallreduce algorithm 4"), std::string::npos) << r.output;
 }
 
 TEST(MpiCollectives, ASilentPeerTimesOutInsteadOfHanging) {

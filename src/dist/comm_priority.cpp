@@ -109,4 +109,13 @@ CommCallPriority::~CommCallPriority() {
   sched_setscheduler(0, SCHED_OTHER, &p);
 }
 
+int ranks_on_this_machine(int world) {
+  for (const char* name : {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
+    const char* v = std::getenv(name);
+    const int n = v ? std::atoi(v) : 0;
+    if (n > 0 && n <= world) return n;
+  }
+  return world;
+}
+
 }  // namespace ddp::dist

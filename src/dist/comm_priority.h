@@ -49,6 +49,11 @@ std::string prioritise_threads(const std::vector<int>& thread_ids);
 // ("cores 2-3", "core 1", or "none: <why>").
 std::string bind_to_cores(int local_rank, int local_world, int threads);
 
+// This machine's share of a world of `world` ranks: what the launcher says
+// (torchrun-style LOCAL_WORLD_SIZE, or OpenMPI's OMPI_COMM_WORLD_LOCAL_SIZE),
+// else all of them.
+int ranks_on_this_machine(int world);
+
 // The cores this thread may run on, as bind_to_cores() words it.
 std::string current_binding();
 

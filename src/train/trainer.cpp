@@ -56,17 +56,6 @@ uint64_t config_fingerprint(const TrainConfig& c) {
   return fnv1a(s.data(), s.size());
 }
 
-// This machine's share of the world: what the launcher says (torchrun-style
-// LOCAL_WORLD_SIZE, or OpenMPI's), else all of it.
-int ranks_on_this_machine(int world) {
-  for (const char* name : {"LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE"}) {
-    const char* v = std::getenv(name);
-    const int n = v ? std::atoi(v) : 0;
-    if (n > 0 && n <= world) return n;
-  }
-  return world;
-}
-
 struct EvalResult {
   double loss = 0, accuracy = 0;
 };
@@ -271,7 +260,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   // MPI: our thread only (OpenMPI's own threads poll), and only with a core
   // per rank: it polls while it waits for a peer, which must not then be
   // starved on a shared core.
-  const bool oversubscribed = ranks_on_this_machine(world) * cfg.threads > report::online_cores();
+  const bool oversubscribed = dist::ranks_on_this_machine(world) * cfg.threads > report::online_cores();
   const std::string comm_priority =
       world == 1                     ? "none: a world of one"
       : comm.backend() == "gloo"     ? dist::prioritise_communication()
