@@ -22,7 +22,10 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 common=(-e 1 --limit "$limit" --threads 1 --no-progress --data-dir "$data")
-throughput() { sed -n 's/.*"throughput_samples_per_s": *\([0-9.eE+-]*\).*/\1/p' "$1" | head -1; }
+field() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -1; }
+throughput() { field "$1" throughput_samples_per_s; }
+# Milliseconds per step of an epoch field (one epoch per run).
+per_step_ms() { awk -v x="$(field "$1" "$2")" -v n="$(field "$1" steps_per_epoch)" 'BEGIN { if (x == "" || n == 0) print "nan"; else print 1e3 * x / n }'; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "bench_backends: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -42,12 +45,21 @@ done
 s=$(for f in "$out"/serial*.json; do throughput "$f"; done | median)
 g=$(for f in "$out"/gloo*.json; do throughput "$f"; done | median)
 m=$(for f in "$out"/mpi*.json; do throughput "$f"; done | median)
+# What communication cost the cores, per step and rank (medians): the gradient
+# thread's CPU, and the time the compute thread was ready but preempted.
+cost() { # backend
+  printf '%s: gradient thread CPU %.2f ms/step, compute thread preempted %.2f ms/step\n' "$1" \
+    "$(for f in "$out"/"$1"*.json; do per_step_ms "$f" comm_cpu_s; done | median)" \
+    "$(for f in "$out"/"$1"*.json; do per_step_ms "$f" compute_preempted_s; done | median)"
+}
 p=$(cat "$out"/pair*.txt | median)
 awk -v s="$s" -v g="$g" -v m="$m" -v p="$p" 'BEGIN {
   printf "median samples/s: serial %.0f, gloo x2 %.0f (speedup %.2f, efficiency %.0f%%), mpi x2 %.0f (speedup %.2f, efficiency %.0f%%)\n",
          s, g, g / s, 50 * g / s, m, m / s, 50 * m / s
   printf "ceiling: two independent serial runs %.0f (%.2fx serial): gloo reaches %.0f%% of it, mpi %.0f%%\n",
          p, p / s, 100 * g / p, 100 * m / p }'
+cost gloo
+cost mpi
 mpirun -np 2 "$build/tests/test_dist" --gtest_color=no --gtest_also_run_disabled_tests \
   --gtest_filter=MpiInside.DISABLED_AllreduceBench 2>&1 | grep "MPI allreduce" || true
 if [[ -x "$build/tests/dist_test_worker" ]]; then

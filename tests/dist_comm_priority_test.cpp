@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -156,4 +157,45 @@ TEST(RanksOnThisMachine, ReadsTheLaunchersLocalCountElseTheWholeWorld) {
               return failed;
             }),
             0);
+}
+
+// Time spent ready to run but without a core, as the kernel counts it.
+TEST(RunnableWait, CountsTimeWithoutACoreButNotTimeAsleepOrRunning) {
+  if (ddp::dist::runnable_wait_seconds() < 0) GTEST_SKIP() << "this kernel keeps no schedstat";
+  const auto spin = [](double seconds) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < until) {
+    }
+  };
+  // Two busy threads on one core take turns: each waits about half the time.
+  EXPECT_EQ(in_child([&] {
+              if (bind_to_cores(0, 1, 1).rfind("none", 0) == 0) return 90;
+              const double before = ddp::dist::runnable_wait_seconds();
+              std::thread rival([&] { spin(0.4); });
+              spin(0.3);
+              const double waited = ddp::dist::runnable_wait_seconds() - before;
+              rival.join();
+              return waited >= 0.075 ? 0 : 1;
+            }),
+            0);
+  // Asleep is not waiting for a core.
+  EXPECT_EQ(in_child([] {
+              const double before = ddp::dist::runnable_wait_seconds();
+              std::this_thread::sleep_for(std::chrono::milliseconds(200));
+              return ddp::dist::runnable_wait_seconds() - before < 0.05 ? 0 : 1;
+            }),
+            0);
+  // Running at real-time priority on a core of its own, a thread is never
+  // made to wait for it (needs root or CAP_SYS_NICE; skipped otherwise).
+  const int rt = in_child([&] {
+    sched_param p{};
+    p.sched_priority = 1;
+    if (::sched_setscheduler(0, SCHED_FIFO, &p) != 0) return 90;
+    const double before = ddp::dist::runnable_wait_seconds();
+    spin(0.2);
+    return ddp::dist::runnable_wait_seconds() - before < 0.02 ? 0 : 1;
+  });
+  if (rt != 90) {
+    EXPECT_EQ(rt, 0);
+  }
 }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -35,10 +36,18 @@ class FakeComm final : public Communicator {
   void allreduce_sum(float* data, size_t count) override {
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back({static_cast<size_t>(data - base_), count});
+    timespec t0{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    const long cpu_ms_at_start = t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
     threads.push_back(std::this_thread::get_id());
     if (throw_on_call >= 0 && static_cast<int>(calls.size()) == throw_on_call + 1)
       throw UserError("rank 0: lost contact with a peer during all-reduce", "fake hint");
     for (size_t i = 0; i < count; ++i) data[i] *= static_cast<float>(world_);
+    for (timespec t{}; busy_ms > 0;) {  // burn busy_ms of this thread's CPU time (wall time may be longer)
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+      if (t.tv_sec * 1000 + t.tv_nsec / 1000000 >= cpu_ms_at_start + busy_ms) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
     cv.notify_all();
   }
   void allreduce_sum(double*, size_t) override { ADD_FAILURE() << "double all-reduce"; }
@@ -56,6 +65,7 @@ class FakeComm final : public Communicator {
   std::vector<std::pair<size_t, size_t>> calls;
   std::vector<std::thread::id> threads;
   int throw_on_call = -1;
+  int busy_ms = 0, sleep_ms = 0;  // per call: CPU time burnt, then time asleep
 
  private:
   int world_;
@@ -179,6 +189,27 @@ TEST(GradSync, FinishHandsEachSummedBucketToTheCallerInOrder) {
   EXPECT_EQ(handed, std::vector<size_t>{700});
 }
 
+// The communication thread's CPU time is counted apart from its wall time:
+// a peer that makes it wait asleep costs the cores nothing.
+TEST(GradSync, CountsTheCommunicationThreadsCpuApartFromItsWallTime) {
+  std::vector<float> g(100);
+  FakeComm comm(2, g.data());
+  GradSync s(comm, g.data(), g.size(), 1 << 20);  // one bucket
+  comm.busy_ms = 30;
+  ready_all(s, g.size(), {100});
+  s.finish();
+  EXPECT_GE(s.last_step_comm_seconds(), 0.025);
+  EXPECT_GE(s.last_step_comm_cpu_seconds(), 0.029);
+  EXPECT_LE(s.last_step_comm_cpu_seconds(), s.last_step_comm_seconds() + 0.002);
+
+  comm.busy_ms = 0;
+  comm.sleep_ms = 30;
+  ready_all(s, g.size(), {100});
+  s.finish();
+  EXPECT_GE(s.last_step_comm_seconds(), 0.025);
+  EXPECT_LT(s.last_step_comm_cpu_seconds(), 0.010);  // per step, not accumulated
+}
+
 TEST(GradSync, WorldOfOneStartsNoThreadAndLeavesTheBuffer) {
   std::vector<float> g = {1.5f, -2, 3, 4, 5};
   LocalCommunicator local;
@@ -189,6 +220,7 @@ TEST(GradSync, WorldOfOneStartsNoThreadAndLeavesTheBuffer) {
   double waited = s.finish();
   EXPECT_LT(waited, 1e-3);
   EXPECT_EQ(s.last_step_comm_seconds(), 0.0);
+  EXPECT_EQ(s.last_step_comm_cpu_seconds(), 0.0);
   EXPECT_EQ(g, (std::vector<float>{1.5f, -2, 3, 4, 5}));
 
   std::vector<float> g2(5);

@@ -141,6 +141,14 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   EXPECT_EQ(c["oversubscribed"], par["oversubscribed"]);
   const double wait = par["epochs"][0]["time_breakdown_s"]["allreduce_wait"];
   EXPECT_NEAR(c["exposed_comm_fraction"]["median"].get<double>(), wait / par["train_time_s"].get<double>(), 1e-12);
+  // What communication cost the cores, from the real 2-rank run: the gradient
+  // thread used CPU; serially there is no such thread.
+  EXPECT_GT(par["epochs"][0]["comm_cpu_s"].get<double>(), 0);
+  EXPECT_EQ(serial["epochs"][0]["comm_cpu_s"].get<double>(), 0);
+  EXPECT_GT(c["allreduce"]["cpu_per_step_s"].get<double>(), 0);
+  if (par["epochs"][0]["compute_preempted_s"].is_number()) {  // null where the kernel keeps no schedstat
+    EXPECT_GE(par["epochs"][0]["compute_preempted_s"].get<double>(), 0);
+  }
   // The scaling model: calibrated, predictions up to 1024 ranks for three networks.
   const json& sm = m["scaling_model"];
   EXPECT_EQ(sm["status"], "ok") << sm.dump(2);

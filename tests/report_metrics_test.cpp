@@ -24,6 +24,8 @@ json results(int world, double total, double train, double wait_per_epoch, int e
                  {"eval_time_s", (total - train) / epochs},
                  {"time_s", total / epochs},
                  {"allreduce_busy_s", world > 1 ? 2 * wait_per_epoch : 0.0},
+                 {"comm_cpu_s", world > 1 ? 0.5 * wait_per_epoch : 0.0},
+                 {"compute_preempted_s", world > 1 ? 0.75 * wait_per_epoch : 0.0},
                  {"time_breakdown_s",
                   {{"data", 0.01},
                    {"forward", 0.3 * train / epochs},
@@ -145,6 +147,19 @@ TEST(ReportMetrics, ConfigurationMetricsAreConsistent) {
   EXPECT_EQ(m["global_batch"], 128);
   EXPECT_EQ(m["runs"].size(), 3u);
   EXPECT_NEAR(m["allreduce"]["hidden_fraction"].get<double>(), 0.5, 1e-12);  // busy = 2 x wait
+  const double exposed = m["allreduce"]["exposed_per_step_s"];
+  EXPECT_GT(exposed, 0);
+  EXPECT_NEAR(m["allreduce"]["cpu_per_step_s"].get<double>(), 0.5 * exposed, 1e-12);
+  EXPECT_NEAR(m["allreduce"]["compute_preempted_per_step_s"].get<double>(), 0.75 * exposed, 1e-12);
+  // Results files from before these were measured: unknown, not zero.
+  json old = results(2, 19, 16, 0.4);
+  for (auto& e : old["epochs"]) {
+    e.erase("comm_cpu_s");
+    e.erase("compute_preempted_s");
+  }
+  const json mo = configuration_metrics(config("p2", 2, {ok_run(1, old)}), &serial);
+  EXPECT_TRUE(mo["allreduce"]["cpu_per_step_s"].is_null());
+  EXPECT_TRUE(mo["allreduce"]["compute_preempted_per_step_s"].is_null());
 
   const json ms = configuration_metrics(serial, &serial);
   EXPECT_DOUBLE_EQ(ms["speedup"]["median"].get<double>(), 1);

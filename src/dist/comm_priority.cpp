@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -116,6 +117,16 @@ int ranks_on_this_machine(int world) {
     if (n > 0 && n <= world) return n;
   }
   return world;
+}
+
+double runnable_wait_seconds() {
+  // "<ns on a cpu> <ns waiting on a run queue> <timeslices>"
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+  if (!f) return -1;
+  unsigned long long run_ns = 0, wait_ns = 0;
+  const int n = std::fscanf(f, "%llu %llu", &run_ns, &wait_ns);
+  std::fclose(f);
+  return n == 2 ? 1e-9 * static_cast<double>(wait_ns) : -1;
 }
 
 }  // namespace ddp::dist

@@ -54,6 +54,13 @@ std::string bind_to_cores(int local_rank, int local_world, int threads);
 // else all of them.
 int ranks_on_this_machine(int world);
 
+// Seconds the calling thread has spent ready to run but waiting for a core
+// (preempted by a favoured communication thread, or sharing a core), from
+// the kernel's /proc/thread-self/schedstat; -1 where the kernel does not
+// keep it. The difference of two readings is what the communication cost
+// the computing thread in CPU.
+double runnable_wait_seconds();
+
 // The cores this thread may run on, as bind_to_cores() words it.
 std::string current_binding();
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <string>
 
 #include "common/error.h"
@@ -13,6 +14,15 @@
 namespace ddp::dist {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+// CPU time the calling thread has used, in seconds.
+double thread_cpu_seconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+}  // namespace
 
 Compression parse_compression(const std::string& name) {
   if (name == "none") return Compression::none;
@@ -80,6 +90,7 @@ void GradSync::start_step() {
     handed_ = 0;
     done_ = 0;
     comm_s_ = 0;
+    comm_cpu_s_ = 0;
     error_ = nullptr;
   }
 }
@@ -108,6 +119,7 @@ void GradSync::begin_finish() {
                            std::to_string(count_) + ") of the gradients were marked ready");
   in_step_ = false;
   last_comm_s_ = 0;
+  last_comm_cpu_s_ = 0;
 }
 
 double GradSync::wait_for_bucket(size_t b) {
@@ -121,6 +133,7 @@ double GradSync::wait_for_bucket(size_t b) {
       done_cv_.wait(lock, [&] { return done_ == begin_.size(); });  // no bucket left in flight
       error = error_;
       last_comm_s_ = comm_s_;
+      last_comm_cpu_s_ = comm_cpu_s_;
     }
   }
   if (error) std::rethrow_exception(error);
@@ -131,6 +144,7 @@ void GradSync::end_finish() {
   if (!threaded_) return;
   std::lock_guard<std::mutex> lock(mu_);
   last_comm_s_ = comm_s_;
+  last_comm_cpu_s_ = comm_cpu_s_;
 }
 
 void GradSync::comm_loop() {
@@ -149,9 +163,10 @@ void GradSync::comm_loop() {
       b = done_;
       skip = error_ != nullptr;  // the connection is dead: do not try again
     }
-    double seconds = 0;
+    double seconds = 0, cpu = 0;
     std::exception_ptr error;
     if (!skip) {
+      const double cpu0 = thread_cpu_seconds();
       float* p = grads_ + begin_[b];
       const size_t len = end_[b] - begin_[b];
       const auto t0 = Clock::now();
@@ -172,10 +187,12 @@ void GradSync::comm_loop() {
         }
       }
       seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      cpu = thread_cpu_seconds() - cpu0;
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
       comm_s_ += seconds;
+      comm_cpu_s_ += cpu;
       if (error && !error_) {
         error_ = error;
         failed_ = b;

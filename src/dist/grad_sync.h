@@ -98,6 +98,10 @@ class GradSync {
   // finished step: all-reduce calls, bf16 conversions, scaling (0 with a
   // world of one).
   double last_step_comm_seconds() const { return last_comm_s_; }
+  // CPU seconds the communication thread used on those buckets: on a
+  // machine whose cores all compute, this is CPU taken from computation,
+  // except while the training thread waits in finish().
+  double last_step_comm_cpu_seconds() const { return last_comm_cpu_s_; }
   // The kernel id of the communication thread (0 with a world of one), to
   // give it priority (dist/comm_priority.h).
   int thread_id() const { return thread_id_; }
@@ -126,6 +130,7 @@ class GradSync {
   size_t lo_ = 0;           // [lo_, count_) is final in this step
   size_t next_bucket_ = 0;  // buckets [0, next_bucket_) handed off
   double last_comm_s_ = 0;
+  double last_comm_cpu_s_ = 0;
 
   // Shared with the communication thread, under mu_.
   std::mutex mu_;
@@ -134,6 +139,7 @@ class GradSync {
   size_t done_ = 0;    // buckets it has finished (or skipped after an error)
   bool stop_ = false;
   double comm_s_ = 0;
+  double comm_cpu_s_ = 0;
   std::exception_ptr error_;
   size_t failed_ = 0;  // the bucket whose all-reduce threw error_
   int thread_id_ = 0;

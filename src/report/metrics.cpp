@@ -92,6 +92,8 @@ PhaseSums phase_sums(const json& r) {
     s.eval += get(e, "eval_time_s");
     s.train += get(e, "train_time_s");
     s.allreduce_busy += get(e, "allreduce_busy_s");
+    s.comm_cpu += get(e, "comm_cpu_s", kNaN);
+    s.compute_preempted += get(e, "compute_preempted_s", kNaN);
     ++s.epochs;
   }
   return s;
@@ -211,7 +213,11 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
     m["allreduce"] = {{"busy_per_step_s", s.allreduce_busy / steps},
                       {"exposed_per_step_s", s.allreduce_wait / steps},
                       {"hidden_fraction", s.allreduce_busy > 0 ? num(1 - s.allreduce_wait / s.allreduce_busy)
-                                                               : json(nullptr)}};
+                                                               : json(nullptr)},
+                      // What communication cost the cores: the gradient thread's CPU, and the time
+                      // the compute thread was ready but preempted (both per rank).
+                      {"cpu_per_step_s", num(s.comm_cpu / steps)},
+                      {"compute_preempted_per_step_s", num(s.compute_preempted / steps)}};
   }
   return m;
 }

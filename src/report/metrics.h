@@ -40,6 +40,7 @@ struct PhaseSums {
   double data = 0, forward = 0, backward = 0, allreduce_wait = 0, optimizer = 0, other = 0;
   double eval = 0, train = 0;  // eval_time_s and train_time_s summed over epochs
   double allreduce_busy = 0;
+  double comm_cpu = 0, compute_preempted = 0;  // NaN when a results file does not say
   int epochs = 0;
 };
 PhaseSums phase_sums(const nlohmann::json& results);

@@ -1,5 +1,6 @@
 #include "train/results.h"
 
+#include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "nn/cnn.h"
@@ -66,7 +67,9 @@ nlohmann::json to_json(const EpochRecord& e) {
           {"samples_per_s", e.samples_per_s},
           {"learning_rate", e.learning_rate},
           {"time_breakdown_s", phases_json(e.phases)},
-          {"allreduce_busy_s", e.allreduce_busy_s}};
+          {"allreduce_busy_s", e.allreduce_busy_s},
+          {"comm_cpu_s", e.comm_cpu_s},
+          {"compute_preempted_s", e.compute_preempted_s}};
 }
 
 EpochRecord epoch_from_json(const nlohmann::json& j) {
@@ -82,6 +85,13 @@ EpochRecord epoch_from_json(const nlohmann::json& j) {
   e.learning_rate = j.at("learning_rate");
   e.phases = phases_from_json(j.at("time_breakdown_s"));
   e.allreduce_busy_s = j.at("allreduce_busy_s");
+  // Not in files written before they were measured; null when unknown.
+  const auto number_or_nan = [&](const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
+  };
+  e.comm_cpu_s = number_or_nan("comm_cpu_s");
+  e.compute_preempted_s = number_or_nan("compute_preempted_s");
   return e;
 }
 

@@ -28,6 +28,11 @@ struct EpochRecord {
   double learning_rate = 0;     // at the end of the epoch
   PhaseTimes phases;            // mean over ranks
   double allreduce_busy_s = 0;  // time the communication thread spent in all-reduce (mean over ranks)
+  // What communication cost in CPU (mean over ranks): the communication
+  // thread's CPU time, and the time the training thread was ready to run
+  // but waited for its core (NaN where the kernel does not say).
+  double comm_cpu_s = 0;
+  double compute_preempted_s = 0;
 };
 
 struct RunResult {

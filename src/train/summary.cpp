@@ -1,5 +1,6 @@
 #include "train/summary.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace ddp::train {
@@ -26,6 +27,22 @@ void print_summary(std::ostream& out, const RunResult& r) {
                 100 * sum.forward / t, 100 * sum.backward / t, 100 * sum.allreduce_wait / t, 100 * sum.optimizer / t,
                 100 * sum.data / t, 100 * sum.other / t);
   out << line;
+  const double steps = static_cast<double>(r.steps_per_epoch) * static_cast<double>(r.epochs.size());
+  if (r.world_size > 1 && steps > 0) {
+    double cpu = 0, preempted = 0;
+    for (const auto& e : r.epochs) {
+      cpu += e.comm_cpu_s;
+      preempted += e.compute_preempted_s;
+    }
+    if (std::isnan(preempted))
+      std::snprintf(line, sizeof line, "communication: the gradient thread used %.2f ms of CPU per step (per rank)\n", 1e3 * cpu / steps);
+    else
+      std::snprintf(line, sizeof line,
+                    "communication: the gradient thread used %.2f ms of CPU per step (per rank); the compute thread "
+                    "waited %.2f ms per step for its core (communication threads preempted it)\n",
+                    1e3 * cpu / steps, 1e3 * preempted / steps);
+    out << line;
+  }
 }
 
 }  // namespace ddp::train

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <csignal>
 #include <chrono>
 #include <cstring>
@@ -312,7 +313,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       for (int64_t s = 0; s < first; ++s) step_loss[s] = start.step_losses[start.history.size() * steps + s] * world;
     progress.start_epoch(epoch, steps);
     PhaseTimes ph;
-    double comm_busy = 0, running = 0, lr = cfg.learning_rate;
+    double comm_busy = 0, comm_cpu = 0, running = 0, lr = cfg.learning_rate;
+    const double preempted_before = dist::runnable_wait_seconds();
     bool stopping = false;
     int64_t s = first;
     const auto epoch_start = Clock::now();
@@ -352,11 +354,16 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       ph.allreduce_wait += waited;
       ph.optimizer += seconds(t3, t5) - waited;
       comm_busy += sync.last_step_comm_seconds();
+      comm_cpu += sync.last_step_comm_cpu_seconds();
       step_loss[s] = res.loss;
       running += res.loss;
       progress.step(s + 1, running / static_cast<double>(s + 1 - first), (s + 1 - first) * batch * world);
     }
     const double train_time = seconds(epoch_start, Clock::now());
+    const double preempted_after = dist::runnable_wait_seconds();
+    const double preempted = preempted_before >= 0 && preempted_after >= 0
+                                 ? preempted_after - preempted_before
+                                 : std::numeric_limits<double>::quiet_NaN();
     ph.other = std::max(0.0, train_time - (ph.data + ph.forward + ph.backward + ph.allreduce_wait + ph.optimizer));
 
     // Gather: the loss curve (mean over ranks), every rank's time split.
@@ -375,11 +382,14 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, s, save};
     }
 
-    double row[PhaseTimes::kFields + 2];
+    constexpr int w = PhaseTimes::kFields + 4;
+    double row[w];
     std::copy(ph.begin(), ph.begin() + PhaseTimes::kFields, row);
     row[PhaseTimes::kFields] = train_time;
     row[PhaseTimes::kFields + 1] = comm_busy;
-    const auto rows = gather_rows(comm, row, PhaseTimes::kFields + 2);
+    row[PhaseTimes::kFields + 2] = comm_cpu;
+    row[PhaseTimes::kFields + 3] = preempted;
+    const auto rows = gather_rows(comm, row, w);
 
     const auto eval_start = Clock::now();
     const EvalResult ev = evaluate(net, comm, test_set, batch);
@@ -396,7 +406,6 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     e.test_loss = ev.loss;
     e.test_accuracy = ev.accuracy;
     e.learning_rate = lr;
-    const size_t w = PhaseTimes::kFields + 2;
     for (int q = 0; q < world; ++q) {
       PhaseTimes p;
       std::copy(rows.begin() + q * w, rows.begin() + q * w + PhaseTimes::kFields, p.begin());
@@ -404,6 +413,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       for (int f = 0; f < PhaseTimes::kFields; ++f) e.phases.begin()[f] += p.begin()[f] / world;
       e.train_time_s = std::max(e.train_time_s, rows[q * w + PhaseTimes::kFields]);
       e.allreduce_busy_s += rows[q * w + PhaseTimes::kFields + 1] / world;
+      e.comm_cpu_s += rows[q * w + PhaseTimes::kFields + 2] / world;
+      e.compute_preempted_s += rows[q * w + PhaseTimes::kFields + 3] / world;  // NaN if a rank cannot tell
     }
     e.eval_time_s = eval_time;
     e.time_s = e.train_time_s + eval_time;
