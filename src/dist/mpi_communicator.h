@@ -2,17 +2,18 @@
 // MPI_Iallreduce / MPI_Ibcast / MPI_Ibarrier, completed by polling.
 //
 // Why polling: OpenMPI makes no progress outside MPI calls, and a blocking
-// MPI call spins on the CPU while it waits for a peer. The gradient
-// synchroniser's communication thread runs next to backward on the same
-// cores, so a spinning wait would steal compute. Each operation therefore
-// starts a non-blocking collective and tests it: in a tight loop for the
-// first `spin` microseconds (the peers are usually there and the shared-memory
-// transfer is quick), then with `poll` microsecond sleeps between tests
-// (with a 1 us timer slack for the calling thread, so a sleep is that long).
-// Measured on this 2-core machine, 2 ranks, 1 thread each: spinning for the
-// whole wait (what a blocking MPI_Allreduce does) halves training
-// throughput (~2,500 vs ~5,500 samples/s; backward takes twice as long),
-// while a single 1.7 MB all-reduce costs ~0.40 ms polled vs ~0.33 ms spun.
+// MPI call spins on the CPU for as long as it waits for a peer. The
+// gradient synchroniser's communication thread shares its core with
+// backward, so each operation starts a non-blocking collective and tests
+// it: in a tight loop for the first `spin` microseconds, then with `poll`
+// microsecond sleeps between tests (1 us timer slack for the calling
+// thread). The spin is long (1 ms, ~6% of a step) because the rank that
+// waits is the one that arrived first: the others are still computing, so
+// its core has slack until they arrive; sleeping there instead costs a
+// timer wake-up per test (~20 us of CPU each on this VM) and makes the
+// later rank wait for that wake-up. The sleeps bound what a peer that is
+// far behind (a checkpoint, an oversubscribed core) can cost. Measured here,
+// 2 ranks, interleaved runs: spin 1-3 ms ~1% faster than 200 us.
 //
 // Failure: MPI itself ends the whole job when a rank dies (mpirun names the
 // rank). A peer that is alive but silent for longer than `timeout` makes
@@ -37,7 +38,7 @@ namespace ddp::dist {
 
 struct MpiOptions {
   std::chrono::milliseconds timeout{60000};  // longest wait for peers in one operation
-  int spin_us = 200;                         // busy testing before sleeping between tests
+  int spin_us = 1000;                        // busy testing before sleeping between tests
   int poll_us = 20;                          // sleep between tests after that (0: always spin)
   // All-reduce as a ring, unless the user chose an algorithm (see
   // make_mpi_communicator). Turn off when ranks share cores: each of the

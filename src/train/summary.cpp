@@ -39,8 +39,9 @@ void print_summary(std::ostream& out, const RunResult& r) {
     else
       std::snprintf(line, sizeof line,
                     "communication: the gradient thread used %.2f ms of CPU per step (per rank); the compute thread "
-                    "waited %.2f ms per step for its core (communication threads preempted it)\n",
-                    1e3 * cpu / steps, 1e3 * preempted / steps);
+                    "waited %.2f ms per step for its core (%s)\n",
+                    1e3 * cpu / steps, 1e3 * preempted / steps,
+                    r.oversubscribed ? "other ranks share it" : "preempted by communication threads");
     out << line;
   }
 }
