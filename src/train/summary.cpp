@@ -35,7 +35,8 @@ void print_summary(std::ostream& out, const RunResult& r) {
       preempted += e.compute_preempted_s;
     }
     if (std::isnan(preempted))
-      std::snprintf(line, sizeof line, "communication: the gradient thread used %.2f ms of CPU per step (per rank)\n", 1e3 * cpu / steps);
+      std::snprintf(line, sizeof line, "communication: the gradient thread used %.2f ms of CPU per step (per rank)\n",
+                    1e3 * cpu / steps);
     else
       std::snprintf(line, sizeof line,
                     "communication: the gradient thread used %.2f ms of CPU per step (per rank); the compute thread "

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <limits>
 #include <csignal>
 #include <chrono>
@@ -339,12 +338,9 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       // (grads = sum over ranks; the step takes the average), overlapping
       // the all-reduce of the first layers, which backward finished last.
       lr = learning_rate_at(cfg, world, global_step, steps);
-      double step_s = 0;
       const double waited = sync.finish([&](size_t lo, size_t hi) {
-        const auto a = Clock::now();
         sgd.step(net.params(), net.grads(), static_cast<float>(lr), sync.average_scale(), lo,
                  std::min(hi, num_params));  // the stop flag's slot is not a parameter
-        step_s += seconds(a, Clock::now());
       });
       stopping = stop_flag > 0 || (world == 1 && stop_signal() != 0);
       const auto t5 = Clock::now();
