@@ -5,7 +5,9 @@
 # median time of one all-reduce of the model's 1.7 MB gradient (MPI and Gloo).
 # Each round also runs two independent serial trainings at once, one per
 # core: their summed samples/s is the ceiling of any 2-rank run here (two
-# busy cores, no communication at all).
+# busy cores, no communication at all). Speedups are given twice: from the
+# mean throughput, and from the median step time (epochs[].median_step_s),
+# which a shared machine's bursts of stolen CPU do not move.
 #
 #   scripts/bench_backends.sh [BUILD_DIR] [REPEATS] [LIMIT]
 #     defaults: build 5 19200 (one epoch on the first LIMIT samples)
@@ -26,6 +28,8 @@ field() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -1; }
 throughput() { field "$1" throughput_samples_per_s; }
 # Milliseconds per step of an epoch field (one epoch per run).
 per_step_ms() { awk -v x="$(field "$1" "$2")" -v n="$(field "$1" steps_per_epoch)" 'BEGIN { if (x == "" || n == 0) print "nan"; else print 1e3 * x / n }'; }
+# The median step time of a run, in seconds.
+step() { field "$1" median_step_s; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "bench_backends: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -53,11 +57,17 @@ cost() { # backend
     "$(for f in "$out"/"$1"*.json; do per_step_ms "$f" compute_preempted_s; done | median)"
 }
 p=$(cat "$out"/pair*.txt | median)
+ss=$(for f in "$out"/serial*.json; do step "$f"; done | median)
+gs=$(for f in "$out"/gloo*.json; do step "$f"; done | median)
+ms=$(for f in "$out"/mpi*.json; do step "$f"; done | median)
 awk -v s="$s" -v g="$g" -v m="$m" -v p="$p" 'BEGIN {
   printf "median samples/s: serial %.0f, gloo x2 %.0f (speedup %.2f, efficiency %.0f%%), mpi x2 %.0f (speedup %.2f, efficiency %.0f%%)\n",
          s, g, g / s, 50 * g / s, m, m / s, 50 * m / s
   printf "ceiling: two independent serial runs %.0f (%.2fx serial): gloo reaches %.0f%% of it, mpi %.0f%%\n",
          p, p / s, 100 * g / p, 100 * m / p }'
+awk -v s="$ss" -v g="$gs" -v m="$ms" 'BEGIN {
+  printf "median step: serial %.2f ms, gloo x2 %.2f ms (speedup %.2f), mpi x2 %.2f ms (speedup %.2f)\n",
+         1e3 * s, 1e3 * g, 2 * s / g, 1e3 * m, 2 * s / m }'
 cost gloo
 cost mpi
 mpirun -np 2 "$build/tests/test_dist" --gtest_color=no --gtest_also_run_disabled_tests \

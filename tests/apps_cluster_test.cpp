@@ -161,6 +161,14 @@ TEST(MpiBackend, TwoRanksUnderMpirunMatchGlooStepByStep) {
   expect_same_steps(gloo, mpi, 20);
   EXPECT_EQ(mpi["world_size"], 2);
   EXPECT_EQ(mpi["config"]["backend"], "mpi");
+  // --overlap auto: with a core per rank and none spare, no communication thread.
+  EXPECT_EQ(mpi["allreduce"]["overlap"], cores() == 2 ? "none" : "thread");
+  // The other choice gives the same bits (the same sums, in the same order).
+  const json thread = run_ok(with(with(mpirun(2), {binary("train_parallel"), "--backend", "mpi", "-b", "64",
+                                                   "--overlap", cores() == 2 ? "thread" : "none"}), kCommon),
+                             tmp, "mpi2-other-overlap", root_env());
+  expect_same_steps(mpi, thread, 20);
+  EXPECT_EQ(thread["step_losses"], mpi["step_losses"]);
 }
 
 // train_parallel --backend mpi -w 4 runs itself through mpirun (here with

@@ -234,6 +234,84 @@ TEST(GradSync, WorldOfOneStartsNoThreadAndLeavesTheBuffer) {
   EXPECT_EQ(::access(("/proc/self/task/" + std::to_string(threaded.thread_id())).c_str(), F_OK), 0);
 }
 
+// Overlap::none: no thread; ready() only keeps count, and finish() sums
+// every bucket on the caller's thread, last slice first, handing each to
+// on_bucket as soon as it is summed; all of it counts as waiting.
+TEST(GradSync, WithoutOverlapFinishSumsEveryBucketOnTheCallersThread) {
+  const size_t count = 1000;
+  std::vector<float> g(count);
+  FakeComm comm(2, g.data());
+  const int threads_before = thread_count();
+  GradSync s(comm, g.data(), count, 300 * sizeof(float), {}, Compression::none, Overlap::none);
+  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_EQ(s.thread_id(), 0);
+  EXPECT_EQ(s.overlap(), Overlap::none);
+  comm.busy_ms = 5;
+  for (int step = 0; step < 2; ++step) {
+    for (size_t i = 0; i < count; ++i) g[i] = static_cast<float>(i) + step;
+    const size_t before = comm.calls.size();
+    ready_all(s, count, {37, 400});
+    EXPECT_EQ(comm.calls.size(), before) << "an all-reduce started before finish()";
+    std::vector<std::pair<size_t, size_t>> seen;
+    bool summed = true;
+    const double waited = s.finish([&](size_t lo, size_t hi) {
+      seen.push_back({lo, hi});
+      summed = summed && comm.calls.size() == before + seen.size();  // this bucket's sum, no later one
+      for (size_t i = lo; i < hi; ++i) summed = summed && g[i] == 2.0f * (static_cast<float>(i) + step);
+    });
+    EXPECT_EQ(seen, (std::vector<std::pair<size_t, size_t>>{{700, 1000}, {400, 700}, {100, 400}, {0, 100}}));
+    EXPECT_TRUE(summed);
+    EXPECT_GE(waited, 4 * 0.004);  // every bucket's all-reduce is waited for
+    EXPECT_GE(s.last_step_comm_seconds(), 4 * 0.004);
+    EXPECT_LE(s.last_step_comm_seconds(), waited + 1e-3);
+    EXPECT_GE(s.last_step_comm_cpu_seconds(), 4 * 0.004);
+    EXPECT_LT(s.last_step_comm_cpu_seconds(), 4 * 0.005 + 0.015);  // per step, not accumulated
+  }
+  for (auto id : comm.threads) EXPECT_EQ(id, std::this_thread::get_id());
+
+  // A failed bucket's error comes out of finish() as it was thrown; no later
+  // bucket is tried or handed over, and the next step starts afresh.
+  comm.busy_ms = 0;
+  comm.throw_on_call = static_cast<int>(comm.calls.size()) + 1;
+  ready_all(s, count, {100});
+  std::vector<size_t> handed;
+  try {
+    s.finish([&](size_t lo, size_t) { handed.push_back(lo); });
+    ADD_FAILURE() << "no error";
+  } catch (const UserError& e) {
+    EXPECT_STREQ(e.what(), "rank 0: lost contact with a peer during all-reduce");
+  }
+  EXPECT_EQ(handed, std::vector<size_t>{700});
+  EXPECT_EQ(comm.calls.size(), static_cast<size_t>(comm.throw_on_call) + 1);
+}
+
+// bf16 compression without a thread: the same rounding, on the caller.
+TEST(GradSync, WithoutOverlapBf16SumsOnTheCallersThread) {
+  const size_t count = 300;
+  std::vector<float> g(count);
+  FakeComm comm(2, g.data());
+  GradSync s(comm, g.data(), count, 64 * sizeof(float), {}, Compression::bf16, Overlap::none);
+  for (size_t i = 0; i < count; ++i) g[i] = static_cast<float>(i % 50) + 1.00390625f;  // not a bf16 value
+  ready_all(s, count, {count});
+  s.finish();
+  for (size_t i = 0; i < count; ++i) ASSERT_EQ(g[i], 2.0f * (static_cast<float>(i % 50) + 1.0f)) << i;
+  ASSERT_FALSE(comm.threads.empty());
+  for (auto id : comm.threads) EXPECT_EQ(id, std::this_thread::get_id());
+}
+
+// --overlap auto: no thread for MPI when the ranks use every core exactly.
+TEST(GradSync, AutoOverlapDropsTheThreadOnlyForMpiWhenEveryCoreComputes) {
+  EXPECT_EQ(choose_overlap("auto", "mpi", 2, 2), Overlap::none);
+  EXPECT_EQ(choose_overlap("auto", "mpi", 1, 2), Overlap::thread);  // a spare core runs the thread
+  EXPECT_EQ(choose_overlap("auto", "mpi", 4, 2), Overlap::thread);  // oversubscribed
+  EXPECT_EQ(choose_overlap("auto", "gloo", 2, 2), Overlap::thread);
+  EXPECT_EQ(choose_overlap("thread", "mpi", 2, 2), Overlap::thread);
+  EXPECT_EQ(choose_overlap("none", "gloo", 1, 8), Overlap::none);
+  EXPECT_THROW(choose_overlap("sometimes", "mpi", 2, 2), UserError);
+  EXPECT_STREQ(overlap_name(Overlap::none), "none");
+  EXPECT_STREQ(overlap_name(Overlap::thread), "thread");
+}
+
 TEST(GradSync, CommunicationErrorIsRethrownAsIsAndLaterBucketsSkipped) {
   const size_t count = 100;
   std::vector<float> g(count, 1.0f);

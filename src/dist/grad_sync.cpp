@@ -32,13 +32,22 @@ Compression parse_compression(const std::string& name) {
 
 const char* compression_name(Compression c) { return c == Compression::bf16 ? "bf16" : "none"; }
 
+Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores) {
+  if (flag == "thread") return Overlap::thread;
+  if (flag == "none") return Overlap::none;
+  if (flag != "auto") throw UserError("unknown overlap '" + flag + "'", "use --overlap auto, thread or none");
+  return backend == "mpi" && busy_threads == cores ? Overlap::none : Overlap::thread;
+}
+
+const char* overlap_name(Overlap o) { return o == Overlap::none ? "none" : "thread"; }
+
 GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
-                   const std::vector<size_t>& segments, Compression compression)
+                   const std::vector<size_t>& segments, Compression compression, Overlap overlap)
     : comm_(comm),
       grads_(grads),
       count_(count),
       scale_(1.0f / static_cast<float>(comm.size())),
-      threaded_(comm.size() > 1),
+      threaded_(comm.size() > 1 && overlap == Overlap::thread),
       compression_(compression) {
   DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
   const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
@@ -63,7 +72,7 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
     }
   }
   lo_ = count_;
-  if (threaded_ && compression_ == Compression::bf16) half_.resize(count_);
+  if (comm.size() > 1 && compression_ == Compression::bf16) half_.resize(count_);
   if (threaded_) {
     thread_ = std::thread([this] { comm_loop(); });
     std::unique_lock<std::mutex> lock(mu_);
@@ -123,7 +132,16 @@ void GradSync::begin_finish() {
 }
 
 double GradSync::wait_for_bucket(size_t b) {
-  if (!threaded_) return 0.0;
+  if (!threaded_) {
+    if (comm_.size() == 1) return 0.0;
+    const double cpu0 = thread_cpu_seconds();
+    const auto t0 = Clock::now();
+    reduce_bucket(b);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    last_comm_s_ += s;
+    last_comm_cpu_s_ += thread_cpu_seconds() - cpu0;
+    return s;
+  }
   const auto t0 = Clock::now();
   std::exception_ptr error;
   {
@@ -167,24 +185,11 @@ void GradSync::comm_loop() {
     std::exception_ptr error;
     if (!skip) {
       const double cpu0 = thread_cpu_seconds();
-      float* p = grads_ + begin_[b];
-      const size_t len = end_[b] - begin_[b];
       const auto t0 = Clock::now();
-      if (compression_ == Compression::bf16) {
-        uint16_t* h = half_.data() + begin_[b];
-        floats_to_bf16(p, h, len);
-        try {
-          comm_.allreduce_sum_bf16(h, len);
-        } catch (...) {
-          error = std::current_exception();
-        }
-        if (!error) bf16_to_floats(h, p, len);
-      } else {
-        try {
-          comm_.allreduce_sum(p, len);
-        } catch (...) {
-          error = std::current_exception();
-        }
+      try {
+        reduce_bucket(b);
+      } catch (...) {
+        error = std::current_exception();
       }
       seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       cpu = thread_cpu_seconds() - cpu0;
@@ -200,6 +205,19 @@ void GradSync::comm_loop() {
       ++done_;
     }
     done_cv_.notify_one();  // finish() may be waiting for this very bucket
+  }
+}
+
+void GradSync::reduce_bucket(size_t b) {
+  float* p = grads_ + begin_[b];
+  const size_t len = end_[b] - begin_[b];
+  if (compression_ == Compression::bf16) {
+    uint16_t* h = half_.data() + begin_[b];
+    floats_to_bf16(p, h, len);
+    comm_.allreduce_sum_bf16(h, len);
+    bf16_to_floats(h, p, len);
+  } else {
+    comm_.allreduce_sum(p, len);
   }
 }
 

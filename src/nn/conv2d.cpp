@@ -26,7 +26,11 @@ Conv2d::Conv2d(const Runtime& rt, const memory& src, const memory& diff_src, int
   src_ = Bridge(rt, src, fpd.src_desc());
   weights_ = Bridge(rt, user_w, fpd.weights_desc());
   dst_ = memory(fpd.dst_desc(), rt.engine);
-  diff_dst_ = memory(fpd.dst_desc(), rt.engine);
+  // dst is dead once the next layer has read it (the pool keeps its winners
+  // in a workspace; the ReLU's backward reads the pool's output), so its
+  // gradient reuses its memory: 9.6 MB less per batch of 64, which two ranks
+  // sharing a 32 MB L3 feel (measured: serial ~3% faster, see README).
+  diff_dst_ = memory(fpd.dst_desc(), rt.engine, dst_.get_data_handle());
   fwd_ = Step(dnnl::convolution_forward(fpd), {{DNNL_ARG_SRC, src_.mem()},
                                                {DNNL_ARG_WEIGHTS, weights_.mem()},
                                                {DNNL_ARG_BIAS, user_b},

@@ -20,7 +20,9 @@ class Conv2d {
   void backward_data(const Runtime& rt) const;  // no-op without diff_src
 
   const memory& dst() const { return dst_; }            // [n, out_c, h, w]
-  const memory& diff_dst() const { return diff_dst_; }  // same layout as dst
+  // Same layout as dst, and the SAME memory: writing the gradient of dst
+  // overwrites dst, which backward never reads again.
+  const memory& diff_dst() const { return diff_dst_; }
   double flops_forward() const { return flops_; }      // per call
 
  private:

@@ -30,6 +30,7 @@ struct TrainConfig {
   std::string backend = "gloo"; // gloo | mpi
   std::string allreduce_algorithm = "bcube";  // gloo: ring | bcube
   std::string grad_compression = "none";      // none | bf16 (gradients all-reduced as bfloat16)
+  std::string overlap = "auto";               // auto | thread | none (dist::choose_overlap)
   bool progress = true;         // progress bar / lines on rank 0
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none

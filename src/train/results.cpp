@@ -35,6 +35,7 @@ nlohmann::json config_json(const TrainConfig& c) {
           {"bucket_kb", c.bucket_kb},
           {"allreduce_algorithm", c.allreduce_algorithm},
           {"grad_compression", c.grad_compression},
+          {"overlap", c.overlap},
           {"timeout_s", c.timeout_s},
           {"checkpoint_dir", c.checkpoint_dir},
           {"checkpoint_every", c.checkpoint_every},
@@ -69,7 +70,8 @@ nlohmann::json to_json(const EpochRecord& e) {
           {"time_breakdown_s", phases_json(e.phases)},
           {"allreduce_busy_s", e.allreduce_busy_s},
           {"comm_cpu_s", e.comm_cpu_s},
-          {"compute_preempted_s", e.compute_preempted_s}};
+          {"compute_preempted_s", e.compute_preempted_s},
+          {"median_step_s", e.median_step_s}};
 }
 
 EpochRecord epoch_from_json(const nlohmann::json& j) {
@@ -92,6 +94,7 @@ EpochRecord epoch_from_json(const nlohmann::json& j) {
   };
   e.comm_cpu_s = number_or_nan("comm_cpu_s");
   e.compute_preempted_s = number_or_nan("compute_preempted_s");
+  e.median_step_s = number_or_nan("median_step_s");
   return e;
 }
 
@@ -128,7 +131,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
           {"num_params", r.num_params},
           {"data_checksum", r.data_checksum},
           {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
-                         {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
+                         {"overlap", r.overlap}, {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
           {"resumed_from", r.resumed_from},
           {"epochs", epochs},
           {"per_rank", per_rank},

@@ -33,6 +33,10 @@ struct EpochRecord {
   // but waited for its core (NaN where the kernel does not say).
   double comm_cpu_s = 0;
   double compute_preempted_s = 0;
+  // The median time of one training step (mean over ranks): unlike the
+  // mean (train_time_s / steps), it ignores the bursts in which a busy
+  // machine takes a core away, so it compares runs on a noisy machine.
+  double median_step_s = 0;
 };
 
 struct RunResult {
@@ -56,6 +60,7 @@ struct RunResult {
   double final_test_accuracy = 0;
   double throughput = 0;     // samples / train_time_s
   std::string resumed_from;  // the checkpoint this run continued, if any
+  std::string overlap = "none";  // what --overlap chose: thread | none (always none for a world of one)
   std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
   std::string binding = "none";  // the cores this process was bound to (rank 0's; dist/comm_priority.h)
 };

@@ -29,21 +29,29 @@ void print_summary(std::ostream& out, const RunResult& r) {
   out << line;
   const double steps = static_cast<double>(r.steps_per_epoch) * static_cast<double>(r.epochs.size());
   if (r.world_size > 1 && steps > 0) {
-    double cpu = 0, preempted = 0;
+    double cpu = 0, preempted = 0, busy = 0;
     for (const auto& e : r.epochs) {
       cpu += e.comm_cpu_s;
       preempted += e.compute_preempted_s;
+      busy += e.allreduce_busy_s;
     }
-    if (std::isnan(preempted))
-      std::snprintf(line, sizeof line, "communication: the gradient thread used %.2f ms of CPU per step (per rank)\n",
-                    1e3 * cpu / steps);
+    int n = 0;
+    if (r.overlap == "none")
+      n = std::snprintf(line, sizeof line,
+                        "communication: no overlap (--overlap none): the training thread all-reduced after backward, "
+                        "%.2f ms per step (per rank), %.2f ms of it CPU",
+                        1e3 * busy / steps, 1e3 * cpu / steps);
     else
-      std::snprintf(line, sizeof line,
-                    "communication: the gradient thread used %.2f ms of CPU per step (per rank); the compute thread "
-                    "waited %.2f ms per step for its core (%s)\n",
-                    1e3 * cpu / steps, 1e3 * preempted / steps,
-                    r.oversubscribed ? "other ranks share it" : "preempted by communication threads");
+      n = std::snprintf(line, sizeof line, "communication: the gradient thread used %.2f ms of CPU per step (per rank)",
+                        1e3 * cpu / steps);
     out << line;
+    if (!std::isnan(preempted) && n > 0) {
+      std::snprintf(line, sizeof line, "; the compute thread waited %.2f ms per step for its core (%s)",
+                    1e3 * preempted / steps,
+                    r.oversubscribed ? "other ranks share it" : "preempted by communication threads");
+      out << line;
+    }
+    out << "\n";
   }
 }
 

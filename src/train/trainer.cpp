@@ -254,18 +254,21 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   for (const auto& spec : nn::Cnn::param_specs())
     if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
   segments.push_back(num_params);
+  const int busy_threads = dist::ranks_on_this_machine(world) * cfg.threads;
+  const bool oversubscribed = busy_threads > report::online_cores();
   dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
-                      dist::parse_compression(cfg.grad_compression));
+                      dist::parse_compression(cfg.grad_compression),
+                      dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads, report::online_cores()));
   // Gloo: its event loop and our thread (Gloo's threads block while idle).
   // MPI: our thread only (OpenMPI's own threads poll), and only with a core
   // per rank: it polls while it waits for a peer, which must not then be
   // starved on a shared core.
-  const bool oversubscribed = dist::ranks_on_this_machine(world) * cfg.threads > report::online_cores();
   const std::string comm_priority =
-      world == 1                     ? "none: a world of one"
-      : comm.backend() == "gloo"     ? dist::prioritise_communication()
-      : oversubscribed               ? "none: mpi and oversubscribed"
-                                     : dist::prioritise_threads({sync.thread_id()});
+      world == 1                         ? "none: a world of one"
+      : comm.backend() == "gloo"         ? dist::prioritise_communication()
+      : oversubscribed                   ? "none: mpi and oversubscribed"
+      : sync.overlap() == dist::Overlap::none ? "none: no communication thread"
+                                         : dist::prioritise_threads({sync.thread_id()});
 
   RunResult r;
   r.config = cfg;
@@ -284,6 +287,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   r.epochs = start.history;
   r.resumed_from = start.path;
   r.comm_priority = comm_priority;
+  r.overlap = dist::overlap_name(sync.overlap());
   r.step_losses.assign(start.step_losses.begin(),
                        start.step_losses.begin() + static_cast<long>(start.history.size() * steps));
 
@@ -296,6 +300,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     progress.message("resuming from " + start.path + " at epoch " + std::to_string(start.epoch + 1) + ", step " +
                      std::to_string(start.step));
   std::vector<double> step_loss(steps, 0.0);
+  std::vector<double> step_time;  // this epoch's steps, seconds
+  step_time.reserve(static_cast<size_t>(steps));
   int64_t global_step = start.global_step;
   const auto run_start = Clock::now();
   r.startup_s = seconds(kProcessStart, run_start);
@@ -315,6 +321,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     double comm_busy = 0, comm_cpu = 0, running = 0, lr = cfg.learning_rate;
     const double preempted_before = dist::runnable_wait_seconds();
     bool stopping = false;
+    step_time.clear();
     int64_t s = first;
     const auto epoch_start = Clock::now();
     for (; s < steps && !stopping; ++s, ++global_step) {
@@ -349,6 +356,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       ph.backward += seconds(t2, t3);
       ph.allreduce_wait += waited;
       ph.optimizer += seconds(t3, t5) - waited;
+      step_time.push_back(seconds(t0, t5));
       comm_busy += sync.last_step_comm_seconds();
       comm_cpu += sync.last_step_comm_cpu_seconds();
       step_loss[s] = res.loss;
@@ -378,13 +386,20 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, s, save};
     }
 
-    constexpr int w = PhaseTimes::kFields + 4;
+    double median_step = std::numeric_limits<double>::quiet_NaN();
+    if (!step_time.empty()) {
+      auto mid = step_time.begin() + static_cast<long>(step_time.size() / 2);
+      std::nth_element(step_time.begin(), mid, step_time.end());
+      median_step = *mid;
+    }
+    constexpr int w = PhaseTimes::kFields + 5;
     double row[w];
     std::copy(ph.begin(), ph.begin() + PhaseTimes::kFields, row);
     row[PhaseTimes::kFields] = train_time;
     row[PhaseTimes::kFields + 1] = comm_busy;
     row[PhaseTimes::kFields + 2] = comm_cpu;
     row[PhaseTimes::kFields + 3] = preempted;
+    row[PhaseTimes::kFields + 4] = median_step;
     const auto rows = gather_rows(comm, row, w);
 
     const auto eval_start = Clock::now();
@@ -411,6 +426,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       e.allreduce_busy_s += rows[q * w + PhaseTimes::kFields + 1] / world;
       e.comm_cpu_s += rows[q * w + PhaseTimes::kFields + 2] / world;
       e.compute_preempted_s += rows[q * w + PhaseTimes::kFields + 3] / world;  // NaN if a rank cannot tell
+      e.median_step_s += rows[q * w + PhaseTimes::kFields + 4] / world;
     }
     e.eval_time_s = eval_time;
     e.time_s = e.train_time_s + eval_time;
