@@ -49,10 +49,12 @@ done
 s=$(for f in "$out"/serial*.json; do throughput "$f"; done | median)
 g=$(for f in "$out"/gloo*.json; do throughput "$f"; done | median)
 m=$(for f in "$out"/mpi*.json; do throughput "$f"; done | median)
-# What communication cost the cores, per step and rank (medians): the gradient
-# thread's CPU, and the time the compute thread was ready but preempted.
+# What communication cost the cores, per step and rank (medians): the CPU the
+# all-reduces used (on the gradient thread, or on the training thread with
+# --overlap none), and the time the compute thread was ready but preempted.
 cost() { # backend
-  printf '%s: gradient thread CPU %.2f ms/step, compute thread preempted %.2f ms/step\n' "$1" \
+  printf '%s (overlap %s): all-reduce CPU %.2f ms/step, compute thread preempted %.2f ms/step\n' "$1" \
+    "$(sed -n 's/.*"overlap": *"\([a-z]*\)".*/\1/p' "$(ls "$out"/"$1"*.json | head -1)" | head -1)" \
     "$(for f in "$out"/"$1"*.json; do per_step_ms "$f" comm_cpu_s; done | median)" \
     "$(for f in "$out"/"$1"*.json; do per_step_ms "$f" compute_preempted_s; done | median)"
 }

@@ -48,7 +48,9 @@ void print_summary(std::ostream& out, const RunResult& r) {
     if (!std::isnan(preempted) && n > 0) {
       std::snprintf(line, sizeof line, "; the compute thread waited %.2f ms per step for its core (%s)",
                     1e3 * preempted / steps,
-                    r.oversubscribed ? "other ranks share it" : "preempted by communication threads");
+                    r.oversubscribed      ? "other ranks share it"
+                    : r.overlap == "none" ? "taken by other threads or processes"
+                                          : "preempted by communication threads");
       out << line;
     }
     out << "\n";
