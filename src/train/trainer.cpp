@@ -254,11 +254,11 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   for (const auto& spec : nn::Cnn::param_specs())
     if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
   segments.push_back(num_params);
-  const int busy_threads = dist::ranks_on_this_machine(world) * cfg.threads;
-  const bool oversubscribed = busy_threads > report::online_cores();
+  const int busy_threads = dist::ranks_on_this_machine(world) * cfg.threads, cores = report::online_cores();
+  const bool oversubscribed = busy_threads > cores;
   dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
                       dist::parse_compression(cfg.grad_compression),
-                      dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads, report::online_cores()));
+                      dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads, cores));
   // Gloo: its event loop and our thread (Gloo's threads block while idle).
   // MPI: our thread only (OpenMPI's own threads poll), and only with a core
   // per rank: it polls while it waits for a peer, which must not then be
