@@ -260,15 +260,15 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
                       dist::parse_compression(cfg.grad_compression),
                       dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads, cores));
   // Gloo: its event loop and our thread (Gloo's threads block while idle).
-  // MPI: our thread only (OpenMPI's own threads poll), and only with a core
-  // per rank: it polls while it waits for a peer, which must not then be
-  // starved on a shared core.
+  // MPI: our thread only (OpenMPI's own threads poll), if there is one, and
+  // only with a core per rank: it polls while it waits for a peer, which
+  // must not then be starved on a shared core.
   const std::string comm_priority =
-      world == 1                         ? "none: a world of one"
-      : comm.backend() == "gloo"         ? dist::prioritise_communication()
-      : oversubscribed                   ? "none: mpi and oversubscribed"
+      world == 1                              ? "none: a world of one"
+      : comm.backend() == "gloo"              ? dist::prioritise_communication()
+      : oversubscribed                        ? "none: mpi and oversubscribed"
       : sync.overlap() == dist::Overlap::none ? "none: no communication thread"
-                                         : dist::prioritise_threads({sync.thread_id()});
+                                              : dist::prioritise_threads({sync.thread_id()});
 
   RunResult r;
   r.config = cfg;
