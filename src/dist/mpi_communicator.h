@@ -2,10 +2,11 @@
 // MPI_Iallreduce / MPI_Ibcast / MPI_Ibarrier, completed by polling.
 //
 // Why polling: OpenMPI makes no progress outside MPI calls, and a blocking
-// MPI call spins on the CPU for as long as it waits for a peer. The
-// gradient synchroniser's communication thread shares its core with
-// backward, so each operation starts a non-blocking collective and tests
-// it: in a tight loop for the first `spin` microseconds, then with `poll`
+// MPI call spins on the CPU for as long as it waits for a peer, and can
+// never give up on a silent one (see Failure). The gradient synchroniser's
+// communication thread, where there is one (--overlap thread), shares its
+// core with backward. So each operation starts a non-blocking collective
+// and tests it: in a tight loop for the first `spin` microseconds, then with `poll`
 // microsecond sleeps between tests (1 us timer slack for the calling
 // thread). The spin is long (1 ms, ~6% of a step) because the rank that
 // waits is the one that arrived first: the others are still computing, so
