@@ -18,6 +18,7 @@
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
 #include "dist_test_util.h"
+#include "sys/launch_env.h"
 
 using namespace ddp;
 using namespace ddp::dist;
@@ -188,7 +189,7 @@ TEST(GlooOptionsFromEnv, ReadsTheLauncherVariables) {
   EXPECT_EQ(o.timeout.count(), 2500);
   EXPECT_EQ(o.algorithm, "bcube");
   EXPECT_EQ(o.host, "localhost");
-  EXPECT_TRUE(launched_by_launcher());
+  EXPECT_TRUE(sys::launched_by_launcher());
 }
 
 TEST(GlooOptionsFromEnv, DefaultsForOptionalVariables) {
