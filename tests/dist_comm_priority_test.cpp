@@ -8,8 +8,8 @@
 #include <mutex>
 #include <thread>
 
-#include "child_check.h"
 #include "dist/comm_priority.h"
+#include "test_util.h"
 
 namespace {
 

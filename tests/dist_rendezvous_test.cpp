@@ -11,20 +11,13 @@
 
 #include "common/error.h"
 #include "dist_test_util.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::dist;
+using test_util::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return std::string(e.what()) + " | " + e.hint();
-  }
-  return "";
-}
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 

@@ -7,8 +7,8 @@
 #include <thread>
 #include <vector>
 
-#include "child_check.h"
 #include "sys/cores.h"
+#include "test_util.h"
 
 namespace {
 

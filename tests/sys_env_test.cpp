@@ -8,8 +8,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "child_check.h"
 #include "common/error.h"
+#include "test_util.h"
 
 using namespace ddp::sys;
 using test_util::in_child;

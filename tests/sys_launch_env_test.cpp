@@ -6,51 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <functional>
-#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
-#include "child_check.h"
 #include "common/error.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::sys;
+using test_util::error_of;
 using test_util::in_child;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return std::string(e.what()) + " | " + e.hint();
-  }
-  return "";
-}
-
-struct Env {
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
-  void set(const char* k, const char* v) {
-    const char* old = std::getenv(k);
-    saved.push_back({k, old ? std::optional<std::string>(old) : std::nullopt});
-    if (v)
-      setenv(k, v, 1);
-    else
-      unsetenv(k);
-  }
-  ~Env() {
-    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-      if (it->second)
-        setenv(it->first.c_str(), it->second->c_str(), 1);
-      else
-        unsetenv(it->first.c_str());
-    }
-  }
-};
-
-}  // namespace
+using Env = test_util::ScopedEnv;
 
 TEST(RendezvousEnv, TorchrunVariables) {
   Env env;
