@@ -27,18 +27,19 @@
 #include "dist/grad_sync.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
-#include "dist/mpi_launch.h"
 #include "nn/cnn.h"
-#include "report/atomic_file.h"
 #include "report/experiment.h"
 #include "report/gnuplot.h"
-#include "report/machine.h"
 #include "report/metrics.h"
 #include "report/plots.h"
 #include "report/scaling_model.h"
-#include "report/subprocess.h"
+#include "sys/atomic_file.h"
+#include "sys/machine.h"
+#include "sys/process.h"
+#include "sys/subprocess.h"
 #include "train/cli.h"
 #include "train/config.h"
+#include "train/results.h"
 #include "train/trainer.h"
 
 using namespace ddp;
@@ -74,7 +75,7 @@ volatile sig_atomic_t g_signal = 0;
 
 void on_signal(int sig) {
   if (!g_signal) g_signal = sig;
-  const pid_t child = report::current_child();
+  const pid_t child = sys::current_child();
   if (child > 0) kill(child, sig);
 }
 
@@ -141,7 +142,7 @@ int allreduce_benchmark_worker(const std::string& out) {
                        {"median_seconds", per_call[per_call.size() / 2]}});
   }
   comm->barrier();
-  if (comm->rank() == 0) report::write_file_atomic(out, json{{"ranks", comm->size()}, {"samples", samples}}.dump(2) + "\n");
+  if (comm->rank() == 0) sys::write_file_atomic(out, json{{"ranks", comm->size()}, {"samples", samples}}.dump(2) + "\n");
   comm->barrier();
   return 0;
 }
@@ -354,7 +355,7 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
     d.line(d.tty() ? head : status());  // a header that stays above the run's lines
     d.status(status());                 // on a terminal, a live line under them
 
-    report::ChildOptions co;
+    sys::ChildOptions co;
     co.argv = trainer_argv(s, c, results_path);
     co.log_path = s.dir + "/" + rec.log_file;
     {
@@ -384,7 +385,7 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
     co.on_tick = [&] { d.status(status()); };
     co.tick_s = 1;
     const CpuSample before = cpu_sample();
-    const report::ChildResult res = report::run_child(co);
+    const sys::ChildResult res = sys::run_child(co);
     rec.background_cores = background_cores(before, cpu_sample());
     rec.wall_s = res.seconds;
     rec.exit_status = res.exit_status;
@@ -544,20 +545,20 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
     const int rep = c.representative();
     if (rep >= 0 && c.runs[rep].results_file != c.results_file) {
       const std::string text = read_text(s.dir + "/" + c.runs[rep].results_file);
-      report::write_file_atomic(s.dir + "/" + c.results_file, text.empty() ? c.runs[rep].results.dump(2) + "\n" : text);
+      sys::write_file_atomic(s.dir + "/" + c.results_file, text.empty() ? c.runs[rep].results.dump(2) + "\n" : text);
     }
   }
-  const json machine = report::machine_json();
-  json versions = report::versions_json();
+  const json machine = train::machine_json();
+  json versions = train::versions_json();
   for (const auto& c : s.configs)
     if (const json* r = c.representative_results(); r && r->contains("versions")) versions.update((*r)["versions"]);
   if (!gnuplot.empty()) {
-    report::ChildOptions o;
+    sys::ChildOptions o;
     o.argv = {gnuplot, "--version"};
     std::string v;
     o.on_line = [&](const std::string& l, bool) { v = v.empty() ? l : v; };
     try {
-      report::run_child(o);
+      sys::run_child(o);
       if (v.rfind("gnuplot ", 0) == 0) versions["gnuplot"] = v.substr(8);
     } catch (const std::exception&) {
     }
@@ -566,7 +567,7 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
   m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.threads);
   if (interrupted) m["status"] = "interrupted";
   const std::string metrics_path = s.dir + "/performance_metrics.json";
-  report::write_file_atomic(metrics_path, m.dump(2) + "\n");
+  sys::write_file_atomic(metrics_path, m.dump(2) + "\n");
 
   std::vector<std::string> drawn, notes;
   bool plot_failed = false;
@@ -582,8 +583,8 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
     if (plots.empty()) notes.push_back("no plots: no run succeeded");
     std::cout << "drawing " << plots.size() << " plots with gnuplot ..." << std::flush;
     for (const auto& p : plots) {
-      for (const auto& [name, text] : p.data) report::write_file_atomic(s.dir + "/" + name, text);
-      report::write_file_atomic(s.dir + "/" + p.name + ".gp", p.script);
+      for (const auto& [name, text] : p.data) sys::write_file_atomic(s.dir + "/" + name, text);
+      sys::write_file_atomic(s.dir + "/" + p.name + ".gp", p.script);
       const auto run = report::run_gnuplot(gnuplot, s.dir, p.name + ".gp");
       if (run.ok && fs::exists(s.dir + "/" + p.name + ".png")) {
         drawn.push_back(p.name);
@@ -594,7 +595,7 @@ int finish(const Suite& s, const json& experiment, const json& bench, const std:
     }
     std::cout << " done\n";
   }
-  report::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawn, notes));
+  sys::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawn, notes));
 
   std::cout << "\n" << report::results_table_text(m) << "\n";
   for (const auto& sentence : report::backend_comparison_sentences(m.value("backend_comparison", json::array())))
@@ -681,7 +682,7 @@ void check_backends(const std::vector<std::string>& backends) {
     if (b != "gloo" && b != "mpi")
       throw UserError("unknown backend '" + b + "' in --backends: train_parallel has gloo and mpi",
                       "use --backends gloo, --backends mpi or --backends gloo mpi");
-  if (std::count(backends.begin(), backends.end(), "mpi") && dist::find_executable("mpirun").empty())
+  if (std::count(backends.begin(), backends.end(), "mpi") && sys::find_executable("mpirun").empty())
     throw UserError("--backends mpi needs OpenMPI's mpirun, which is not installed (not found in PATH)",
                     "install it with: apt-get install openmpi-bin libopenmpi-dev (or scripts/install_deps.sh), "
                     "or leave mpi out of --backends");
@@ -690,10 +691,10 @@ void check_backends(const std::vector<std::string>& backends) {
 int run_suite(const Options& o, const std::string& command) {
   Suite s;
   s.o = o;
-  s.cores = report::online_cores();
+  s.cores = sys::online_cores();
   // 1. Everything that can be wrong is checked before the first run.
   check_backends(o.backends);
-  s.exe_dir = report::self_exe_dir();
+  s.exe_dir = sys::self_exe_dir();
   for (const char* prog : {"train_serial", "train_parallel"}) {
     const std::string path = s.exe_dir + "/" + prog;
     if (access(path.c_str(), X_OK) != 0)
@@ -720,7 +721,7 @@ int run_suite(const Options& o, const std::string& command) {
     std::cerr << "run_experiments: warning: " << gnuplot_problem << ": the runs go on and the JSON files are written, "
               << "but there will be no plots (" << report::kGnuplotInstallHint << ")\n";
   s.dir = make_experiment_dir(o.output_dir);
-  report::check_writable(s.dir + "/performance_metrics.json");
+  sys::check_writable(s.dir + "/performance_metrics.json");
   fs::create_directories(s.dir + "/logs");
   s.configs = plan_configurations(o);
 
@@ -787,7 +788,7 @@ int replot(const std::string& dir) {
   }
   Suite s;
   s.dir = dir;
-  s.cores = m.value("machine", json::object()).value("cores", report::online_cores());
+  s.cores = m.value("machine", json::object()).value("cores", sys::online_cores());
   const json cfg = m["experiment"].value("config", json::object());
   s.o.threads = cfg.value("threads", 1);
   s.o.repeats = cfg.value("repeats", 1);

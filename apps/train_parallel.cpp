@@ -13,22 +13,22 @@
 //                  job that meets at --rendezvous. Otherwise the launcher: it
 //                  starts this node's ranks (--world-size on one machine, or
 //                  --nproc-per-node of --nnodes) and supervises them.
-#include <unistd.h>
 
 #include <algorithm>
-#include <climits>
-#include <cstdlib>
 #include <iostream>
 
 #include "common/error.h"
-#include "dist/comm_priority.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_launch.h"
 #include "dist/rendezvous.h"
-#include "report/atomic_file.h"
-#include "report/machine.h"
+#include "sys/atomic_file.h"
+#include "sys/cores.h"
+#include "sys/env.h"
+#include "sys/launch_env.h"
+#include "sys/machine.h"
+#include "sys/process.h"
 #include "train/cli.h"
 #include "train/perf_flags.h"
 #include "train/stop.h"
@@ -50,22 +50,10 @@ struct ClusterFlags {
   bool world_size_given = false, launcher_flags_given = false, backend_given = false;
 };
 
-bool env_set(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v;
-}
-
-std::string self_exe() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n <= 0) throw UserError("cannot find this program's path (/proc/self/exe)", "run it on Linux with /proc mounted");
-  return std::string(buf, static_cast<size_t>(n));
-}
-
 // The parts of a run that every launcher checks once, before any rank starts.
 void check_before_launch(const train::TrainConfig& cfg) {
   train::validate(cfg);
-  if (!cfg.save_results.empty()) report::check_writable(cfg.save_results);
+  if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
   // A missing or corrupt file, or a checkpoint that does not fit, is reported
   // once, here, not by every rank.
   const auto data = train::load_datasets(cfg);
@@ -133,7 +121,7 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   if (cfg.world_size > 4096) throw UserError("a world of more than 4096 ranks", "use fewer ranks");
   check_before_launch(cfg);
 
-  const int cores = report::online_cores();
+  const int cores = sys::online_cores();
   const bool oversubscribed = per_node * cfg.threads > cores;
   if (f.nnodes == 1)
     std::cout << "train_parallel: " << per_node << " processes x " << cfg.threads << " thread(s) on " << cores
@@ -155,7 +143,7 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   for (int i = 1; i < argc; ++i) opts.argv.push_back(argv[i]);
   opts.job_name = "train_parallel";
   // Idle OpenMP threads must sleep, not spin, when ranks share cores.
-  if (oversubscribed && !std::getenv("OMP_WAIT_POLICY")) opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
+  if (oversubscribed && !sys::env_set("OMP_WAIT_POLICY")) opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
   return dist::launch_local(opts);
 }
 
@@ -173,7 +161,7 @@ int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist:
   if (comm.rank() == 0) {
     train::print_summary(std::cout, result);
     if (!cfg.save_results.empty()) {
-      report::write_file_atomic(cfg.save_results, train::to_json(result, "train_parallel").dump(2) + "\n");
+      sys::write_file_atomic(cfg.save_results, train::to_json(result, "train_parallel").dump(2) + "\n");
       std::cout << "results written to " << cfg.save_results << "\n";
     }
   }
@@ -183,9 +171,9 @@ int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist:
 
 int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
   train::install_stop_handlers();  // before Gloo starts its threads
-  const auto where = dist::place_from_env();
+  const auto where = sys::place_from_env();
   const std::string binding = f.cpu_bind == "none" ? "none: --cpu-bind none"
-                              : dist::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads);
+                              : sys::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads);
   const auto timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   if (f.rendezvous.empty()) {  // a child of our own launcher, in its private directory
     auto gloo = dist::gloo_options_from_env();
@@ -199,7 +187,7 @@ int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
   }
 
   // A rank of a job that meets at --rendezvous (on one machine or many).
-  const auto place = dist::place_from_env();
+  const auto place = sys::place_from_env();
   if (place.rank < 0 || place.world_size < 0)
     throw UserError("--rendezvous needs RANK and WORLD_SIZE in the environment of every rank",
                     "start the ranks with a launcher that sets them (torchrun style), or let train_parallel start "
@@ -236,7 +224,7 @@ int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
 
 int run_mpi_launcher(train::TrainConfig cfg, int argc, char** argv) {
   check_before_launch(cfg);
-  const int cores = report::online_cores();
+  const int cores = sys::online_cores();
   const bool oversubscribed = cfg.world_size * cfg.threads > cores;
   std::cout << "train_parallel: " << cfg.world_size << " processes x " << cfg.threads << " thread(s) on " << cores
             << " cores, mpi backend (through mpirun)" << std::endl;
@@ -248,9 +236,9 @@ int run_mpi_launcher(train::TrainConfig cfg, int argc, char** argv) {
   o.cores = cores;
   o.threads_per_rank = cfg.threads;
   o.job_name = "train_parallel";
-  o.argv.push_back(self_exe());
+  o.argv.push_back(sys::self_exe());
   for (int i = 1; i < argc; ++i) o.argv.push_back(argv[i]);
-  if (oversubscribed && !std::getenv("OMP_WAIT_POLICY")) o.env.push_back({"OMP_WAIT_POLICY", "passive"});
+  if (oversubscribed && !sys::env_set("OMP_WAIT_POLICY")) o.env.push_back({"OMP_WAIT_POLICY", "passive"});
   return dist::launch_mpirun(o);
 }
 
@@ -259,8 +247,8 @@ int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
   dist::MpiOptions mo;
   mo.timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   mo = dist::mpi_options_from_env(mo);
-  const int world = dist::mpi_place_from_env().size;  // -1 if the launcher does not say
-  mo.ring_allreduce = dist::ranks_on_this_machine(std::max(world, 1)) * cfg.threads <= report::online_cores();
+  const int world = sys::mpi_place_from_env().size;  // -1 if the launcher does not say
+  mo.ring_allreduce = sys::ranks_on_this_machine(std::max(world, 1)) * cfg.threads <= sys::online_cores();
   const auto data = train::load_datasets(cfg);
   auto comm = dist::make_mpi_communicator(mo);
   if (world_size_given && cfg.world_size != comm->size() && comm->rank() == 0)
@@ -268,12 +256,10 @@ int run_mpi_worker(train::TrainConfig cfg, bool world_size_given) {
               << comm->size() << " ranks" << std::endl;
   cfg.world_size = comm->size();
   cfg.allreduce_algorithm = dist::mpi_allreduce_algorithm();
-  return train_and_report(cfg, data, *comm, "by mpirun: " + dist::current_binding());
+  return train_and_report(cfg, data, *comm, "by mpirun: " + sys::current_binding());
 }
 
-std::string rank_label(const char* value) {
-  return "train_parallel [rank " + std::string(value && *value ? value : "?") + "]";
-}
+std::string rank_label(const std::string& rank) { return "train_parallel [rank " + (rank.empty() ? "?" : rank) + "]"; }
 
 }  // namespace
 
@@ -327,9 +313,9 @@ int main(int argc, char** argv) {
   f.launcher_flags_given = nnodes_opt->count() + node_rank_opt->count() + nproc_opt->count() > 0;
 
   if (cfg.backend == "mpi") {
-    if (dist::launched_by_mpi()) {
-      const auto place = dist::mpi_place_from_env();
-      const std::string who = rank_label(place.rank >= 0 ? std::to_string(place.rank).c_str() : nullptr);
+    if (sys::launched_by_mpi()) {
+      const auto place = sys::mpi_place_from_env();
+      const std::string who = rank_label(place.rank >= 0 ? std::to_string(place.rank) : "");
       return train::run_main(who, [&] {
         check_flags(cfg, f);
         return run_mpi_worker(cfg, f.world_size_given);
@@ -341,15 +327,13 @@ int main(int argc, char** argv) {
     });
   }
 
-  const bool child_of_launcher = env_set("DDP_RENDEZVOUS_DIR");
-  const bool external_rank = !f.rendezvous.empty() && env_set("RANK") && env_set("WORLD_SIZE") &&
-                             !f.launcher_flags_given;
+  const bool child_of_launcher = sys::env_set(sys::kRendezvousDirVar);
+  const bool external_rank = !f.rendezvous.empty() && sys::launched_by_launcher() && !f.launcher_flags_given;
   if (child_of_launcher || external_rank)
-    return train::run_main(rank_label(std::getenv("RANK")), [&] { return run_gloo_worker(cfg, f); });
+    return train::run_main(rank_label(sys::rank_as_given()), [&] { return run_gloo_worker(cfg, f); });
   return train::run_main("train_parallel", [&] {
     check_flags(cfg, f);
-    const char* mpi_size = std::getenv("OMPI_COMM_WORLD_SIZE");
-    if (mpi_size && std::atoi(mpi_size) > 1 && !f.backend_given)
+    if (sys::mpi_place_from_env().openmpi_size > 1 && !f.backend_given)
       throw UserError("started by mpirun with the gloo backend: every process would launch its own job",
                       "add --backend mpi (each process is then one MPI rank)");
     return run_gloo_launcher(cfg, f, argc, argv);

@@ -44,7 +44,9 @@
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
-#include "report/machine.h"
+#include "sys/cpu_load.h"
+#include "sys/machine.h"
+#include "sys/process.h"
 
 using namespace ddp;
 namespace fs = std::filesystem;
@@ -90,12 +92,10 @@ struct Figure {
 
 // CPU used by other processes while `f` ran, in cores.
 struct LoadProbe {
-  double busy0 = bench::machine_busy_seconds(), own0 = bench::own_cpu_seconds();
-  Clock::time_point t0 = Clock::now();
+  sys::CpuSample start = sys::cpu_sample();
   double others() const {
-    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double busy = bench::machine_busy_seconds() - busy0, own = bench::own_cpu_seconds() - own0;
-    return wall > 0 ? std::max(0.0, (busy - own) / wall) : 0.0;
+    const double cores = sys::background_cores(start, sys::cpu_sample());
+    return std::isfinite(cores) ? cores : 0.0;
   }
 };
 
@@ -306,12 +306,12 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (o.bin_dir.empty()) o.bin_dir = fs::canonical("/proc/self/exe").parent_path().parent_path().string();
+  if (o.bin_dir.empty()) o.bin_dir = fs::path(sys::self_exe_dir()).parent_path().string();
   o.data_dir = fs::absolute(o.data_dir).string();
 
-  const double load_start = bench::load_average();
+  const double load_start = sys::load_average();
   std::printf("ddp_bench: %s, %d cores; load average (1 min) %.2f at start; %d repeat(s): median  [min .. max]\n",
-              report::cpu_model().c_str(), report::online_cores(), load_start, o.repeats);
+              sys::cpu_model().c_str(), sys::online_cores(), load_start, o.repeats);
   std::printf("%-42s %-32s %-30s %-18s %-5s %s\n", "figure", "value", "", "target", "", "others' cores");
   nlohmann::json out;
   std::string failures;
@@ -439,7 +439,7 @@ int run(int argc, char** argv) {
     for (int world : o.ranks) {
       if (!tput.count(world)) continue;
       const double x = tput[world].median();
-      const bool over = world > report::online_cores();
+      const bool over = world > sys::online_cores();
       std::string extra = fmt("%.2fx serial", x / serial);
       std::string target = ">= 1.9x serial";
       bool ok = x / serial >= kTargetRanks2;
@@ -534,12 +534,12 @@ int run(int argc, char** argv) {
   out["step_split"] = split_json;
   out["step_us"] = {{"1_thread", w1 * 1e6}, {"2_threads", w2 * 1e6}};
 
-  const double load_end = bench::load_average();
+  const double load_end = sys::load_average();
   std::printf("\nload average (1 min): %.2f at start, %.2f at end (%d cores); 'others' cores' = CPU used by other\n"
               "processes during that figure, from /proc/stat. Targets from issue 6.\n",
-              load_start, load_end, report::online_cores());
+              load_start, load_end, sys::online_cores());
   out["load_average"] = {{"start", load_start}, {"end", load_end}};
-  out["cpu_model"] = report::cpu_model();
+  out["cpu_model"] = sys::cpu_model();
   if (!failures.empty()) std::fprintf(stderr, "\nsome runs failed:\n%s", failures.c_str());
   if (!o.json.empty()) std::ofstream(o.json) << out.dump(2) << "\n";
   return failures.empty() ? 0 : 1;

@@ -21,10 +21,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <limits>
 
 #include "common/error.h"
 #include "dist/bf16.h"
+#include "sys/env.h"
+#include "sys/launch_env.h"
 
 namespace ddp::dist {
 namespace {
@@ -182,59 +183,38 @@ class TimedStore final : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
-std::string env_str(const char* name, bool required, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    if (required)
-      throw UserError(std::string("environment variable ") + name + " is not set",
-                      "start the parallel workers with the launcher (train_parallel), which sets "
-                      "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
-    return fallback;
-  }
-  return v;
+// A variable our launcher sets (sys/launch_env.h): without it, this process
+// was not started as a rank.
+UserError not_set(const char* name) {
+  return UserError(std::string("environment variable ") + name + " is not set",
+                   "start the parallel workers with the launcher (train_parallel), which sets "
+                   "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
 }
 
-int env_int(const char* name, bool required, int fallback) {
-  const std::string v = env_str(name, required, "");
-  if (v.empty()) return fallback;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > std::numeric_limits<int>::max())
-    throw UserError(std::string("environment variable ") + name + "='" + v +
-                        "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number");
-  return static_cast<int>(x);
+std::string required(const char* name) {
+  std::string v = sys::env_string(name);
+  if (v.empty()) throw not_set(name);
+  return v;
 }
 
 }  // namespace
 
-bool launched_by_launcher() {
-  const char* r = std::getenv("RANK");
-  const char* w = std::getenv("WORLD_SIZE");
-  return r && *r && w && *w;
-}
-
 GlooOptions gloo_options_from_env() {
   GlooOptions o;
-  o.rank = env_int("RANK", true, 0);
-  o.size = env_int("WORLD_SIZE", true, 1);
-  if (o.size < 1)
-    throw UserError("WORLD_SIZE=" + std::to_string(o.size) + " is not a valid world size",
-                    "WORLD_SIZE must be at least 1");
-  if (o.rank >= o.size)
-    throw UserError("RANK=" + std::to_string(o.rank) + " is out of range for WORLD_SIZE=" +
-                        std::to_string(o.size),
-                    "RANK must be in [0, WORLD_SIZE)");
-  o.redis_host = env_str("DDP_REDIS_HOST", false, "");
-  o.rendezvous_dir = env_str("DDP_RENDEZVOUS_DIR", o.redis_host.empty(), "");
-  o.redis_port = env_int("DDP_REDIS_PORT", false, o.redis_port);
+  const sys::EnvPlace place = sys::place_from_env();  // checks the values and RANK < WORLD_SIZE
+  if (place.rank < 0) throw not_set(sys::kRankVar);
+  if (place.world_size < 0) throw not_set(sys::kWorldSizeVar);
+  o.rank = place.rank;
+  o.size = place.world_size;
+  o.redis_host = sys::env_string("DDP_REDIS_HOST");
+  o.rendezvous_dir = o.redis_host.empty() ? required(sys::kRendezvousDirVar) : sys::env_string(sys::kRendezvousDirVar);
+  o.redis_port = sys::env_int("DDP_REDIS_PORT", o.redis_port, "the Redis server's port (default 6379)");
   if (o.redis_port < 1 || o.redis_port > 65535)
     throw UserError("DDP_REDIS_PORT=" + std::to_string(o.redis_port) + " is not a TCP port",
                     "set DDP_REDIS_PORT to the Redis server's port (default 6379)");
-  o.prefix = env_str("DDP_JOB_ID", true, "");
-  o.host = env_str("DDP_GLOO_HOST", false, o.host);
-  std::string t = env_str("DDP_GLOO_TIMEOUT_S", false, "");
+  o.prefix = required(sys::kJobIdVar);
+  o.host = sys::env_string("DDP_GLOO_HOST", o.host);
+  const std::string t = sys::env_string("DDP_GLOO_TIMEOUT_S");
   if (!t.empty()) {
     errno = 0;
     char* end = nullptr;
@@ -245,7 +225,7 @@ GlooOptions gloo_options_from_env() {
     o.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000.0 + 0.5));
     if (o.timeout.count() < 1) o.timeout = std::chrono::milliseconds(1);
   }
-  o.algorithm = env_str("DDP_GLOO_ALGORITHM", false, o.algorithm);
+  o.algorithm = sys::env_string("DDP_GLOO_ALGORITHM", o.algorithm);
   parse_algorithm(o.algorithm);  // validate early
   return o;
 }

@@ -51,8 +51,4 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& options)
 // ddp::UserError when a required variable is missing or any is invalid.
 GlooOptions gloo_options_from_env();
 
-// True when RANK and WORLD_SIZE are both set (this process was started by a
-// launcher).
-bool launched_by_launcher();
-
 }  // namespace ddp::dist

@@ -1,8 +1,6 @@
 #include "dist/launcher.h"
 
 #include <pthread.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -16,22 +14,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <set>
 
 #include "common/error.h"
-
-extern char** environ;
+#include "sys/env.h"
+#include "sys/launch_env.h"
+#include "sys/process.h"
+#include "sys/random_id.h"
 
 namespace ddp::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
 
 std::string base_name(const std::string& path) {
   auto slash = path.find_last_of('/');
@@ -44,27 +38,6 @@ std::string sanitize(const std::string& s) {
   for (char c : s)
     out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   return out.empty() ? "ddp" : out;
-}
-
-std::string random_hex(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = getrandom(buf.data() + got, bytes - got, 0);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got < bytes) {  // fall back to std::random_device
-    std::random_device rd;
-    for (auto& b : buf) b = static_cast<unsigned char>(rd());
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char b : buf) {
-    s += hex[b >> 4];
-    s += hex[b & 15];
-  }
-  return s;
 }
 
 // Removes the rendezvous directory (and everything in it) on every path out.
@@ -86,54 +59,6 @@ struct MaskGuard {
     if (active) pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
 };
-
-// Everything a child needs, prepared before fork (after fork only
-// async-signal-safe calls are allowed: other threads may hold locks).
-struct ChildPlan {
-  std::vector<std::string> env_strings;
-  std::vector<char*> envp;
-  void finalize() {
-    envp.clear();
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-  }
-};
-
-void write_all(int fd, const char* s) {
-  size_t n = std::strlen(s);
-  while (n > 0) {
-    ssize_t w = ::write(fd, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-[[noreturn]] void run_child(pid_t parent, const char* path, char* const* argv, char* const* envp) {
-  // Die with the launcher, and do not start at all if it is already gone.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  // Default dispositions (ignored signals survive exec) and an empty mask.
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(sig, &sa, nullptr);  // fails harmlessly for reserved signals
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(path, argv, envp);
-  int err = errno;
-  write_all(2, "launcher: cannot execute ");
-  write_all(2, path);
-  write_all(2, ": ");
-  write_all(2, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
-  write_all(2, "\n");
-  ::_exit(127);
-}
 
 struct Worker {
   pid_t pid = -1;
@@ -188,8 +113,7 @@ int launch_local(const LaunchOptions& o) {
   const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
 
   // 1. A private rendezvous directory and a unique job id.
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string base = (tmpdir && *tmpdir) ? tmpdir : "/tmp";
+  const std::string base = sys::env_string("TMPDIR", "/tmp");
   std::string templ = base + "/ddp-XXXXXX";
   std::vector<char> tbuf(templ.begin(), templ.end());
   tbuf.push_back('\0');
@@ -200,40 +124,27 @@ int launch_local(const LaunchOptions& o) {
   DirGuard dir_guard{tbuf.data()};
   const std::string rdv_dir = dir_guard.path;
   const std::string job_id =
-      sanitize(name) + "-" + std::to_string(::getpid()) + "-" + random_hex(8);
+      sanitize(name) + "-" + std::to_string(::getpid()) + "-" + sys::random_hex(8);
 
-  // 2. Environments and arguments, built before any fork.
-  // The launcher's own variables win over the caller's extra ones.
-  const std::set<std::string> reserved = {"RANK",       "WORLD_SIZE",         "LOCAL_RANK",
-                                          "LOCAL_WORLD_SIZE", "DDP_RENDEZVOUS_DIR", "DDP_JOB_ID"};
-  std::set<std::string> overridden = reserved;
-  for (auto& kv : o.env) overridden.insert(kv.first);
-  std::vector<std::string> inherited;
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry(*e);
-    auto eq = entry.find('=');
-    if (overridden.count(entry.substr(0, eq))) continue;
-    inherited.push_back(std::move(entry));
-  }
+  // 2. Each worker's environment: the launcher's own variables win over the
+  // caller's extra ones.
+  const std::set<std::string> reserved = {sys::kRankVar,       sys::kWorldSizeVar,       sys::kLocalRankVar,
+                                          sys::kLocalWorldSizeVar, sys::kRendezvousDirVar, sys::kJobIdVar};
   const int n = o.world_size;
-  std::vector<ChildPlan> plans(n);
-  for (int r = 0; r < n; ++r) {
-    auto& p = plans[r];
-    p.env_strings = inherited;
-    p.env_strings.push_back("RANK=" + std::to_string(o.rank_offset + r));
-    p.env_strings.push_back("WORLD_SIZE=" + std::to_string(global));
-    p.env_strings.push_back("LOCAL_RANK=" + std::to_string(r));
-    p.env_strings.push_back("LOCAL_WORLD_SIZE=" + std::to_string(n));
-    p.env_strings.push_back("DDP_RENDEZVOUS_DIR=" + rdv_dir);
-    p.env_strings.push_back("DDP_JOB_ID=" + job_id);
+  auto worker_spawn = [&](int r) {
+    sys::SpawnOptions so;
+    so.argv = o.argv;
     for (auto& kv : o.env)
-      if (!reserved.count(kv.first)) p.env_strings.push_back(kv.first + "=" + kv.second);
-    p.finalize();
-  }
-  std::vector<std::string> arg_strings = o.argv;
-  std::vector<char*> argv;
-  for (auto& a : arg_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
+      if (!reserved.count(kv.first)) so.env.push_back(kv);
+    so.env.push_back({sys::kRankVar, std::to_string(o.rank_offset + r)});
+    so.env.push_back({sys::kWorldSizeVar, std::to_string(global)});
+    so.env.push_back({sys::kLocalRankVar, std::to_string(r)});
+    so.env.push_back({sys::kLocalWorldSizeVar, std::to_string(n)});
+    so.env.push_back({sys::kRendezvousDirVar, rdv_dir});
+    so.env.push_back({sys::kJobIdVar, job_id});
+    so.parent_death_signal = SIGKILL;
+    return so;
+  };
 
   // 3. Supervision signals are taken synchronously (sigtimedwait) from here on.
   sigset_t sup;
@@ -265,11 +176,9 @@ int launch_local(const LaunchOptions& o) {
   // 4. Start the workers.
   std::vector<Worker> workers(n);
   int alive = 0;
-  const pid_t self = ::getpid();
   int fork_errno = 0;
   for (int r = 0; r < n; ++r) {
-    pid_t pid = ::fork();
-    if (pid == 0) run_child(self, exe.c_str(), argv.data(), plans[r].envp.data());
+    const pid_t pid = sys::spawn(worker_spawn(r));
     if (pid < 0) {
       fork_errno = errno;
       break;
@@ -318,7 +227,7 @@ int launch_local(const LaunchOptions& o) {
           int sig = WTERMSIG(st);
           result = 128 + sig;
           std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), o.rank_offset + blame,
-                       sig, signal_name(sig).c_str(),
+                       sig, sys::signal_name(sig).c_str(),
                        alive > 0 ? "; stopping the other ranks" : "");
         } else {
           result = WEXITSTATUS(st);
@@ -341,7 +250,7 @@ int launch_local(const LaunchOptions& o) {
       if (!interrupted) {
         interrupted = sig;
         std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name.c_str(),
-                     signal_name(sig).c_str(), n);
+                     sys::signal_name(sig).c_str(), n);
         std::fflush(stderr);
         stop_all(sig);
       } else if (!killed) {  // asked twice: no more patience

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "dist/bf16.h"
+#include "sys/env.h"
 
 namespace ddp::dist {
 namespace {
@@ -33,22 +34,6 @@ std::string mpi_error_text(int code) {
   int len = 0;
   if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
   return std::string(buf, static_cast<size_t>(len));
-}
-
-// An environment integer >= 0, or `fallback` when unset. -1 when invalid
-// and `strict` is false.
-int env_int(const char* name, int fallback, bool strict) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > INT_MAX) {
-    if (!strict) return -1;
-    throw UserError(std::string("environment variable ") + name + "='" + v + "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number of microseconds, or unset it");
-  }
-  return static_cast<int>(x);
 }
 
 class MpiCommunicator final : public Communicator {
@@ -172,38 +157,18 @@ class MpiCommunicator final : public Communicator {
 }  // namespace
 
 MpiOptions mpi_options_from_env(MpiOptions o) {
-  o.spin_us = env_int("DDP_MPI_SPIN_US", o.spin_us, true);
-  o.poll_us = env_int("DDP_MPI_POLL_US", o.poll_us, true);
+  o.spin_us = sys::env_int("DDP_MPI_SPIN_US", o.spin_us, "a whole number of microseconds");
+  o.poll_us = sys::env_int("DDP_MPI_POLL_US", o.poll_us, "a whole number of microseconds");
   return o;
 }
 
 std::string mpi_allreduce_algorithm() {
-  const char* v = std::getenv(kIallreduceAlgorithmVar);
-  const std::string s = v ? v : "0";
+  const std::string s = sys::env_string(kIallreduceAlgorithmVar, "0");
   if (s == "1") return "ring";
   if (s == "2") return "binomial";
   if (s == "3") return "rabenseifner";
   if (s == "4") return "recursive doubling";
   return "libnbc default";
-}
-
-bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
-    const char* s = std::getenv(v);
-    if (s && *s) return true;
-  }
-  return false;
-}
-
-MpiPlace mpi_place_from_env() {
-  MpiPlace p;
-  p.rank = env_int("OMPI_COMM_WORLD_RANK", -1, false);
-  if (p.rank < 0) p.rank = env_int("PMIX_RANK", -1, false);
-  if (p.rank < 0) p.rank = env_int("PMI_RANK", -1, false);
-  p.size = env_int("OMPI_COMM_WORLD_SIZE", -1, false);
-  if (p.size < 0) p.size = env_int("PMI_SIZE", -1, false);
-  p.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1, false);
-  return p;
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& o) {

@@ -61,17 +61,4 @@ std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options = 
 // default" (a binomial tree for in-place buffers or < 4 ranks).
 std::string mpi_allreduce_algorithm();
 
-// True when this process was started by an MPI launcher: mpirun / mpiexec
-// of OpenMPI (OMPI_COMM_WORLD_SIZE) or a PMI/PMIx launcher such as Slurm's
-// srun --mpi=pmix (PMIX_RANK, PMI_RANK).
-bool launched_by_mpi();
-
-// This process's place as the MPI launcher describes it before MPI_Init
-// (OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK, else PMIX_RANK / PMI_RANK /
-// PMI_SIZE); -1 where unknown. For messages before MPI is up.
-struct MpiPlace {
-  int rank = -1, size = -1, local_rank = -1;
-};
-MpiPlace mpi_place_from_env();
-
 }  // namespace ddp::dist

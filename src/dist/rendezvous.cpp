@@ -7,25 +7,24 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "common/error.h"
+#include "sys/fd.h"
+#include "sys/random_id.h"
 
 namespace ddp::dist {
 namespace {
@@ -35,21 +34,6 @@ using Clock = std::chrono::steady_clock;
 const char* kUrlHint =
     "use redis://HOST[:PORT][/JOB] (a Redis server all ranks reach) or file:///ABSOLUTE/DIR (a directory "
     "all ranks share)";
-
-std::string random_hex() {
-  unsigned char b[8];
-  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
-    std::random_device rd;
-    for (auto& x : b) x = static_cast<unsigned char>(rd());
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char x : b) {
-    s += hex[x >> 4];
-    s += hex[x & 15];
-  }
-  return s;
-}
 
 int parse_port(const std::string& s, const std::string& url) {
   char* end = nullptr;
@@ -159,9 +143,9 @@ class FileKv final : public Kv {
   }
   void put(const std::string& key, const std::string& value) override {
     const std::string final_path = path(key);
-    const std::string tmp = dir_ + "/.tmp." + random_hex();
+    const std::string tmp = dir_ + "/.tmp." + sys::random_hex();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-    bool ok = fd >= 0 && ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+    bool ok = fd >= 0 && sys::write_all(fd, value.data(), value.size());
     if (fd >= 0) ok = (::close(fd) == 0) && ok;
     if (!ok || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
       const int err = errno;
@@ -204,18 +188,6 @@ std::string seconds_text(std::chrono::milliseconds ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000.0);
   return buf;
-}
-
-int env_int(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return -1;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > INT_MAX)
-    throw UserError(std::string("environment variable ") + name + "='" + v + "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number (the launcher's rank numbering)");
-  return static_cast<int>(x);
 }
 
 }  // namespace
@@ -333,20 +305,6 @@ void check_bindable(const std::string& host) {
                     "give an address of this machine (--host) or a network interface (--iface NAME)");
 }
 
-EnvPlace place_from_env() {
-  EnvPlace p;
-  p.rank = env_int("RANK");
-  p.world_size = env_int("WORLD_SIZE");
-  p.local_rank = env_int("LOCAL_RANK");
-  p.local_world_size = env_int("LOCAL_WORLD_SIZE");
-  if (p.world_size == 0) throw UserError("WORLD_SIZE=0 is not a valid world size", "WORLD_SIZE must be at least 1");
-  if (p.rank >= 0 && p.world_size > 0 && p.rank >= p.world_size)
-    throw UserError("RANK=" + std::to_string(p.rank) + " is out of range for WORLD_SIZE=" +
-                        std::to_string(p.world_size),
-                    "RANK must be in [0, WORLD_SIZE)");
-  return p;
-}
-
 GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base, std::string& generation) {
   const int rank = base.rank, size = base.size;
   const std::string me = "rank " + std::to_string(rank);
@@ -355,7 +313,7 @@ GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base,
   auto kv = open_kv(spec);
   std::string g;
   if (rank == 0) {
-    g = random_hex();
+    g = sys::random_hex();
     if (spec.kind == RendezvousSpec::Kind::file) {
       const std::string d = gloo_dir(spec, g);
       if (::mkdir(d.c_str(), 0755) != 0)
@@ -390,7 +348,7 @@ GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base,
       std::this_thread::sleep_for(pause);
     }
   } else {
-    const std::string nonce = random_hex();
+    const std::string nonce = sys::random_hex();
     std::string current;
     for (;;) {
       if (auto seen = kv->get(gen_key(spec)); seen && !seen->empty() && *seen != current) {

@@ -61,16 +61,6 @@ std::string interface_ipv4(const std::string& iface);
 // or a name) on this machine: the address Gloo will listen on.
 void check_bindable(const std::string& host);
 
-// This process's place in the job from a launcher's environment (RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE as torchrun sets them). Fields
-// not set are -1.
-struct EnvPlace {
-  int rank = -1, world_size = -1, local_rank = -1, local_world_size = -1;
-};
-// Throws UserError when a variable is set but is not a valid integer, or
-// when RANK is not in [0, WORLD_SIZE).
-EnvPlace place_from_env();
-
 // Meets the other ranks (the generation protocol above) and returns Gloo
 // options for the fresh generation (store, prefix, rank, size; host and
 // timeout are the caller's, copied from `base`). Waits at most base.timeout.

@@ -1,20 +1,21 @@
 #include "report/gnuplot.h"
 
-#include "report/subprocess.h"
+#include "sys/process.h"
+#include "sys/subprocess.h"
 
 namespace ddp::report {
 
-std::string find_gnuplot() { return find_in_path("gnuplot"); }
+std::string find_gnuplot() { return sys::find_executable("gnuplot"); }
 
 std::string check_gnuplot(const std::string& gnuplot) {
   if (gnuplot.empty()) return "gnuplot is not installed (not found in $PATH)";
-  ChildOptions o;
+  sys::ChildOptions o;
   o.argv = {gnuplot, "-e", "set terminal pngcairo; set output '/dev/null'; plot 1"};
   std::string messages;
   o.on_line = [&](const std::string& line, bool) {
     if (!line.empty()) messages += line + "\n";
   };
-  const ChildResult r = run_child(o);
+  const sys::ChildResult r = sys::run_child(o);
   if (r.exit_status != 0 || messages.find("unknown or ambiguous terminal") != std::string::npos)
     return "gnuplot (" + gnuplot + ") cannot draw PNGs with the pngcairo terminal" +
            (messages.empty() ? std::string() : ": " + messages.substr(0, messages.find('\n')));
@@ -23,14 +24,14 @@ std::string check_gnuplot(const std::string& gnuplot) {
 
 GnuplotRun run_gnuplot(const std::string& gnuplot, const std::string& dir, const std::string& script) {
   GnuplotRun run;
-  ChildOptions o;
+  sys::ChildOptions o;
   o.argv = {gnuplot, script};
   o.cwd = dir;
   std::string messages;
   o.on_line = [&](const std::string& line, bool) {
     if (!line.empty()) messages += line + "\n";
   };
-  const ChildResult r = run_child(o);
+  const sys::ChildResult r = sys::run_child(o);
   run.ok = r.exit_status == 0;
   run.error = run.ok ? "" : (messages.empty() ? "gnuplot exited with status " + std::to_string(r.exit_status) : messages);
   return run;

@@ -4,7 +4,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "nn/cnn.h"
-#include "report/machine.h"
+#include "sys/machine.h"
 
 namespace ddp::train {
 
@@ -16,6 +16,15 @@ nlohmann::json phases_json(const PhaseTimes& p) {
 }
 
 }  // namespace
+
+nlohmann::json machine_json() {
+  return {{"cores", sys::online_cores()},
+          {"cpu_model", sys::cpu_model()},
+          {"hostname", sys::hostname()},
+          {"memory_gib", sys::memory_gib()}};
+}
+
+nlohmann::json versions_json() { return {{"compiler", sys::compiler()}}; }
 
 nlohmann::json config_json(const TrainConfig& c) {
   return {{"epochs", c.epochs},
@@ -112,7 +121,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
     layers[nn::layer_name(l)] = {{"forward_s", r.layer_forward_s[l]}, {"backward_s", r.layer_backward_s[l]}};
 
   const dnnl_version_t* v = dnnl_version();
-  auto versions = report::versions_json();
+  auto versions = versions_json();
   versions["onednn"] = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
   versions["gloo"] = "Debian libgloo-dev";
 
@@ -122,7 +131,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
           {"threads_per_process", r.threads_per_process},
           {"oversubscribed", r.oversubscribed},
           {"backend", r.world_size == 1 ? "local" : r.config.backend},
-          {"machine", report::machine_json()},
+          {"machine", machine_json()},
           {"versions", versions},
           {"train_samples", r.train_samples},
           {"test_samples", r.test_samples},

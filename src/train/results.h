@@ -62,12 +62,18 @@ struct RunResult {
   std::string resumed_from;  // the checkpoint this run continued, if any
   std::string overlap = "none";  // what --overlap chose: thread | none (always none for a world of one)
   std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
-  std::string binding = "none";  // the cores this process was bound to (rank 0's; dist/comm_priority.h)
+  std::string binding = "none";  // the cores this process was bound to (rank 0's; sys/cores.h)
 };
 
 nlohmann::json to_json(const RunResult& r, const std::string& program);
 nlohmann::json to_json(const EpochRecord& e);
 EpochRecord epoch_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception
 nlohmann::json config_json(const TrainConfig& c);
+
+// The machine (sys/machine.h) as results record it: cores, cpu_model,
+// hostname, memory_gib.
+nlohmann::json machine_json();
+// {"compiler": ...}; to_json(RunResult) adds the libraries the trainer links.
+nlohmann::json versions_json();
 
 }  // namespace ddp::train

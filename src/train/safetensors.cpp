@@ -20,7 +20,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "report/atomic_file.h"
+#include "sys/atomic_file.h"
 
 namespace ddp::train {
 
@@ -440,13 +440,13 @@ std::vector<uint8_t> encode_safetensors(const std::map<std::string, std::string>
 void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata,
                        const std::vector<TensorRef>& tensors) {
   const std::string header = safetensors_header(metadata, tensors);
-  std::vector<report::Piece> pieces{{header.data(), header.size()}};
+  std::vector<sys::Piece> pieces{{header.data(), header.size()}};
   for (const TensorRef& t : tensors) {
     size_t count = 1;
     for (int64_t d : t.shape) count *= static_cast<size_t>(d);
     if (count) pieces.push_back({t.data, 4 * count});
   }
-  report::write_file_atomic(path, pieces);
+  sys::write_file_atomic(path, pieces);
 }
 
 namespace {

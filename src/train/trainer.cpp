@@ -16,7 +16,9 @@
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
-#include "report/machine.h"
+#include "sys/cpu_load.h"
+#include "sys/launch_env.h"
+#include "sys/machine.h"
 #include "train/checkpoint.h"
 #include "train/progress.h"
 #include "train/stop.h"
@@ -254,7 +256,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   for (const auto& spec : nn::Cnn::param_specs())
     if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
   segments.push_back(num_params);
-  const int busy_threads = dist::ranks_on_this_machine(world) * cfg.threads, cores = report::online_cores();
+  const int busy_threads = sys::ranks_on_this_machine(world) * cfg.threads, cores = sys::online_cores();
   const bool oversubscribed = busy_threads > cores;
   dist::GradSync sync(comm, net.grads(), num_params + 1, cfg.bucket_kb * 1024, segments,
                       dist::parse_compression(cfg.grad_compression),
@@ -319,7 +321,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     progress.start_epoch(epoch, steps);
     PhaseTimes ph;
     double comm_busy = 0, comm_cpu = 0, running = 0, lr = cfg.learning_rate;
-    const double preempted_before = dist::runnable_wait_seconds();
+    const double preempted_before = sys::runnable_wait_seconds();
     bool stopping = false;
     step_time.clear();
     int64_t s = first;
@@ -364,7 +366,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
       progress.step(s + 1, running / static_cast<double>(s + 1 - first), (s + 1 - first) * batch * world);
     }
     const double train_time = seconds(epoch_start, Clock::now());
-    const double preempted_after = dist::runnable_wait_seconds();
+    const double preempted_after = sys::runnable_wait_seconds();
     const double preempted = preempted_before >= 0 && preempted_after >= 0
                                  ? preempted_after - preempted_before
                                  : std::numeric_limits<double>::quiet_NaN();

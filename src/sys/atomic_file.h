@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace ddp::report {
+namespace ddp::sys {
 
 // Throws ddp::UserError naming the path and the cause (disk full, file too
 // large, permission, missing directory) with a hint; removes its temp file.
@@ -24,4 +24,4 @@ void write_file_atomic(const std::string& path, const std::string& contents);
 // very end. Creates missing parent directories.
 void check_writable(const std::string& path);
 
-}  // namespace ddp::report
+}  // namespace ddp::sys

@@ -1,4 +1,4 @@
-#include "report/atomic_file.h"
+#include "sys/atomic_file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -10,8 +10,9 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "sys/fd.h"
 
-namespace ddp::report {
+namespace ddp::sys {
 
 namespace fs = std::filesystem;
 
@@ -88,18 +89,11 @@ void write_file_atomic(const std::string& path, const std::vector<Piece>& pieces
   if (fd < 0) failed(errno, "creating " + tmp);
   tmp_exists = true;
   try {
-    for (const Piece& p : pieces) {
-      const char* data = static_cast<const char*>(p.data);
-      size_t left = p.size;
-      while (left > 0) {
-        ssize_t w = ::write(fd, data, std::min<size_t>(left, size_t{1} << 30));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) failed(errno, "writing " + tmp);
-        if (w == 0) failed(EIO, "writing " + tmp);
-        data += w;
-        left -= static_cast<size_t>(w);
+    for (const Piece& p : pieces)
+      if (!write_all(fd, p.data, p.size)) {
+        const int err = errno;
+        failed(err, "writing " + tmp);
       }
-    }
     if (::fsync(fd) != 0) failed(errno, "flushing " + tmp + " to disk");
     int rc = ::close(fd);
     fd = -1;
@@ -150,4 +144,4 @@ void check_writable(const std::string& path) {
   ::unlink(probe.c_str());
 }
 
-}  // namespace ddp::report
+}  // namespace ddp::sys

@@ -5,19 +5,20 @@
 
 #include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
-namespace ddp::report {
+#include "sys/env.h"
+
+namespace ddp::sys {
 
 struct ChildOptions {
   std::vector<std::string> argv;  // argv[0]: path of the executable (no PATH search)
   std::string cwd;                // empty: inherit
-  std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing in) ours
+  EnvVars env;                    // added to (or replacing in) ours
   std::string log_path;           // empty: none; else every line of both streams goes here too
   // Called for every complete line (without the newline); is_stderr tells the stream.
   std::function<void(const std::string& line, bool is_stderr)> on_line;
-  // Called about every tick_s seconds while the child runs.
+  // Called about every tick_s seconds (at least 0.05) while the child runs.
   std::function<void()> on_tick;
   double tick_s = 0.5;
   // The child runs in its own process group (so a terminal's Ctrl-C reaches
@@ -28,21 +29,16 @@ struct ChildOptions {
 struct ChildResult {
   int exit_status = -1;  // as a shell reports it: exit code, or 128 + signal
   bool signaled = false;
-  double seconds = 0;
+  double seconds = 0;    // wall time from start to reaping
 };
 
 // Throws ddp::UserError when the program cannot be started (not found, not
-// executable, fork failed).
+// executable, no pipe, fork failed). A program that starts and fails is a
+// result (exit_status != 0), not an exception.
 ChildResult run_child(const ChildOptions& options);
 
 // The pid of the child run_child is waiting for (0 when none): a signal
 // handler may forward signals to it with kill().
 pid_t current_child();
 
-// Path of an executable named `name` found in $PATH, or "" when none.
-std::string find_in_path(const std::string& name);
-
-// The directory of the running executable (/proc/self/exe's).
-std::string self_exe_dir();
-
-}  // namespace ddp::report
+}  // namespace ddp::sys
