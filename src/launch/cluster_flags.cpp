@@ -77,14 +77,20 @@ int ranks_on_this_node(train::TrainConfig& cfg, const ClusterFlags& f) {
   } else {
     per_node = cfg.world_size / f.nnodes;
   }
+  const std::string most = std::to_string(kMaxRanksPerMachine);
   if (per_node > kMaxRanksPerMachine)
     throw UserError("--world-size " + std::to_string(cfg.world_size) + " would start " + std::to_string(per_node) +
-                        " ranks on this machine, more than " + std::to_string(kMaxRanksPerMachine),
-                    "use at most " + std::to_string(kMaxRanksPerMachine) +
-                        " ranks per machine, or spread them over machines with --nnodes");
+                        " ranks on this machine, more than " + most,
+                    cfg.backend == dist::Backend::mpi
+                        ? "use at most " + most + " ranks on one machine; across machines, start the job with "
+                              "mpirun -np N -H host1:K,host2:K train_parallel --backend mpi ..."
+                        : "use at most " + most + " ranks per machine, or spread them over machines with --nnodes");
   cfg.world_size = f.nnodes * per_node;
   if (cfg.world_size > train::kMaxWorldSize)
-    throw UserError("a world of more than " + std::to_string(train::kMaxWorldSize) + " ranks", "use fewer ranks");
+    throw UserError("--nnodes " + std::to_string(f.nnodes) + " x " + std::to_string(per_node) +
+                        " ranks per node is a world of " + std::to_string(cfg.world_size) + ", more than " +
+                        std::to_string(train::kMaxWorldSize) + " ranks",
+                    "use fewer ranks");
   return per_node;
 }
 
