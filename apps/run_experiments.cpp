@@ -40,6 +40,7 @@
 #include "train/cli.h"
 #include "train/config.h"
 #include "train/results.h"
+#include "train/step.h"
 #include "train/trainer.h"
 
 using namespace ddp;
@@ -448,17 +449,7 @@ std::vector<std::string> layer_names() {
 // segment per layer, plus the stop flag after the parameters), cut by GradSync
 // itself: [first, last) elements in all-reduce order.
 std::vector<std::pair<size_t, size_t>> gradient_buckets(size_t bucket_bytes) {
-  const size_t n = nn::Cnn::num_params();
-  std::vector<size_t> segments;
-  for (const auto& spec : nn::Cnn::param_specs())
-    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
-  segments.push_back(n);
-  std::vector<float> grads(n + 1);
-  dist::LocalCommunicator local;
-  dist::GradSync sync(local, grads.data(), n + 1, bucket_bytes, segments);
-  std::vector<std::pair<size_t, size_t>> out;
-  for (size_t i = 0; i < sync.num_buckets(); ++i) out.push_back(sync.bucket(i));
-  return out;
+  return train::gradient_layout(bucket_bytes).buckets;
 }
 
 json scaling_model(const std::vector<report::Configuration>& configs, const json& bench, const json& metrics,

@@ -37,7 +37,6 @@
 
 #include "bench.h"
 #include "common/error.h"
-#include "common/rng.h"
 #include "data/dataset.h"
 #include "data/sampler.h"
 #include "dist/communicator.h"
@@ -47,6 +46,7 @@
 #include "sys/cpu_load.h"
 #include "sys/machine.h"
 #include "sys/process.h"
+#include "train/step.h"
 
 using namespace ddp;
 namespace fs = std::filesystem;
@@ -136,38 +136,28 @@ double process_cpu_seconds() {
 
 SerialRun train_in_process(const data::Dataset& train, int threads, const Options& o) {
   nn::set_compute_threads(threads);
-  nn::Cnn net(0.5f);
+  // The model, optimizer and gradient synchroniser as the trainer builds
+  // them, over a world of one; each step is the trainer's (train::train_step).
+  const train::GradientLayout layout = train::gradient_layout(64 * 1024);
+  nn::Cnn net(0.5f, layout.count - layout.num_params);
   net.init(42);
-  optim::Sgd sgd(nn::Cnn::num_params(), 0.9f);
+  optim::Sgd sgd(layout.num_params, 0.9f);
   dist::LocalCommunicator local;
-  std::vector<size_t> segments;
-  for (const auto& spec : nn::Cnn::param_specs())
-    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
-  dist::GradSync sync(local, net.grads(), nn::Cnn::num_params(), 64 * 1024, segments);
+  dist::GradSync sync(local, net.grads(), layout.count, 64 * 1024, layout.segments);
+  const train::StepModel model{net, sgd, sync};
   const auto idx = data::shard_indices(train.size, 42, 0, 0, 1);
   const int b = o.batch;
+  std::vector<int64_t> batch(static_cast<size_t>(b));
   SerialRun r;
   auto step = [&](int64_t s, bool timed) {
-    const auto t0 = Clock::now();
-    float* x = net.input(b);
-    int32_t* y = net.labels(b);
-    for (int j = 0; j < b; ++j) {
-      const int64_t i = idx[static_cast<size_t>((s * b + j) % static_cast<int64_t>(idx.size()))];
-      train.copy_image(i, x + static_cast<size_t>(j) * data::kPixels);
-      y[j] = train.labels[static_cast<size_t>(i)];
-    }
-    const auto t1 = Clock::now();
-    net.forward(b, true, mix_seed(42, static_cast<uint64_t>(s)));
-    net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
-    const auto t2 = Clock::now();
-    sync.finish();
-    const auto t3 = Clock::now();
-    sgd.step(net.params(), net.grads(), 0.01f, sync.average_scale());
-    const auto t4 = Clock::now();
+    for (int j = 0; j < b; ++j)
+      batch[static_cast<size_t>(j)] = idx[static_cast<size_t>((s * b + j) % static_cast<int64_t>(idx.size()))];
+    const train::StepResult res =
+        train::train_step(model, train, {batch, train::dropout_seed(42, s, 0), 0.01, false});
     if (timed) {
-      r.data_s += seconds(t0, t1);
-      r.sync_s += seconds(t2, t3);
-      r.optimizer_s += seconds(t3, t4);
+      r.data_s += res.times.data;
+      r.sync_s += res.times.allreduce_wait;
+      r.optimizer_s += res.times.optimizer;
     }
   };
   int64_t s = 0;

@@ -40,7 +40,7 @@ Data synthetic(int samples) {
   return d;
 }
 
-// The training step of src/train/trainer.cpp, with the gradient all-reduce
+// The training step of src/train/step.cpp, with the gradient all-reduce
 // replaced by recording the reported ranges (as GradSync::ready does: into
 // fixed storage).
 struct Loop {

@@ -90,7 +90,7 @@ TEST(LearningRate, LinearScalingRampsOverTheWarmup) {
   train::TrainConfig cfg;
   cfg.learning_rate = 0.01;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.01);  // scaling "none"
-  cfg.lr_scaling = "linear";
+  cfg.lr_scaling = train::LrScaling::linear;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.04);  // no warm-up
   cfg.warmup_epochs = 2;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.01);

@@ -3,7 +3,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <string>
@@ -25,21 +24,29 @@ double thread_cpu_seconds() {
 }  // namespace
 
 Compression parse_compression(const std::string& name) {
-  if (name == "none") return Compression::none;
-  if (name == "bf16") return Compression::bf16;
-  throw UserError("unknown gradient compression '" + name + "'", "use --grad-compression none or bf16");
+  if (const auto c = enum_from_string<Compression>(name)) return *c;
+  throw UserError("unknown gradient compression '" + name + "'",
+                  "use --grad-compression " + enum_choices<Compression>());
 }
 
-const char* compression_name(Compression c) { return c == Compression::bf16 ? "bf16" : "none"; }
+const char* compression_name(Compression c) { return to_string(c); }
 
-Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores) {
-  if (flag == "thread") return Overlap::thread;
-  if (flag == "none") return Overlap::none;
-  if (flag != "auto") throw UserError("unknown overlap '" + flag + "'", "use --overlap auto, thread or none");
+Overlap choose_overlap(OverlapMode mode, const std::string& backend, int busy_threads, int cores) {
+  switch (mode) {
+    case OverlapMode::thread: return Overlap::thread;
+    case OverlapMode::none: return Overlap::none;
+    case OverlapMode::automatic: break;
+  }
   return backend == "mpi" && busy_threads == cores ? Overlap::none : Overlap::thread;
 }
 
-const char* overlap_name(Overlap o) { return o == Overlap::none ? "none" : "thread"; }
+Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores) {
+  const auto mode = enum_from_string<OverlapMode>(flag);
+  if (!mode) throw UserError("unknown overlap '" + flag + "'", "use --overlap " + enum_choices<OverlapMode>());
+  return choose_overlap(*mode, backend, busy_threads, cores);
+}
+
+const char* overlap_name(Overlap o) { return to_string(o); }
 
 GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
                    const std::vector<size_t>& segments, Compression compression, Overlap overlap)
@@ -50,26 +57,9 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
       threaded_(comm.size() > 1 && overlap == Overlap::thread),
       compression_(compression) {
   DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
-  const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
-  if (segments.empty()) {
-    for (size_t end = count; end > 0;) {
-      size_t begin = end > per ? end - per : 0;
-      begin_.push_back(begin);
-      end_.push_back(end);
-      end = begin;
-    }
-  } else {
-    std::vector<size_t> starts(segments);
-    std::sort(starts.begin(), starts.end());
-    DDP_ASSERT(starts.front() == 0 && starts.back() < count, "segments must start at 0 and lie inside the buffer");
-    size_t end = count;
-    for (auto it = starts.rbegin(); it != starts.rend(); ++it) {
-      if (end - *it >= per || *it == 0) {  // the bucket [*it, end) is full (or the buffer is done)
-        begin_.push_back(*it);
-        end_.push_back(end);
-        end = *it;
-      }
-    }
+  for (const auto& [begin, end] : bucket_layout(count, bucket_bytes, segments)) {
+    begin_.push_back(begin);
+    end_.push_back(end);
   }
   lo_ = count_;
   if (comm.size() > 1 && compression_ == Compression::bf16) half_.resize(count_);

@@ -1,14 +1,8 @@
 // The DistributedDataParallel gradient synchroniser: averages one flat
 // gradient buffer over all ranks, overlapping the all-reduce with backward.
 //
-// The buffer is cut into buckets from its END (backward produces the last
-// layers' gradients first): bucket 0 is the last slice, bucket
-// num_buckets()-1 starts at element 0. Without segments, buckets are slices
-// of at most bucket_bytes. With segments (the offsets where the ranges that
-// backward reports begin: one per layer), buckets follow PyTorch DDP's rule:
-// whole segments are gathered from the end until a bucket holds at least
-// bucket_bytes; a segment is never split, so a bucket never waits for a
-// layer it does not need. Backward calls
+// The buffer is cut into buckets by dist::bucket_layout (dist/bucket_layout.h:
+// from the END, whole layers at a time). Backward calls
 // ready() for each range of gradients as soon as it is final; every bucket
 // whose elements are all final goes to a communication thread at once, which
 // all-reduces it (sum) while backward goes on. finish() waits for the rest;
@@ -24,7 +18,7 @@
 //
 // With a world of one there is no thread, and finish() returns at once
 // without touching the buffer. In steady state a step allocates nothing
-// (tests/nn_alloc_test.cpp counts).
+// (tests/dist_alloc_test.cpp counts).
 //
 // Overlap::none does without the thread: finish() all-reduces every bucket
 // on the calling thread, after backward. Overlap only pays where the
@@ -53,15 +47,15 @@
 #include <utility>
 #include <vector>
 
+#include "dist/bucket_layout.h"
 #include "dist/communicator.h"
+#include "dist/options.h"
 
 namespace ddp::dist {
 
-enum class Compression { none, bf16 };
-enum class Overlap { thread, none };
 // "none" or "bf16"; anything else throws ddp::UserError.
 Compression parse_compression(const std::string& name);
-const char* compression_name(Compression c);
+const char* compression_name(Compression c);  // to_string(c)
 
 // train_parallel's --overlap: "thread", "none", or "auto", which is none for
 // MPI when the ranks on this machine, `busy_threads` compute threads in
@@ -69,14 +63,15 @@ const char* compression_name(Compression c);
 // thread otherwise: with spare cores the thread costs nothing; with shared
 // cores (oversubscribed) a rank that waits must sleep, not spin; Gloo's
 // own event-loop thread moves the bytes either way. Anything else throws
-// ddp::UserError.
+// ddp::UserError. `backend` is Communicator::backend().
+Overlap choose_overlap(OverlapMode mode, const std::string& backend, int busy_threads, int cores);
 Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores);
-const char* overlap_name(Overlap o);
+const char* overlap_name(Overlap o);  // to_string(o)
 
 class GradSync {
  public:
   // grads: the flat gradient buffer [count] floats, which must outlive this.
-  // bucket_bytes is rounded down to whole floats (at least one).
+  // The buckets are dist::bucket_layout(count, bucket_bytes, segments).
   GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
            const std::vector<size_t>& segments = {}, Compression compression = Compression::none,
            Overlap overlap = Overlap::thread);

@@ -18,8 +18,10 @@
 //
 // Failure: MPI itself ends the whole job when a rank dies (mpirun names the
 // rank). A peer that is alive but silent for longer than `timeout` makes
-// this rank print which operation waited and call MPI_Abort, so the job
-// ends instead of hanging. Errors an MPI call returns become UserError.
+// the waiting operation throw a UserError naming it; the rank then exits
+// non-zero without finalising MPI (see below), and mpirun ends the job
+// instead of letting it hang. Errors an MPI call returns become UserError
+// too (MPI_ERRORS_RETURN).
 //
 // MPI is initialised (MPI_Init_thread, asking for MPI_THREAD_MULTIPLE; at
 // least MPI_THREAD_SERIALIZED is required, which the thread rule in

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/enum_names.h"
 #include "train/config.h"
 
 namespace ddp::train {
@@ -26,5 +27,28 @@ int run_main(const std::string& program, const std::function<int()>& body);
 
 // A finite-number validator (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi, bool lo_open = false);
+
+// A transform that turns one of E's names (common/enum_names.h) into E, so
+// the flag is parsed once, here; any other word is rejected naming the
+// choices.
+template <NamedEnum E>
+CLI::Validator one_of() {
+  const std::string choices = "{" + enum_choices<E>(",", ",") + "}";
+  return CLI::Validator(
+      [choices](std::string& s) -> std::string {
+        const auto v = enum_from_string<E>(s);
+        if (!v) return "'" + s + "' is not one of " + choices;
+        s = std::to_string(static_cast<int>(*v));  // what CLI11 then converts into E
+        return std::string();
+      },
+      choices);
+}
+
+// Adds an option whose value is one of E's names; its default is shown by name.
+template <NamedEnum E>
+CLI::Option* add_enum_option(CLI::App& app, const std::string& name, E& value, const std::string& description) {
+  return app.add_option(name, value, description)->transform(one_of<E>())->type_name("TEXT")->default_str(
+      to_string(value));
+}
 
 }  // namespace ddp::train

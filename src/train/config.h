@@ -1,10 +1,20 @@
 // Everything that defines a training run. Serial training is a run with a
 // world of one; the same struct drives both trainers.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 
+#include "common/enum_names.h"
+#include "dist/options.h"
+
 namespace ddp::train {
+
+// --lr-scaling: how the learning rate grows with the world size.
+enum class LrScaling {
+  none,    // the same rate at every world size
+  linear,  // rate x world size (Goyal et al. 2017), ramped up over the warm-up
+};
 
 struct TrainConfig {
   // The seed's interface.
@@ -20,17 +30,17 @@ struct TrainConfig {
   uint64_t seed = 42;
   float dropout = 0.5f;
   double momentum = 0.9;
-  std::string lr_scaling = "none";  // none | linear (lr x world size)
+  LrScaling lr_scaling = LrScaling::none;
   int warmup_epochs = 0;            // linear ramp to the scaled lr
   // Execution.
   int threads = 1;              // compute threads of this process
   int world_size = 1;           // processes
   double timeout_s = 60;        // a collective that takes longer is a dead peer
   size_t bucket_kb = 64;        // a bucket closes once it holds this much (whole layers)
-  std::string backend = "gloo"; // gloo | mpi
-  std::string allreduce_algorithm = "bcube";  // gloo: ring | bcube
-  std::string grad_compression = "none";      // none | bf16 (gradients all-reduced as bfloat16)
-  std::string overlap = "auto";               // auto | thread | none (dist::choose_overlap)
+  dist::Backend backend = dist::Backend::gloo;
+  dist::AllreduceAlgorithm allreduce_algorithm = dist::AllreduceAlgorithm::bcube;  // Gloo's
+  dist::Compression grad_compression = dist::Compression::none;  // bf16: gradients all-reduced as bfloat16
+  dist::OverlapMode overlap = dist::OverlapMode::automatic;     // dist::choose_overlap
   bool progress = true;         // progress bar / lines on rank 0
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none
@@ -43,3 +53,11 @@ struct TrainConfig {
 double learning_rate_at(const TrainConfig& cfg, int world_size, int64_t step, int64_t steps_per_epoch);
 
 }  // namespace ddp::train
+
+namespace ddp {
+template <>
+struct EnumNames<train::LrScaling> {
+  static constexpr std::array<EnumName<train::LrScaling>, 2> list{{{"none", train::LrScaling::none},
+                                                                   {"linear", train::LrScaling::linear}}};
+};
+}  // namespace ddp

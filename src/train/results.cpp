@@ -26,6 +26,16 @@ nlohmann::json machine_json() {
 
 nlohmann::json versions_json() { return {{"compiler", sys::compiler()}}; }
 
+PhaseTimes& PhaseTimes::operator+=(const PhaseTimes& o) {
+  for (const auto f : kPhaseTimesFields) this->*f += o.*f;
+  return *this;
+}
+
+PhaseTimes& PhaseTimes::operator*=(double k) {
+  for (const auto f : kPhaseTimesFields) this->*f *= k;
+  return *this;
+}
+
 nlohmann::json config_json(const TrainConfig& c) {
   return {{"epochs", c.epochs},
           {"batch_size", c.batch_size},
@@ -38,17 +48,23 @@ nlohmann::json config_json(const TrainConfig& c) {
           {"dropout", c.dropout},
           {"threads", c.threads},
           {"world_size", c.world_size},
-          {"backend", c.backend},
-          {"lr_scaling", c.lr_scaling},
+          {"backend", to_string(c.backend)},
+          {"lr_scaling", to_string(c.lr_scaling)},
           {"warmup_epochs", c.warmup_epochs},
           {"bucket_kb", c.bucket_kb},
-          {"allreduce_algorithm", c.allreduce_algorithm},
-          {"grad_compression", c.grad_compression},
-          {"overlap", c.overlap},
+          {"allreduce_algorithm", to_string(c.allreduce_algorithm)},
+          {"grad_compression", to_string(c.grad_compression)},
+          {"overlap", to_string(c.overlap)},
           {"timeout_s", c.timeout_s},
           {"checkpoint_dir", c.checkpoint_dir},
           {"checkpoint_every", c.checkpoint_every},
           {"resume", c.resume}};
+}
+
+nlohmann::json run_config_json(const RunResult& r) {
+  nlohmann::json config = config_json(r.config);
+  if (!r.allreduce_algorithm.empty()) config["allreduce_algorithm"] = r.allreduce_algorithm;
+  return config;
 }
 
 namespace {
@@ -126,11 +142,11 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
   versions["gloo"] = "Debian libgloo-dev";
 
   return {{"program", program},
-          {"config", config_json(r.config)},
+          {"config", run_config_json(r)},
           {"world_size", r.world_size},
           {"threads_per_process", r.threads_per_process},
           {"oversubscribed", r.oversubscribed},
-          {"backend", r.world_size == 1 ? "local" : r.config.backend},
+          {"backend", r.world_size == 1 ? "local" : to_string(r.config.backend)},
           {"machine", machine_json()},
           {"versions", versions},
           {"train_samples", r.train_samples},

@@ -1,7 +1,9 @@
 // What a training run measured, and its JSON form (the results file that
 // run_experiments and the plots read; the README documents every field).
 #pragma once
+#include <array>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "train/config.h"
@@ -11,10 +13,18 @@ namespace ddp::train {
 // Seconds of one epoch's training phase spent in each part of the step.
 struct PhaseTimes {
   double data = 0, forward = 0, backward = 0, allreduce_wait = 0, optimizer = 0, other = 0;
-  static constexpr int kFields = 6;
-  double* begin() { return &data; }
-  const double* begin() const { return &data; }
+  PhaseTimes& operator+=(const PhaseTimes& o);
+  PhaseTimes& operator*=(double k);
 };
+
+// Every field of PhaseTimes, for code that treats them alike (sums,
+// gathering across ranks). A field added to the struct but not here fails
+// the static_assert.
+inline constexpr std::array<double PhaseTimes::*, 6> kPhaseTimesFields = {
+    &PhaseTimes::data,           &PhaseTimes::forward,   &PhaseTimes::backward,
+    &PhaseTimes::allreduce_wait, &PhaseTimes::optimizer, &PhaseTimes::other};
+static_assert(sizeof(PhaseTimes) == kPhaseTimesFields.size() * sizeof(double),
+              "kPhaseTimesFields must list every field of PhaseTimes");
 
 struct EpochRecord {
   int epoch = 0;                // 1-based
@@ -60,6 +70,10 @@ struct RunResult {
   double final_test_accuracy = 0;
   double throughput = 0;     // samples / train_time_s
   std::string resumed_from;  // the checkpoint this run continued, if any
+  // The all-reduce algorithm that ran, written as config.allreduce_algorithm:
+  // Gloo's --allreduce-algorithm, or what OpenMPI was told to use
+  // (dist::mpi_allreduce_algorithm). Empty: the config's.
+  std::string allreduce_algorithm;
   std::string overlap = "none";  // what --overlap chose: thread | none (always none for a world of one)
   std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
   std::string binding = "none";  // the cores this process was bound to (rank 0's; sys/cores.h)
@@ -69,6 +83,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program);
 nlohmann::json to_json(const EpochRecord& e);
 EpochRecord epoch_from_json(const nlohmann::json& j);  // throws nlohmann::json::exception
 nlohmann::json config_json(const TrainConfig& c);
+nlohmann::json run_config_json(const RunResult& r);  // config_json(r.config) with what r says ran
 
 // The machine (sys/machine.h) as results record it: cores, cpu_model,
 // hostname, memory_gib.

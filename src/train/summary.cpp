@@ -18,8 +18,7 @@ void print_summary(std::ostream& out, const RunResult& r) {
                 r.train_time_s, r.throughput);
   out << line;
   PhaseTimes sum;
-  for (const auto& e : r.epochs)
-    for (int f = 0; f < PhaseTimes::kFields; ++f) sum.begin()[f] += e.phases.begin()[f];
+  for (const auto& e : r.epochs) sum += e.phases;
   const double t = r.train_time_s > 0 ? r.train_time_s : 1;
   std::snprintf(line, sizeof line,
                 "time split: forward %.0f%%, backward %.0f%%, all-reduce wait %.0f%%, optimizer %.0f%%, data %.0f%%, "

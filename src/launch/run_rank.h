@@ -1,0 +1,25 @@
+// What every rank of train_parallel does once its communicator is up, and
+// what a launcher checks once before it starts any rank.
+#pragma once
+#include <string>
+
+#include "dist/communicator.h"
+#include "train/config.h"
+#include "train/trainer.h"
+
+namespace ddp::launch {
+
+// The parts of a run that every launcher checks once, before any rank
+// starts: the flags' cross-rules, that --save-results is writable, that the
+// data loads and that --resume names a checkpoint this run can continue.
+// Throws UserError.
+void check_before_launch(const train::TrainConfig& cfg);
+
+// Trains on an established communicator; rank 0 prints the summary and
+// writes --save-results. binding: how this rank was bound to cores, for the
+// results. Returns the exit status (128 + signal on a rank other than 0
+// that stopped on a signal; rank 0 rethrows train::Stopped).
+int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
+                     const std::string& binding);
+
+}  // namespace ddp::launch

@@ -1,0 +1,74 @@
+#include "train/step.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/rng.h"
+
+namespace ddp::train {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+}  // namespace
+
+GradientLayout gradient_layout(size_t bucket_bytes) {
+  GradientLayout g;
+  g.num_params = nn::Cnn::num_params();
+  g.stop_slot = g.num_params;
+  g.count = g.num_params + 1;
+  // Backward reports each layer's weight and bias together, from the weight's offset.
+  for (const auto& spec : nn::Cnn::param_specs())
+    if (spec.name.ends_with(".weight")) g.segments.push_back(spec.offset);
+  g.segments.push_back(g.stop_slot);
+  g.buckets = dist::bucket_layout(g.count, bucket_bytes, g.segments);
+  return g;
+}
+
+uint64_t dropout_seed(uint64_t seed, int64_t step, int rank) {
+  return mix_seed(mix_seed(seed, static_cast<uint64_t>(step)), 0x5eed0000u + static_cast<uint64_t>(rank));
+}
+
+StepResult train_step(const StepModel& m, const data::Dataset& data, const StepInput& in) {
+  const size_t num_params = nn::Cnn::num_params();  // the stop flag's slot follows the parameters
+  const int n = static_cast<int>(in.samples.size());
+  const auto t0 = Clock::now();
+  float* x = m.net.input(n);
+  int32_t* y = m.net.labels(n);
+  for (int j = 0; j < n; ++j) {
+    const int64_t i = in.samples[static_cast<size_t>(j)];
+    data.copy_image(i, x + static_cast<size_t>(j) * data::kPixels);
+    y[j] = data.labels[static_cast<size_t>(i)];
+  }
+  const auto t1 = Clock::now();
+  const auto res = m.net.forward(n, true, in.dropout_seed);
+  const auto t2 = Clock::now();
+  float& stop_flag = m.net.grads()[num_params];
+  stop_flag = in.stop_requested ? 1.f : 0.f;
+  m.sync.ready(num_params, 1);
+  m.net.backward([&](size_t offset, size_t count) { m.sync.ready(offset, count); });
+  const auto t3 = Clock::now();
+  // Each bucket's optimizer step runs as soon as its all-reduce is done
+  // (grads = sum over ranks; the step takes the average), overlapping the
+  // all-reduce of the first layers, which backward finished last.
+  const float lr = static_cast<float>(in.learning_rate);
+  const double waited = m.sync.finish([&](size_t lo, size_t hi) {
+    m.sgd.step(m.net.params(), m.net.grads(), lr, m.sync.average_scale(), lo,
+               std::min(hi, num_params));  // the stop flag's slot is not a parameter
+  });
+  const auto t4 = Clock::now();
+  StepResult r;
+  r.loss = res.loss;
+  r.stop = stop_flag > 0;  // now the sum over ranks
+  r.times.data = seconds(t0, t1);
+  r.times.forward = seconds(t1, t2);
+  r.times.backward = seconds(t2, t3);
+  r.times.allreduce_wait = waited;
+  r.times.optimizer = seconds(t3, t4) - waited;
+  r.times.total = seconds(t0, t4);
+  r.comm_s = m.sync.last_step_comm_seconds();
+  r.comm_cpu_s = m.sync.last_step_comm_cpu_seconds();
+  return r;
+}
+
+}  // namespace ddp::train
