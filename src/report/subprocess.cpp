@@ -110,6 +110,7 @@ ChildResult run_child(const ChildOptions& o) {
   }
   if (o.own_process_group) setpgid(pid, pid);  // also here: no race with a signal we forward
   g_child = pid;
+  if (o.on_start) o.on_start(pid);
   close(out[1]);
   close(err[1]);
 
