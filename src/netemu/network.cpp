@@ -13,17 +13,25 @@ namespace ddp::netemu {
 
 namespace {
 
-// tbf's bucket must hold at least one whole GSO packet (64 KiB on veth),
-// or tbf splits every packet and the rate falls short (measured: 84% of
-// 1 Gbit/s with a 64 KiB bucket, 94-95% with 128 KiB). At high rates it
-// must also cover a scheduling tick's worth of data, or a dequeue that
-// comes late loses rate: 1 ms at the link rate.
-double burst_bytes(double rate_bit_per_s) { return std::max(128.0 * 1024, rate_bit_per_s / 8 * 1e-3); }
+// Shaping with a token bucket (tbf) lets a burst of up to the bucket's size
+// through at once after the link was idle, which a real link does not: the
+// first `burst` bytes of a step's all-reduce would cost nothing. So the
+// bucket is as small as the rate allows. It must hold 1.5 packets, or tbf
+// splits each packet (veth hands it packets of up to gso_max_size bytes)
+// and the rate falls well short; smaller packets allow a smaller bucket but
+// cost CPU per byte, which at high rates is the limit on a small machine,
+// so they are 32 KiB below 4 Gbit/s and the kernel's 64 KiB above. And it
+// must cover 200 us at the rate, or a dequeue that comes late on a busy
+// machine loses rate. docs/network-emulation.md has the measurements.
+double gso_max_bytes(double rate_bit_per_s) { return rate_bit_per_s < 4e9 ? 32 * 1024 : 64 * 1024; }
+double tbf_burst_bytes(double rate_bit_per_s) {
+  return std::max(1.5 * gso_max_bytes(rate_bit_per_s), rate_bit_per_s / 8 * 200e-6);
+}
 
 // The queue in front of the shaper: deep enough (50 ms at the rate) that a
 // TCP sender is throttled by its own small-queue limit, not by drops, as
 // behind a switch port with ample buffers.
-double limit_bytes(double rate_bit_per_s) { return burst_bytes(rate_bit_per_s) + rate_bit_per_s / 8 * 0.05; }
+double limit_bytes(double rate_bit_per_s) { return tbf_burst_bytes(rate_bit_per_s) + rate_bit_per_s / 8 * 0.05; }
 
 std::string integer(double v) {
   char buf[32];
@@ -99,6 +107,8 @@ EmulatedNetwork::EmulatedNetwork(const NetworkOptions& o) : link_(o.link) {
 }
 
 EmulatedNetwork::~EmulatedNetwork() = default;  // the holders' deaths remove everything
+
+double EmulatedNetwork::bucket_bytes() const { return tbf_burst_bytes(link_.rate_bit_per_s); }
 
 const Node& EmulatedNetwork::node(int i) const {
   DDP_ASSERT(i >= 0 && i < size(), "node index out of range");
@@ -191,9 +201,10 @@ void EmulatedNetwork::shape(const std::string& netns_path, const std::string& de
   } else {
     tbf.push_back("root");
   }
-  tbf.insert(tbf.end(), {"tbf", "rate", integer(rate) + "bit", "burst", integer(burst_bytes(rate)), "limit",
+  tbf.insert(tbf.end(), {"tbf", "rate", integer(rate) + "bit", "burst", integer(tbf_burst_bytes(rate)), "limit",
                          integer(limit_bytes(rate))});
   run_in(nsenter_, netns_path, tbf);
+  run_in(nsenter_, netns_path, {ip_, "link", "set", "dev", dev, "gso_max_size", integer(gso_max_bytes(rate))});
 }
 
 }  // namespace ddp::netemu

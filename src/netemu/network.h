@@ -59,6 +59,10 @@ class EmulatedNetwork {
   int size() const { return static_cast<int>(nodes_.size()); }
   const Node& node(int i) const;
   const LinkSpec& link() const { return link_; }
+  // The shaper's bucket: after a pause, up to this many bytes (Ethernet
+  // frames) leave at once instead of at the rate. A model of the link can
+  // subtract it from a transfer that starts on an idle link.
+  double bucket_bytes() const;
   // Remarks a user should see (e.g. a rate above what this machine's cores
   // can shape), one sentence each.
   const std::vector<std::string>& warnings() const { return warnings_; }
