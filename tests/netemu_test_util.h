@@ -43,6 +43,21 @@ inline ino_t net_inode(const std::string& path) {
 
 inline ino_t own_net_inode() { return net_inode("/proc/self/ns/net"); }
 
+// The children of every thread of `pid` (apps_test::children_of sees the
+// main thread's only; emulated_cluster starts nodes from other threads).
+inline std::vector<pid_t> children_of_all_threads(pid_t pid) {
+  std::vector<pid_t> kids;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(tasks.c_str());
+  while (dirent* e = d ? readdir(d) : nullptr) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(tasks + "/" + e->d_name + "/children");
+    for (pid_t k; in >> k;) kids.push_back(k);
+  }
+  if (d) closedir(d);
+  return kids;
+}
+
 // Network namespaces of `root`'s descendants (not `root`'s own, nor ours).
 inline std::set<ino_t> descendant_namespaces(pid_t root, std::vector<pid_t>& descendants) {
   std::set<ino_t> found;
@@ -50,7 +65,7 @@ inline std::set<ino_t> descendant_namespaces(pid_t root, std::vector<pid_t>& des
   while (!todo.empty()) {
     const pid_t p = todo.back();
     todo.pop_back();
-    for (pid_t k : apps_test::children_of(p)) {
+    for (pid_t k : children_of_all_threads(p)) {
       descendants.push_back(k);
       todo.push_back(k);
       if (const ino_t i = net_inode("/proc/" + std::to_string(k) + "/ns/net"); i && i != own_net_inode())
