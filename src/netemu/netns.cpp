@@ -23,6 +23,7 @@ namespace {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);  // the owner died before prctl
   setpgid(0, 0);                      // a terminal's Ctrl-C goes to the owner, which tears down in order
+  prctl(PR_SET_NAME, "netns-holder");  // what ps -o comm and top show
   sigset_t all;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, nullptr);  // only SIGKILL ends it
