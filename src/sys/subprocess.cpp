@@ -109,6 +109,7 @@ ChildResult run_child(const ChildOptions& o) {
   streams[1].is_stderr = true;
   const pid_t pid = start(o, streams[0].fd, streams[1].fd);
   g_child = pid;
+  if (o.on_start) o.on_start(pid);
 
   std::ofstream log;
   if (!o.log_path.empty()) log.open(o.log_path, std::ios::app);

@@ -18,6 +18,8 @@ struct ChildOptions {
   std::string log_path;           // empty: none; else every line of both streams goes here too
   // Called for every complete line (without the newline); is_stderr tells the stream.
   std::function<void(const std::string& line, bool is_stderr)> on_line;
+  // Called once the child exists, with its pid (e.g. to signal it later).
+  std::function<void(pid_t)> on_start;
   // Called about every tick_s seconds (at least 0.05) while the child runs.
   std::function<void()> on_tick;
   double tick_s = 0.5;
