@@ -4,27 +4,20 @@
 #include <cmath>
 #include <cstdio>
 
+#include "report/plots.h"
+#include "results/json_reader.h"
+
 namespace ddp::report {
 
 using nlohmann::json;
 
 namespace {
 
-// A boolean field that may be missing or null.
-bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
-
-std::string fmt(const char* f, double v) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[96];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-double num(const json& j, const char* key, double fallback = NAN) {
-  if (!j.is_object()) return fallback;
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
+// Members of performance_metrics.json, which reports what ran (a failed
+// configuration lacks its numbers): missing or null read as "n/a".
+bool flag(const json& j, const char* key) { return results::bool_or(j, key, false); }
+std::string fmt(const char* f, double v) { return format_value(f, v); }
+double num(const json& j, const char* key, double fallback = NAN) { return results::number_or(j, key, fallback); }
 
 std::string str(const json& j, const char* key, const std::string& fallback = "") {
   if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return fallback;
@@ -314,7 +307,9 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
        std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
        ": each trainer's own results (per epoch, per rank, per step)\n";
   r += "- `logs/`: every run's output\n";
-  if (!plots.empty()) r += "- `*.gp`, `*.dat`: the gnuplot scripts and their data; edit one and redraw with `gnuplot <name>.gp`\n";
+  if (!plots.empty())
+    r += "- `" + std::string(kPlotDir) + "/`: the gnuplot scripts and their data; edit one and redraw it with `cd " +
+         kPlotDir + " && gnuplot <name>.gp`\n";
   return r;
 }
 

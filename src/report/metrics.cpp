@@ -6,33 +6,27 @@
 #include <limits>
 #include <map>
 
+#include "results/json_reader.h"
+
 namespace ddp::report {
 
 using nlohmann::json;
 
-namespace {
+using results::RunResult;
 
-// A boolean field that may be missing or null.
-bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
+namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-double get(const json& j, const char* key, double fallback = 0) {
-  if (!j.is_object()) return fallback;
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
+// A member of performance_metrics.json (written by this program, read back by
+// --replot and the tables); missing or null: the fallback.
+double get(const json& j, const char* key, double fallback) { return results::number_or(j, key, fallback); }
+bool flag(const json& j, const char* key) { return results::bool_or(j, key, false); }
+std::string fmt(const char* f, double v) { return format_value(f, v); }
 
-std::string fmt(const char* f, double v) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-double med(const json& summary) { return summary.is_object() ? get(summary, "median", kNaN) : kNaN; }
+double med(const json& summary) { return get(summary, "median", kNaN); }
 
 }  // namespace
 
@@ -78,31 +72,28 @@ Summary efficiency_summary(const Summary& sp, int processes) {
   return e;
 }
 
-PhaseSums phase_sums(const json& r) {
+PhaseSums phase_sums(const RunResult& r) {
   PhaseSums s;
-  if (!r.is_object() || !r.contains("epochs")) return s;
-  for (const auto& e : r["epochs"]) {
-    const json& b = e.contains("time_breakdown_s") ? e["time_breakdown_s"] : json::object();
-    s.data += get(b, "data");
-    s.forward += get(b, "forward");
-    s.backward += get(b, "backward");
-    s.allreduce_wait += get(b, "allreduce_wait");
-    s.optimizer += get(b, "optimizer");
-    s.other += get(b, "other");
-    s.eval += get(e, "eval_time_s");
-    s.train += get(e, "train_time_s");
-    s.allreduce_busy += get(e, "allreduce_busy_s");
-    s.comm_cpu += get(e, "comm_cpu_s", kNaN);
-    s.compute_preempted += get(e, "compute_preempted_s", kNaN);
+  for (const auto& e : r.epochs) {
+    s.data += e.phases.data;
+    s.forward += e.phases.forward;
+    s.backward += e.phases.backward;
+    s.allreduce_wait += e.phases.allreduce_wait;
+    s.optimizer += e.phases.optimizer;
+    s.other += e.phases.other;
+    s.eval += e.eval_time_s;
+    s.train += e.train_time_s;
+    s.allreduce_busy += e.allreduce_busy_s;
+    s.comm_cpu += e.comm_cpu_s;
+    s.compute_preempted += e.compute_preempted_s;
     ++s.epochs;
   }
   return s;
 }
 
-double exposed_comm_fraction(const json& r) {
+double exposed_comm_fraction(const RunResult& r) {
   const PhaseSums s = phase_sums(r);
-  const double train = get(r, "train_time_s", s.train);
-  return train > 0 ? s.allreduce_wait / train : kNaN;
+  return r.train_time_s > 0 ? s.allreduce_wait / r.train_time_s : kNaN;
 }
 
 bool Configuration::any_ok() const {
@@ -112,13 +103,13 @@ bool Configuration::any_ok() const {
 int Configuration::representative() const {
   std::vector<std::pair<double, int>> ok;
   for (size_t i = 0; i < runs.size(); ++i)
-    if (runs[i].ok) ok.push_back({get(runs[i].results, "total_time_s", kNaN), static_cast<int>(i)});
+    if (runs[i].ok) ok.push_back({runs[i].results.total_time_s, static_cast<int>(i)});
   if (ok.empty()) return -1;
   std::sort(ok.begin(), ok.end());
   return ok[(ok.size() - 1) / 2].second;
 }
 
-const json* Configuration::representative_results() const {
+const RunResult* Configuration::representative_results() const {
   const int i = representative();
   return i < 0 ? nullptr : &runs[i].results;
 }
@@ -136,10 +127,10 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
                {"wall_s", r.wall_s},
                {"background_load_cores", num(r.background_cores)}};
     if (r.ok) {
-      total.push_back(get(r.results, "total_time_s", kNaN));
-      train.push_back(get(r.results, "train_time_s", kNaN));
-      thr.push_back(get(r.results, "throughput_samples_per_s", kNaN));
-      acc.push_back(get(r.results, "final_test_accuracy", kNaN));
+      total.push_back(r.results.total_time_s);
+      train.push_back(r.results.train_time_s);
+      thr.push_back(r.results.throughput);
+      acc.push_back(r.results.final_test_accuracy);
       exposed.push_back(exposed_comm_fraction(r.results));
       jr["total_time_s"] = total.back();
     } else {
@@ -171,27 +162,26 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   } else if (serial && serial->any_ok() && ok) {
     std::vector<double> ts;
     for (const auto& r : serial->runs)
-      if (r.ok) ts.push_back(get(r.results, "total_time_s", kNaN));
+      if (r.ok) ts.push_back(r.results.total_time_s);
     sp = speedup_summary(summarize(ts), t);
   }
   m["speedup"] = to_json(sp);
   m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
 
-  const json* rep = c.representative_results();
+  const RunResult* rep = c.representative_results();
   if (!rep) {
     m["oversubscribed"] = nullptr;
     return m;
   }
-  const json& r = *rep;
+  const RunResult& r = *rep;
   m["representative_repeat"] = c.runs[c.representative()].repeat;
-  m["oversubscribed"] = flag(r, "oversubscribed");
-  m["threads_per_process"] = r.value("threads_per_process", 1);
-  m["world_size"] = r.value("world_size", c.processes);
-  const int batch = r.contains("config") ? r["config"].value("batch_size", 0) : 0;
-  m["batch_per_process"] = batch;
-  m["global_batch"] = batch * r.value("world_size", c.processes);
-  m["steps_per_epoch"] = r.value("steps_per_epoch", 0);
-  m["samples_per_epoch"] = r.value("samples_per_epoch", 0);
+  m["oversubscribed"] = r.oversubscribed;
+  m["threads_per_process"] = r.threads_per_process;
+  m["world_size"] = r.world_size;
+  m["batch_per_process"] = r.config.batch_size;
+  m["global_batch"] = r.config.batch_size * r.world_size;
+  m["steps_per_epoch"] = r.steps_per_epoch;
+  m["samples_per_epoch"] = r.samples_per_epoch;
   const PhaseSums s = phase_sums(r);
   const double e = s.epochs > 0 ? s.epochs : 1;
   m["time_per_epoch_s"] = {{"forward", s.forward / e},
@@ -205,10 +195,10 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   // Compute time per sample on one rank (data, forward, backward, optimizer): against the
   // serial run's, it shows what sharing the cores (with other ranks, or with the
   // communication thread) costs.
-  const double per_rank = static_cast<double>(r.value("samples_per_epoch", 0)) / std::max(1, r.value("world_size", c.processes));
+  const double per_rank = static_cast<double>(r.samples_per_epoch) / std::max(1, r.world_size);
   if (per_rank > 0)
     m["compute_per_sample_s"] = (s.data + s.forward + s.backward + s.optimizer) / (e * per_rank);
-  const double steps = static_cast<double>(r.value("steps_per_epoch", 0)) * s.epochs;
+  const double steps = static_cast<double>(r.steps_per_epoch) * s.epochs;
   if (steps > 0) {
     m["allreduce"] = {{"busy_per_step_s", s.allreduce_busy / steps},
                       {"exposed_per_step_s", s.allreduce_wait / steps},
@@ -371,7 +361,8 @@ std::vector<Row> table_rows(const json& metrics, bool ranges) {
     }
     const json& t = c["total_time_s"];
     r.time = fmt("%.1f", med(t));
-    if (ranges && t.value("n", 0) > 1) r.time += " (" + fmt("%.1f", get(t, "min")) + "-" + fmt("%.1f", get(t, "max")) + ")";
+    if (ranges && t.value("n", 0) > 1)
+      r.time += " (" + fmt("%.1f", get(t, "min", 0)) + "-" + fmt("%.1f", get(t, "max", 0)) + ")";
     r.speedup = fmt("%.2fx", med(c["speedup"]));
     r.efficiency = fmt("%.0f%%", 100 * med(c["efficiency"]));
     r.throughput = fmt("%.0f", med(c["throughput_samples_per_s"]));
@@ -459,6 +450,13 @@ std::string results_table_markdown(const json& metrics) {
            " cores, so the processes take turns on them.\n";
   }
   return out;
+}
+
+std::string format_value(const char* printf_format, double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, printf_format, v);
+  return buf;
 }
 
 std::string format_number(double v, int digits) {

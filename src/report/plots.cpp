@@ -7,6 +7,7 @@
 #include "report/gnuplot.h"
 #include "report/metrics.h"
 #include "report/scaling_model.h"
+#include "results/json_reader.h"
 
 namespace ddp::report {
 
@@ -14,8 +15,15 @@ using nlohmann::json;
 
 namespace {
 
-// A boolean field that may be missing or null.
-bool flag(const json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_boolean() && j[key].get<bool>(); }
+using results::RunResult;
+
+// Members of performance_metrics.json, which reports what ran: missing or null read as the fallback.
+bool flag(const json& j, const char* key) { return results::bool_or(j, key, false); }
+double num(const json& j, const char* key, double fallback = NAN) { return results::number_or(j, key, fallback); }
+
+// Where a script writes its image: the scripts run in kPlotDir, the images go
+// one level up, beside report.md.
+std::string image(const std::string& name) { return "../" + name + ".png"; }
 
 const char* const kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
@@ -48,12 +56,6 @@ std::string g(double v) {
   return buf;
 }
 
-double num(const json& j, const char* key, double fallback = NAN) {
-  if (!j.is_object()) return fallback;
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
-}
-
 double med(const json& c, const char* key) { return c.contains(key) ? num(c[key], "median") : NAN; }
 double lo(const json& c, const char* key) { return c.contains(key) ? num(c[key], "min") : NAN; }
 double hi(const json& c, const char* key) { return c.contains(key) ? num(c[key], "max") : NAN; }
@@ -71,10 +73,10 @@ struct Cfg {
   int processes = 1;
   bool oversubscribed = false, failed = false;
   const json* metrics = nullptr;
-  const json* results = nullptr;  // null when it failed
+  const RunResult* results = nullptr;  // null when it failed
 };
 
-std::vector<Cfg> configurations(const json& metrics, const std::map<std::string, json>& results) {
+std::vector<Cfg> configurations(const json& metrics, const std::map<std::string, RunResult>& results) {
   std::vector<Cfg> out;
   int k = 0;
   std::map<std::string, int> shade;  // per backend: the next one
@@ -89,7 +91,7 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     x.oversubscribed = flag(c, "oversubscribed");
     x.metrics = &c;
     const auto it = results.find(x.name);
-    x.results = it != results.end() && it->second.is_object() ? &it->second : nullptr;
+    x.results = it != results.end() ? &it->second : nullptr;
     x.failed = x.results == nullptr || c.value("status", "failed") == "failed" || c.value("status", "") == "not run";
     // With backends there are twice the bars: short labels keep them apart.
     x.bar_label =
@@ -163,9 +165,9 @@ std::string per_epoch_file(const Cfg& c) { return "epochs_" + c.name + ".dat"; }
 
 std::string epochs_data(const Cfg& c) {
   std::string d = "# " + c.label + ": per epoch\n# epoch  train_loss  test_loss  test_accuracy_%  time_s  samples_per_s\n";
-  for (const auto& e : (*c.results)["epochs"])
-    d += g(num(e, "epoch")) + "  " + g(num(e, "loss")) + "  " + g(num(e, "test_loss")) + "  " +
-         g(100 * num(e, "test_accuracy")) + "  " + g(num(e, "time_s")) + "  " + g(num(e, "samples_per_s")) + "\n";
+  for (const auto& e : c.results->epochs)
+    d += g(e.epoch) + "  " + g(e.loss) + "  " + g(e.test_loss) + "  " + g(100 * e.test_accuracy) + "  " + g(e.time_s) +
+         "  " + g(e.samples_per_s) + "\n";
   return d;
 }
 
@@ -174,12 +176,9 @@ std::string epoch_loss_axis(const std::vector<Cfg>& cs, bool with_test, const st
   double lo = INFINITY, hi = 0;
   for (const auto& c : cs) {
     if (c.failed) continue;
-    for (const auto& e : (*c.results)["epochs"])
-      for (const char* k : {"loss", "test_loss"}) {
-        if (!with_test && std::string(k) == "test_loss") continue;
-        const double v = num(e, k);
+    for (const auto& e : c.results->epochs)
+      for (const double v : {e.loss, with_test ? e.test_loss : NAN})
         if (std::isfinite(v) && v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
-      }
   }
   if (hi > 0 && hi / lo > 8) return "set ylabel '" + label + " (log scale)'\nset logscale y\n" + std::string(kLossTics);
   return "set ylabel '" + label + "'\nunset logscale y\nset ytics autofreq format '%g'\nset autoscale y\nset offsets 0, 0, graph 0.05, graph 0.05\n";
@@ -188,7 +187,7 @@ std::string epoch_loss_axis(const std::vector<Cfg>& cs, bool with_test, const st
 int epochs_of(const std::vector<Cfg>& cs) {
   int e = 1;
   for (const auto& c : cs)
-    if (!c.failed) e = std::max(e, static_cast<int>((*c.results)["epochs"].size()));
+    if (!c.failed) e = std::max(e, static_cast<int>(c.results->epochs.size()));
   return e;
 }
 
@@ -205,7 +204,7 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
   p.name = "loss_curves";
   p.title = "Training loss per step and per epoch, serial vs data-parallel";
   const int epochs = epochs_of(cs);
-  std::string s = gp_preamble("loss_curves.png", 1400, 650, p.title);
+  std::string s = gp_preamble(image("loss_curves"), 1400, 650, p.title);
   s += "set multiplot layout 1,2 title " +
        gp_quote("Training loss: serial vs data-parallel (batch " + std::to_string(batch(metrics)) +
                 " per process)") + " font ',19'\n";
@@ -214,7 +213,7 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
   const double window_epochs = epochs >= 5 ? 0.25 : 0.1;
   size_t most_steps = 0;
   for (const auto& c : cs)
-    if (!c.failed) most_steps = std::max(most_steps, (*c.results)["step_losses"].size());
+    if (!c.failed) most_steps = std::max(most_steps, c.results->step_losses.size());
   const bool raw = most_steps <= 2500;
   char sub[160];
   std::snprintf(sub, sizeof sub, "every step (%smoving average over %g epoch)", raw ? "thin: raw; thick: " : "",
@@ -228,10 +227,9 @@ PlotFiles loss_curves(const json& metrics, const std::vector<Cfg>& cs) {
   double lo = INFINITY, hi = 0;  // of the smoothed curves: the y range (raw extremes may fall outside)
   for (const auto& c : cs) {
     if (c.failed) continue;
-    const json& r = *c.results;
-    const double steps = std::max(1.0, num(r, "steps_per_epoch", 1));
-    std::vector<double> loss;
-    for (const auto& l : r["step_losses"]) loss.push_back(l.is_number() ? l.get<double>() : NAN);
+    const RunResult& r = *c.results;
+    const double steps = std::max(1.0, static_cast<double>(r.steps_per_epoch));
+    const std::vector<double> loss(r.step_losses.begin(), r.step_losses.end());
     const auto smooth = moving_average(loss, std::max(1, static_cast<int>(std::lround(steps * window_epochs))));
     for (double v : smooth)
       if (std::isfinite(v) && v > 0) lo = std::min(lo, v), hi = std::max(hi, v);
@@ -293,7 +291,7 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   const double xmax = log ? std::pow(2, std::ceil(std::log2(std::max(maxp, fit + 1)))) : std::max(maxp, fit + 1) + 0.6;
   const double ymax = log ? xmax : std::max(static_cast<double>(std::max(maxp, fit + 1)), maxs) * 1.08 + 0.2;
 
-  std::string s = gp_preamble("speedup.png", 1000, 700, p.title);
+  std::string s = gp_preamble(image("speedup"), 1000, 700, p.title);
   std::string subtitle = "weak scaling: batch " + std::to_string(batch(metrics)) + " per process";
   if (!range_note(metrics).empty()) subtitle += "; " + range_note(metrics, "points");
   s += "set title " + gp_dquote("Speedup over the serial run\n{/*0.75 " + gp_text(subtitle) + "}") + "\n";
@@ -352,7 +350,7 @@ PlotFiles efficiency_plot(const json& metrics, const std::vector<Cfg>& cs) {
          g(100 * hi(m, "efficiency")) + "  " + rgb_int(cs[i].color) + "  \"" + cs[i].label + "\"\n";
   }
   p.data.push_back({"efficiency.dat", d});
-  std::string s = gp_preamble("efficiency.png", 1000, 700, p.title);
+  std::string s = gp_preamble(image("efficiency"), 1000, 700, p.title);
   std::string sub = "100% = N processes are N times as fast as one";
   if (!range_note(metrics).empty()) sub += "; " + range_note(metrics);
   s += "set title " + gp_dquote("Parallel efficiency\n{/*0.75 " + gp_text(sub) + "}") + "\n";
@@ -392,7 +390,7 @@ PlotFiles comparison_plot(const json& metrics, const std::vector<Cfg>& cs) {
   const int epochs = epochs_of(cs);
   // Wider beyond five bars, so that their labels stay apart.
   const int width = 1400 + 240 * std::max(0, static_cast<int>(cs.size()) - 5);
-  std::string s = gp_preamble("training_comparison.png", width, 1000, p.title);
+  std::string s = gp_preamble(image("training_comparison"), width, 1000, p.title);
   s += "set multiplot layout 2,2 title " +
        gp_quote("Serial vs data-parallel training: " + std::to_string(epochs) + " epoch" + (epochs > 1 ? "s" : "") +
                 ", batch " + std::to_string(batch(metrics)) + " per process") + " font ',19'\n";
@@ -475,7 +473,7 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
   p.data.push_back({"time_breakdown.dat", d});
   // Wider beyond four bars, so that their labels stay apart.
   const int width = 1400 + 250 * std::max(0, static_cast<int>(cs.size()) - 4);
-  std::string s = gp_preamble("time_breakdown.png", width, 750, p.title);
+  std::string s = gp_preamble(image("time_breakdown"), width, 750, p.title);
   // Two panels placed by hand, the key to their right (a key is only as wide as its panel).
   s += "set multiplot title 'Where the time goes: one epoch, mean over ranks' font ',19'\n";
   s += "set tmargin at screen 0.87\nset bmargin at screen 0.16\n";
@@ -573,7 +571,7 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   p.data.push_back({"scaling_measured.dat", meas});
 
-  std::string s = gp_preamble("scaling_model.png", 1400, 750, p.title);
+  std::string s = gp_preamble(image("scaling_model"), 1400, 750, p.title);
   s += "set multiplot layout 1,2 title " +
        gp_quote("Scaling model: ring all-reduce (α-β) overlapped with backward, batch " + std::to_string(mp.batch) +
                 " per rank") + " font ',19' margins 0.07,0.98,0.2,0.86 spacing 0.08,0\n";
@@ -647,7 +645,7 @@ const std::vector<std::string>& plot_names() {
   return names;
 }
 
-std::vector<PlotFiles> make_plots(const json& metrics, const std::map<std::string, json>& results) {
+std::vector<PlotFiles> make_plots(const json& metrics, const std::map<std::string, RunResult>& results) {
   const auto cs = configurations(metrics, results);
   std::vector<PlotFiles> out;
   if (!any_results(cs)) return out;

@@ -271,7 +271,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
                                               : dist::prioritise_threads({sync.thread_id()});
 
   RunResult r;
-  r.config = cfg;
+  r.config = config_record(cfg);
   r.world_size = world;
   r.threads_per_process = cfg.threads;
   r.oversubscribed = oversubscribed;
@@ -447,8 +447,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   r.final_test_accuracy = r.epochs.empty() ? 0 : r.epochs.back().test_accuracy;
   r.throughput = static_cast<double>(r.samples_per_epoch) * static_cast<double>(r.epochs.size()) / r.train_time_s;
   const auto& lt = net.times();
-  r.layer_forward_s.assign(lt.forward_s.begin(), lt.forward_s.end());
-  r.layer_backward_s.assign(lt.backward_s.begin(), lt.backward_s.end());
+  for (int l = 0; l < nn::kNumLayers; ++l) r.layer_times_s[nn::layer_name(l)] = {lt.forward_s[l], lt.backward_s[l]};
   return r;
 }
 
