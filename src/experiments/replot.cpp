@@ -43,8 +43,9 @@ report::RunRecord run_from(const json& r, const std::string& dir) {
   } catch (const UserError& e) {
     // Redrawing without it would turn a run that succeeded into a failed one
     // in performance_metrics.json: refuse, and leave the directory as it is.
-    throw UserError(std::string(e.what()) + " (a run performance_metrics.json records as successful)",
-                    e.hint() + "; --replot needs every successful run's results file beside performance_metrics.json");
+    throw UserError(std::string(e.what()) + " (the results of a run that performance_metrics.json records as successful)",
+                    "--replot redraws from the results file of every successful run, beside performance_metrics.json: "
+                    "restore it, or run the suite again");
   }
   rr.ok = true;
   return rr;

@@ -114,66 +114,41 @@ const RunResult* Configuration::representative_results() const {
   return i < 0 ? nullptr : &runs[i].results;
 }
 
-json configuration_metrics(const Configuration& c, const Configuration* serial) {
-  json runs = json::array();
-  std::vector<double> total, train, thr, acc, exposed, background;
-  for (const auto& r : c.runs) {
-    background.push_back(r.background_cores);
-    json jr = {{"repeat", r.repeat},
-               {"status", r.ok ? "ok" : "failed"},
-               {"exit_status", r.exit_status},
-               {"results_file", r.ok ? json(r.results_file) : json(nullptr)},
-               {"log_file", r.log_file},
-               {"wall_s", r.wall_s},
-               {"background_load_cores", num(r.background_cores)}};
-    if (r.ok) {
-      total.push_back(r.results.total_time_s);
-      train.push_back(r.results.train_time_s);
-      thr.push_back(r.results.throughput);
-      acc.push_back(r.results.final_test_accuracy);
-      exposed.push_back(exposed_comm_fraction(r.results));
-      jr["total_time_s"] = total.back();
-    } else {
-      jr["error"] = r.error;
-    }
-    runs.push_back(jr);
-  }
-  const int ok = static_cast<int>(total.size());
-  json m = {{"name", c.name},
-            {"label", c.label},
-            {"program", c.program},
-            {"processes", c.processes},
-            {"status", c.runs.empty() ? "not run" : ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
-            {"results_file", ok ? json(c.results_file) : json(nullptr)},
-            {"runs", runs}};
-  if (!c.backend.empty()) m["backend"] = c.backend;
-  const Summary t = summarize(total);
-  m["total_time_s"] = to_json(t);
-  m["train_time_s"] = to_json(summarize(train));
-  m["throughput_samples_per_s"] = to_json(summarize(thr));
-  m["final_test_accuracy"] = to_json(summarize(acc));
-  m["exposed_comm_fraction"] = to_json(summarize(exposed));
-  m["background_load_cores"] = to_json(summarize(background));
+namespace {
 
-  Summary sp = summarize({});
-  if (serial == &c && ok) {
-    sp = summarize({1.0});  // the baseline itself (its noise shows in its time range)
-    sp.n = ok;
-  } else if (serial && serial->any_ok() && ok) {
-    std::vector<double> ts;
-    for (const auto& r : serial->runs)
-      if (r.ok) ts.push_back(r.results.total_time_s);
-    sp = speedup_summary(summarize(ts), t);
-  }
-  m["speedup"] = to_json(sp);
-  m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
+// One entry of a configuration's "runs".
+json run_json(const RunRecord& r) {
+  json jr = {{"repeat", r.repeat},
+             {"status", r.ok ? "ok" : "failed"},
+             {"exit_status", r.exit_status},
+             {"results_file", r.ok ? json(r.results_file) : json(nullptr)},
+             {"log_file", r.log_file},
+             {"wall_s", r.wall_s},
+             {"background_load_cores", num(r.background_cores)}};
+  if (r.ok) jr["total_time_s"] = r.results.total_time_s;
+  else jr["error"] = r.error;
+  return jr;
+}
 
-  const RunResult* rep = c.representative_results();
-  if (!rep) {
-    m["oversubscribed"] = nullptr;
-    return m;
+// The speedup summary of `c` (whose total times summarise as `t`) against the
+// serial baseline; 1 for the baseline itself.
+Summary speedup_of(const Configuration& c, const Configuration* serial, const Summary& t) {
+  if (serial == &c && t.n) {
+    Summary sp = summarize({1.0});  // the baseline itself (its noise shows in its time range)
+    sp.n = t.n;
+    return sp;
   }
-  const RunResult& r = *rep;
+  if (!serial || !serial->any_ok() || !t.n) return summarize({});
+  std::vector<double> ts;
+  for (const auto& r : serial->runs)
+    if (r.ok) ts.push_back(r.results.total_time_s);
+  return speedup_summary(summarize(ts), t);
+}
+
+// What the representative run of a configuration says about how it ran and
+// where its time went, added to `m`.
+void add_representative(json& m, const Configuration& c) {
+  const RunResult& r = *c.representative_results();
   m["representative_repeat"] = c.runs[c.representative()].repeat;
   m["oversubscribed"] = r.oversubscribed;
   m["threads_per_process"] = r.threads_per_process;
@@ -209,6 +184,44 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
                       {"cpu_per_step_s", num(s.comm_cpu / steps)},
                       {"compute_preempted_per_step_s", num(s.compute_preempted / steps)}};
   }
+}
+
+}  // namespace
+
+json configuration_metrics(const Configuration& c, const Configuration* serial) {
+  json runs = json::array();
+  std::vector<double> total, train, thr, acc, exposed, background;
+  for (const auto& r : c.runs) {
+    background.push_back(r.background_cores);
+    runs.push_back(run_json(r));
+    if (!r.ok) continue;
+    total.push_back(r.results.total_time_s);
+    train.push_back(r.results.train_time_s);
+    thr.push_back(r.results.throughput);
+    acc.push_back(r.results.final_test_accuracy);
+    exposed.push_back(exposed_comm_fraction(r.results));
+  }
+  const int ok = static_cast<int>(total.size());
+  json m = {{"name", c.name},
+            {"label", c.label},
+            {"program", c.program},
+            {"processes", c.processes},
+            {"status", c.runs.empty() ? "not run" : ok == 0 ? "failed" : ok < static_cast<int>(c.runs.size()) ? "partial" : "ok"},
+            {"results_file", ok ? json(c.results_file) : json(nullptr)},
+            {"runs", runs}};
+  if (!c.backend.empty()) m["backend"] = c.backend;
+  const Summary t = summarize(total);
+  m["total_time_s"] = to_json(t);
+  m["train_time_s"] = to_json(summarize(train));
+  m["throughput_samples_per_s"] = to_json(summarize(thr));
+  m["final_test_accuracy"] = to_json(summarize(acc));
+  m["exposed_comm_fraction"] = to_json(summarize(exposed));
+  m["background_load_cores"] = to_json(summarize(background));
+  const Summary sp = speedup_of(c, serial, t);
+  m["speedup"] = to_json(sp);
+  m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
+  if (c.representative_results()) add_representative(m, c);
+  else m["oversubscribed"] = nullptr;
   return m;
 }
 
