@@ -7,7 +7,7 @@
 
 #include "report/experiment.h"
 #include "report/plots.h"
-#include "results/json_reader.h"
+#include "report/metrics_json.h"
 
 namespace ddp::report {
 
@@ -15,16 +15,9 @@ using nlohmann::json;
 
 namespace {
 
-// Members of performance_metrics.json, which reports what ran (a failed
-// configuration lacks its numbers): missing or null read as "n/a".
-bool flag(const json& j, const char* key) { return results::bool_or(j, key, false); }
-std::string fmt(const char* f, double v) { return format_value(f, v); }
-double num(const json& j, const char* key, double fallback = NAN) { return results::number_or(j, key, fallback); }
+using namespace metrics_json;
 
-std::string str(const json& j, const char* key, const std::string& fallback = "") {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return fallback;
-  return j[key].get<std::string>();
-}
+std::string fmt(const char* f, double v) { return format_value(f, v); }
 
 std::string joined_backends(const json& m) {
   std::string out;
