@@ -47,6 +47,7 @@
 #include "sys/machine.h"
 #include "sys/process.h"
 #include "train/step.h"
+#include "results/run_result.h"
 
 using namespace ddp;
 namespace fs = std::filesystem;
@@ -212,14 +213,14 @@ ProgramRun run_program(const Options& o, int world, const fs::path& tmp, int rep
     return r;
   }
   try {
-    std::ifstream f(results);
-    const auto j = nlohmann::json::parse(f);
-    r.throughput = j.at("throughput_samples_per_s");
-    r.startup_s = j.at("startup_s");
-    r.accuracy = j.at("final_test_accuracy");
-    r.allreduce_wait_s = j.at("epochs").at(0).at("time_breakdown_s").at("allreduce_wait");
+    const results::RunResult j = results::read_results_file(results.string());  // errors name the file
+    if (j.epochs.empty()) throw std::runtime_error(results.string() + ": the run recorded no epoch");
+    r.throughput = j.throughput;
+    r.startup_s = j.startup_s;
+    r.accuracy = j.final_test_accuracy;
+    r.allreduce_wait_s = j.epochs.front().phases.allreduce_wait;
   } catch (const std::exception& e) {
-    r.error = results.string() + ": " + e.what();
+    r.error = e.what();
     return r;
   }
   r.tree_rss_mb = c.tree_max_rss_mb;

@@ -71,7 +71,8 @@ std::string gp_dquote(const std::string& s) {
 std::string gp_preamble(const std::string& png, int width, int height, const std::string& comment) {
   std::string s;
   s += "# " + comment + "\n";
-  s += "# Drawn by run_experiments; edit and redraw with:  gnuplot " + png.substr(0, png.rfind('.')) + ".gp\n";
+  const std::string name = png.substr(png.rfind('/') + 1);  // the script is named after its image
+  s += "# Drawn by run_experiments; edit and redraw with:  gnuplot " + name.substr(0, name.rfind('.')) + ".gp\n";
   s += "set terminal pngcairo size " + std::to_string(width) + "," + std::to_string(height) +
        " enhanced font 'DejaVu Sans,14' linewidth 1 rounded\n";
   s += "set output " + gp_quote(png) + "\n";

@@ -99,10 +99,10 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
 // is a function of seed, epoch and step, so no generator state needs saving).
 void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,
                       const std::vector<float>& step_losses) {
-  const TrainConfig& cfg = r.config;
+  const results::RunConfig& cfg = r.config;
   const size_t n = nn::Cnn::num_params();
   nlohmann::json run;
-  run["config"] = run_config_json(r);
+  run["config"] = results::to_json(r.config);
   run["config"]["world_size"] = r.world_size;
   run["config"]["data_checksum"] = std::to_string(r.data_checksum);
   run["epoch"] = at.epoch;

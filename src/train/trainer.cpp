@@ -173,7 +173,7 @@ std::string Run::favour_communication() {
 
 // The results that the epochs do not change.
 void Run::fill_fixed_results() {
-  r_.config = cfg_;
+  r_.config = config_record(cfg_);
   r_.world_size = world_;
   r_.threads_per_process = cfg_.threads;
   r_.oversubscribed = busy_threads_ > cores_;
@@ -190,8 +190,8 @@ void Run::fill_fixed_results() {
   r_.resumed_from = start_.path;
   r_.comm_priority = favour_communication();
   r_.overlap = to_string(sync_.overlap());
-  r_.allreduce_algorithm =
-      comm_.backend() == "mpi" ? dist::mpi_allreduce_algorithm() : to_string(cfg_.allreduce_algorithm);
+  // What ran: Gloo's algorithm as configured, or what OpenMPI was told to use.
+  if (comm_.backend() == "mpi") r_.config.allreduce_algorithm = dist::mpi_allreduce_algorithm();
   r_.step_losses.assign(start_.step_losses.begin(),
                         start_.step_losses.begin() + static_cast<long>(start_.history.size() * steps_));
 }
@@ -298,8 +298,7 @@ void Run::finish(double run_seconds) {
   r_.final_test_accuracy = r_.epochs.empty() ? 0 : r_.epochs.back().test_accuracy;
   r_.throughput = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(r_.epochs.size()) / r_.train_time_s;
   const auto& lt = net_.times();
-  r_.layer_forward_s.assign(lt.forward_s.begin(), lt.forward_s.end());
-  r_.layer_backward_s.assign(lt.backward_s.begin(), lt.backward_s.end());
+  for (int l = 0; l < nn::kNumLayers; ++l) r_.layer_times_s[nn::layer_name(l)] = {lt.forward_s[l], lt.backward_s[l]};
 }
 
 RunResult Run::all_epochs() {

@@ -1,0 +1,57 @@
+// run_experiments' benchmark suite: the serial baseline and train_parallel at
+// each process count on each backend (as child processes: the programs a user
+// would run), then what parallelism bought, where the time went and what a
+// scaling model predicts, as JSON, plots and report.md in
+// <output-dir>/experiment_<timestamp>/.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "report/metrics.h"
+
+namespace ddp::experiments {
+
+// The suite's settings: run_experiments' flags.
+struct SuiteOptions {
+  int epochs = 10;
+  int batch = 64;                                // per process
+  std::vector<int> processes = {2, 4};           // the parallel runs' process counts
+  std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
+  std::string output_dir = "results";
+  std::string dataset = "mnist";
+  std::string data_dir;  // empty: the dataset's default directory
+  int threads = 1;       // compute threads per process
+  int64_t limit = 0;     // 0: all training samples
+  uint64_t seed = 42;
+  std::string lr_scaling = "none";
+  // Gloo's all-reduce algorithm in the parallel runs: ring, the algorithm the
+  // scaling model describes (train_parallel's own default is bcube).
+  std::string allreduce_algorithm = "ring";
+  double learning_rate = 0.01;
+  int repeats = 1;
+};
+
+// Process counts sorted and each once; backends each once, in the order given.
+void normalise(SuiteOptions& o);
+
+// One experiment directory in the making (or being redrawn).
+struct Suite {
+  SuiteOptions o;
+  std::string dir;       // the experiment directory
+  std::string exe_dir;   // where train_serial and train_parallel are
+  std::string data_dir;  // absolute
+  std::vector<report::Configuration> configs;
+  int cores = 1;
+};
+
+// The serial baseline, then every process count on each backend side by side.
+std::vector<report::Configuration> plan_configurations(const SuiteOptions& o);
+
+// Checks everything that can be wrong up front (throws UserError), runs the
+// suite, writes the experiment directory. `command`: the command line, for
+// the report. Returns the exit status: 0, 1 when a run or a plot failed, 128 +
+// signal when interrupted.
+int run_suite(const SuiteOptions& o, const std::string& command);
+
+}  // namespace ddp::experiments
