@@ -45,6 +45,7 @@ struct ClusterFlags {
   std::string job_id;      // overrides the URL's
   std::string host;        // address this rank's Gloo transport listens on
   std::string iface;       // ... or the IPv4 address of this interface
+  std::string secret_file, redis_password_file;  // secrets: files, never argv (dist/job_secret.h)
   int nnodes = 1, node_rank = 0, nproc_per_node = 0;
   std::string cpu_bind = "core";  // core | none (gloo: each rank on its own core(s))
   bool world_size_given = false, launcher_flags_given = false, backend_given = false;
@@ -85,8 +86,13 @@ void check_flags(const train::TrainConfig& cfg, const ClusterFlags& f) {
                         " needs the address the other nodes reach this one at",
                     "add --iface NAME (e.g. eth0) or --host ADDR (this node's address on the cluster network)");
   if (!f.rendezvous.empty()) {
-    dist::parse_rendezvous(f.rendezvous);
+    auto spec = dist::parse_rendezvous(f.rendezvous);
+    dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+    if (f.nnodes > 1) dist::require_job_secret(spec);  // throws for redis:// (the warning comes at launch)
     if (!f.job_id.empty()) dist::check_job_id(f.job_id);
+  } else if (!f.secret_file.empty() || !f.redis_password_file.empty()) {
+    throw UserError("--secret-file and --redis-password-file are for --rendezvous",
+                    "a job on one machine gets a fresh secret from its launcher: drop them, or add --rendezvous");
   }
   if (!f.host.empty()) dist::check_bindable(f.host);
   if (!f.iface.empty()) dist::interface_ipv4(f.iface);
@@ -142,6 +148,13 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   opts.argv.push_back("/proc/self/exe");
   for (int i = 1; i < argc; ++i) opts.argv.push_back(argv[i]);
   opts.job_name = "train_parallel";
+  if (!f.rendezvous.empty()) {  // ranks of other launchers must hold the same secret as these
+    auto spec = dist::parse_rendezvous(f.rendezvous);
+    dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+    if (f.nnodes > 1 || !spec.secret.empty()) opts.job_secret = spec.secret;
+    if (const auto warning = f.nnodes > 1 ? dist::require_job_secret(spec) : ""; !warning.empty())
+      std::cout << "train_parallel: " << warning << std::endl;
+  }
   // Idle OpenMP threads must sleep, not spin, when ranks share cores.
   if (oversubscribed && !sys::env_set("OMP_WAIT_POLICY")) opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
   return dist::launch_local(opts);
@@ -172,8 +185,10 @@ int train_and_report(train::TrainConfig& cfg, const train::Datasets& data, dist:
 int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
   train::install_stop_handlers();  // before Gloo starts its threads
   const auto where = sys::place_from_env();
+  std::string sharing;  // set when every core it may use is claimed by other jobs (sys/cores.h)
   const std::string binding = f.cpu_bind == "none" ? "none: --cpu-bind none"
-                              : sys::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads);
+                              : sys::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads, &sharing);
+  if (!sharing.empty()) std::cout << "train_parallel: " << sharing << std::endl;
   const auto timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   if (f.rendezvous.empty()) {  // a child of our own launcher, in its private directory
     auto gloo = dist::gloo_options_from_env();
@@ -197,6 +212,10 @@ int run_gloo_worker(train::TrainConfig cfg, const ClusterFlags& f) {
     dist::check_job_id(f.job_id);
     spec.job = f.job_id;
   }
+  dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+  if (const auto warning = dist::require_job_secret(spec); !warning.empty() && place.rank == 0 &&
+                                                                  !sys::env_set(sys::kRendezvousDirVar))
+    std::cout << "train_parallel: " << warning << std::endl;
   const bool spans_machines = place.local_world_size > 0 && place.local_world_size < place.world_size;
   if (spans_machines && f.host.empty() && f.iface.empty())
     throw UserError("this job spans machines (WORLD_SIZE=" + std::to_string(place.world_size) +
@@ -288,6 +307,10 @@ int main(int argc, char** argv) {
   app.add_option("--rendezvous", f.rendezvous,
                  "Where the ranks meet (gloo): redis://HOST[:PORT][/JOB] or file:///SHARED/DIR");
   app.add_option("--job-id", f.job_id, "Job id in the rendezvous store (default: the URL's /JOB, else ddp)");
+  app.add_option("--secret-file", f.secret_file,
+                 "File holding the job secret, the same on every node (gloo --rendezvous; or DDP_JOB_SECRET)");
+  app.add_option("--redis-password-file", f.redis_password_file,
+                 "File holding the Redis password (or DDP_REDIS_PASSWORD; DDP_REDIS_USER for an ACL user)");
   app.add_option("--host", f.host, "Address this node's ranks listen on (gloo; default 127.0.0.1)");
   app.add_option("--iface", f.iface, "Network interface whose IPv4 address the ranks listen on (gloo)");
   app.add_option("--cpu-bind", f.cpu_bind,
