@@ -207,14 +207,16 @@ int free_port() {
 }
 
 // redis-server on a free port with the password "server-pw" for its default
-// user and an ACL user "ddp" (password "user-pw") limited to keys "acl/*".
+// user and an ACL user "ddp" (password "user-pw") limited to keys "acl/*" and
+// the rendezvous's commands.
 struct RedisServer {
   pid_t pid = -1;
   int port = free_port();
   RedisServer() {
     std::vector<std::string> a = {"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no", "--requirepass", "server-pw",
-                                  "--user", "ddp", "on", ">user-pw", "~acl/*", "+@all"};
+                                  "--user", "ddp", "on", ">user-pw", "resetkeys", "~acl/*", "-@all", "+get",
+                                  "+set", "+setnx", "+exists", "+del", "+scan", "+ping"};  // as docs/security.md says
     std::vector<char*> argv;
     for (auto& x : a) argv.push_back(x.data());
     argv.push_back(nullptr);
