@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ bool remove_if_unlocked(int parent_fd, const char* name, bool need_marker) {
 // launcher and all ranks have ended), then removes the directory unless a
 // live launcher holds it. Async-signal-safe calls only (see remove_tree_at).
 [[noreturn]] void guardian(int alive_read, const char* parent, const char* name) {
+  ::prctl(PR_SET_NAME, "ddp-dir-guard");  // in ps and top, not a second copy of the launcher
   struct sigaction ign;
   std::memset(&ign, 0, sizeof ign);
   ign.sa_handler = SIG_IGN;
