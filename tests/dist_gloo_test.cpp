@@ -130,6 +130,7 @@ TEST(GlooCommunicator, UnreachableRedisIsAUserError) {
   o.prefix = "p";
   o.redis_host = "127.0.0.1";
   o.redis_port = free_port();
+  o.secret = "a-job-secret-of-32-bytes-or-so..";  // a Redis store needs one
   try {
     make_gloo_communicator(o);
     ADD_FAILURE() << "connected to a Redis server that does not exist";

@@ -10,20 +10,23 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/prefix_store.h>
-#include <gloo/rendezvous/redis_store.h>
 #include <gloo/transport/tcp/device.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 
 #include "common/error.h"
 #include "dist/bf16.h"
+#include "dist/redis_auth.h"
+#include "dist/store_tag.h"
 #include "sys/env.h"
 #include "sys/launch_env.h"
 
@@ -183,6 +186,52 @@ class TimedStore final : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
+// Gloo's TCP loop (a thread of its own) checks every message that arrives
+// with GLOO_ENFORCE, which throws, and nothing catches there: bytes that no
+// rank of the job sent (the transport is not authenticated: anyone who
+// reaches a rank's port may connect before its peer does) would otherwise
+// abort the process with a core dump. One message and exit status 1
+// instead; the launcher then stops the other ranks.
+std::atomic<int> g_rank_for_terminate{-1};
+
+[[noreturn]] void on_uncaught_in_thread() {
+  std::string what = "an unknown exception";
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
+  }
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  const bool from_transport = what.find("gloo/transport") != std::string::npos;
+  std::fprintf(stderr, "rank %d: error: %s: %s\n  fix: %s\n", g_rank_for_terminate.load(),
+               from_transport ? "Gloo's network thread received a message no rank of this job sends"
+                              : "an exception escaped a thread",
+               what.c_str(),
+               from_transport ? "someone not in this job connected to this rank's port (Gloo's traffic is neither "
+                                "authenticated nor encrypted): run jobs across machines only on a private network "
+                                "(docs/security.md)"
+                              : "this is a bug; please report it with the command you ran");
+  std::fflush(stderr);
+  ::_exit(1);
+}
+
+void install_terminate_handler(int rank) {
+  g_rank_for_terminate = rank;
+  static std::once_flag once;
+  std::call_once(once, [] { std::set_terminate(on_uncaught_in_thread); });
+}
+
+// A peer's port refused us although the peer was alive: each of Gloo's
+// pairs accepts one connection, whoever makes it.
+std::string refused_note(const std::exception& e) {
+  if (std::string(e.what()).find("Connection refused") == std::string::npos) return "";
+  return "; if that rank was alive, another process may have connected to its port first (Gloo's traffic is not "
+         "authenticated: run across machines only on a private network, docs/security.md)";
+}
+
 // A variable our launcher sets (sys/launch_env.h): without it, this process
 // was not started as a rank.
 UserError not_set(const char* name) {
@@ -213,6 +262,8 @@ GlooOptions gloo_options_from_env() {
     throw UserError("DDP_REDIS_PORT=" + std::to_string(o.redis_port) + " is not a TCP port",
                     "set DDP_REDIS_PORT to the Redis server's port (default 6379)");
   o.prefix = required(sys::kJobIdVar);
+  o.secret = job_secret("");
+  if (!o.redis_host.empty()) o.redis = redis_credentials("");
   o.host = sys::env_string("DDP_GLOO_HOST", o.host);
   const std::string t = sys::env_string("DDP_GLOO_TIMEOUT_S");
   if (!t.empty()) {
@@ -245,6 +296,10 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     throw UserError("rank " + std::to_string(o.rank) + ": no rendezvous store",
                     "set DDP_RENDEZVOUS_DIR to a directory all ranks share, or DDP_REDIS_HOST "
                     "to a Redis server all ranks reach");
+  if (!o.redis_host.empty() && o.secret.empty())
+    throw UserError("rank " + std::to_string(o.rank) + ": a job that meets at a Redis server needs a job secret",
+                    "set DDP_JOB_SECRET (the same on every node) or give train_parallel --secret-file PATH "
+                    "(docs/security.md)");
   if (o.redis_host.empty() &&
       (::stat(o.rendezvous_dir.c_str(), &st) != 0 ||
        !S_ISDIR(st.st_mode) || ::access(o.rendezvous_dir.c_str(), R_OK | W_OK | X_OK) != 0))
@@ -256,6 +311,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
   // A dead peer shows up as EPIPE on a write; without this the default
   // SIGPIPE action would kill this process before Gloo can report it.
   std::signal(SIGPIPE, SIG_IGN);
+  install_terminate_handler(o.rank);
 
   const std::string me = "rank " + std::to_string(o.rank);
   try {
@@ -267,12 +323,15 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     // 2. Store: where ranks publish their addresses. A directory on a
     //    file system all ranks see (or a Redis server); the prefix keeps
     //    jobs apart.
+    //    Every value is tagged with the job secret (under the prefix, so
+    //    that the tag covers the full key).
     std::unique_ptr<gloo::rendezvous::Store> base_store;
     if (o.redis_host.empty())
       base_store = std::make_unique<gloo::rendezvous::FileStore>(o.rendezvous_dir);
     else
-      base_store = std::make_unique<gloo::rendezvous::RedisStore>(o.redis_host, o.redis_port);
-    gloo::rendezvous::PrefixStore prefix_store(o.prefix, *base_store);
+      base_store = make_redis_store(o.redis_host, o.redis_port, o.redis);
+    TaggedStore tagged(*base_store, {o.secret, o.job.empty() ? o.prefix : o.job, o.generation}, me);
+    gloo::rendezvous::PrefixStore prefix_store(o.prefix, tagged);
     TimedStore store(prefix_store, o.timeout);
 
     // 3. Rendezvous context: this rank's place in the world. The timeout
@@ -297,7 +356,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
                     "all ranks must start with the same store (DDP_RENDEZVOUS_DIR or "
                     "DDP_REDIS_HOST) and DDP_JOB_ID and "
                     "be able to reach " + o.host + "; a rank that died or never started makes "
-                    "the others fail here. Gloo said: " + gloo_detail(e));
+                    "the others fail here" + refused_note(e) + ". Gloo said: " + gloo_detail(e));
   }
 }
 

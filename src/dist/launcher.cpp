@@ -13,11 +13,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <set>
 
 #include "common/error.h"
+#include "dist/job_secret.h"
 #include "sys/env.h"
+#include "sys/job_dir.h"
 #include "sys/launch_env.h"
 #include "sys/process.h"
 #include "sys/random_id.h"
@@ -39,16 +40,6 @@ std::string sanitize(const std::string& s) {
     out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
   return out.empty() ? "ddp" : out;
 }
-
-// Removes the rendezvous directory (and everything in it) on every path out.
-struct DirGuard {
-  std::string path;
-  ~DirGuard() {
-    if (path.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 // Blocks the supervision signals in this thread; restores the mask on exit.
 struct MaskGuard {
@@ -112,24 +103,19 @@ int launch_local(const LaunchOptions& o) {
     throw UserError("negative grace period", "grace_s must be >= 0");
   const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
 
-  // 1. A private rendezvous directory and a unique job id.
-  const std::string base = sys::env_string("TMPDIR", "/tmp");
-  std::string templ = base + "/ddp-XXXXXX";
-  std::vector<char> tbuf(templ.begin(), templ.end());
-  tbuf.push_back('\0');
-  if (!::mkdtemp(tbuf.data()))
-    throw UserError("cannot create a rendezvous directory in " + base + ": " +
-                        std::strerror(errno),
-                    "set TMPDIR to a writable directory");
-  DirGuard dir_guard{tbuf.data()};
-  const std::string rdv_dir = dir_guard.path;
+  // 1. A private rendezvous directory (removed however the job ends:
+  // sys/job_dir.h), a unique job id, and the job secret.
+  const sys::JobDir dir(sys::env_string("TMPDIR", "/tmp"));
+  const std::string& rdv_dir = dir.path();
   const std::string job_id =
       sanitize(name) + "-" + std::to_string(::getpid()) + "-" + sys::random_hex(8);
+  const std::string secret = o.job_secret ? *o.job_secret : new_job_secret();
 
   // 2. Each worker's environment: the launcher's own variables win over the
   // caller's extra ones.
-  const std::set<std::string> reserved = {sys::kRankVar,       sys::kWorldSizeVar,       sys::kLocalRankVar,
-                                          sys::kLocalWorldSizeVar, sys::kRendezvousDirVar, sys::kJobIdVar};
+  const std::set<std::string> reserved = {sys::kRankVar,           sys::kWorldSizeVar,       sys::kLocalRankVar,
+                                          sys::kLocalWorldSizeVar, sys::kRendezvousDirVar, sys::kJobIdVar,
+                                          kJobSecretVar};
   const int n = o.world_size;
   auto worker_spawn = [&](int r) {
     sys::SpawnOptions so;
@@ -142,7 +128,9 @@ int launch_local(const LaunchOptions& o) {
     so.env.push_back({sys::kLocalWorldSizeVar, std::to_string(n)});
     so.env.push_back({sys::kRendezvousDirVar, rdv_dir});
     so.env.push_back({sys::kJobIdVar, job_id});
+    so.env.push_back({kJobSecretVar, secret});  // "" clears it: a job without a secret
     so.parent_death_signal = SIGKILL;
+    so.inherit_fds.push_back(dir.keep_open_fd());
     return so;
   };
 

@@ -1,6 +1,7 @@
 #include "launch/cluster_flags.h"
 
 #include "common/error.h"
+#include "dist/job_secret.h"
 #include "dist/rendezvous.h"
 #include "train/parallel_flags.h"
 
@@ -10,6 +11,10 @@ void add_cluster_flags(CLI::App& app, ClusterFlags& f) {
   app.add_option("--rendezvous", f.rendezvous,
                  "Where the ranks meet (gloo): redis://HOST[:PORT][/JOB] or file:///SHARED/DIR");
   app.add_option("--job-id", f.job_id, "Job id in the rendezvous store (default: the URL's /JOB, else ddp)");
+  app.add_option("--secret-file", f.secret_file,
+                 "File holding the job secret, the same on every node (gloo --rendezvous; or DDP_JOB_SECRET)");
+  app.add_option("--redis-password-file", f.redis_password_file,
+                 "File holding the Redis password (or DDP_REDIS_PASSWORD; DDP_REDIS_USER for an ACL user)");
   app.add_option("--host", f.host, "Address this node's ranks listen on (gloo; default 127.0.0.1)");
   app.add_option("--iface", f.iface, "Network interface whose IPv4 address the ranks listen on (gloo)");
   app.add_option("--cpu-bind", f.cpu_bind,
@@ -55,8 +60,13 @@ void check_flags(const train::TrainConfig& cfg, const ClusterFlags& f) {
                         " needs the address the other nodes reach this one at",
                     "add --iface NAME (e.g. eth0) or --host ADDR (this node's address on the cluster network)");
   if (!f.rendezvous.empty()) {
-    dist::parse_rendezvous(f.rendezvous);
+    auto spec = dist::parse_rendezvous(f.rendezvous);
+    dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+    if (f.nnodes > 1) dist::require_job_secret(spec);  // throws for redis:// (the warning comes at launch)
     if (!f.job_id.empty()) dist::check_job_id(f.job_id);
+  } else if (!f.secret_file.empty() || !f.redis_password_file.empty()) {
+    throw UserError("--secret-file and --redis-password-file are for --rendezvous",
+                    "a job on one machine gets a fresh secret from its launcher: drop them, or add --rendezvous");
   }
   if (!f.host.empty()) dist::check_bindable(f.host);
   if (!f.iface.empty()) dist::interface_ipv4(f.iface);

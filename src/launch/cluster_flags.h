@@ -20,6 +20,7 @@ struct ClusterFlags {
   std::string job_id;      // overrides the URL's
   std::string host;        // address this rank's Gloo transport listens on
   std::string iface;       // ... or the IPv4 address of this interface
+  std::string secret_file, redis_password_file;  // secrets: files, never argv (dist/job_secret.h)
   int nnodes = 1, node_rank = 0, nproc_per_node = 0;
   std::string cpu_bind = "core";  // core | none (gloo: each rank on its own core(s))
   // Which flags the command line gave (set by record_given_flags).

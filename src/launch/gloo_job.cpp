@@ -8,6 +8,7 @@
 #include "dist/comm_priority.h"
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
+#include "dist/job_secret.h"
 #include "dist/rendezvous.h"
 #include "launch/run_rank.h"
 #include "sys/cores.h"
@@ -62,6 +63,10 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
     dist::check_job_id(f.job_id);
     spec.job = f.job_id;
   }
+  dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+  if (const auto warning = dist::require_job_secret(spec); !warning.empty() && place.rank == 0 &&
+                                                                  !sys::env_set(sys::kRendezvousDirVar))
+    std::cout << "train_parallel: " << warning << std::endl;
   const bool spans_machines = place.local_world_size > 0 && place.local_world_size < place.world_size;
   if (spans_machines && f.host.empty() && f.iface.empty())
     throw UserError("this job spans machines (WORLD_SIZE=" + std::to_string(place.world_size) +
@@ -100,6 +105,13 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   opts.argv.push_back("/proc/self/exe");
   for (int i = 1; i < argc; ++i) opts.argv.push_back(argv[i]);
   opts.job_name = "train_parallel";
+  if (!f.rendezvous.empty()) {  // ranks of other launchers must hold the same secret as these
+    auto spec = dist::parse_rendezvous(f.rendezvous);
+    dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+    if (f.nnodes > 1 || !spec.secret.empty()) opts.job_secret = spec.secret;
+    if (const auto warning = f.nnodes > 1 ? dist::require_job_secret(spec) : ""; !warning.empty())
+      std::cout << "train_parallel: " << warning << std::endl;
+  }
   // Idle OpenMP threads must sleep, not spin, when ranks share cores.
   if (per_node * cfg.threads > cores && !sys::env_set("OMP_WAIT_POLICY"))
     opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
@@ -109,8 +121,10 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
 int run_gloo_rank(train::TrainConfig cfg, const ClusterFlags& f) {
   train::install_stop_handlers();  // before Gloo starts its threads
   const auto where = sys::place_from_env();
+  std::string sharing;  // set when every core it may use is claimed by other jobs (sys/cores.h)
   const std::string binding = f.cpu_bind == "none" ? "none: --cpu-bind none"
-                              : sys::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads);
+                              : sys::bind_to_cores(where.local_rank, where.local_world_size, cfg.threads, &sharing);
+  if (!sharing.empty()) std::cout << "train_parallel: " << sharing << std::endl;
   if (f.rendezvous.empty()) return run_child_rank(cfg, f, binding);
   return run_rendezvous_rank(cfg, f, binding);
 }

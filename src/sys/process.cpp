@@ -59,6 +59,7 @@ void reset_signals() {
     if (::getppid() != parent) ::_exit(127);  // it died before prctl
   }
   reset_signals();
+  for (int fd : o.inherit_fds) ::fcntl(fd, F_SETFD, 0);
   if (o.null_stdin) {
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);

@@ -28,6 +28,9 @@ struct SpawnOptions {
   // Sent to the child when the thread that spawned it ends (PR_SET_PDEATHSIG;
   // 0: none). A child whose parent is already gone does not start.
   int parent_death_signal = SIGTERM;
+  // Descriptors the program keeps across exec (their close-on-exec flag is
+  // cleared in the child only); every other one keeps its own flag.
+  std::vector<int> inherit_fds;
 };
 
 // Starts the program; everything the child needs is built before fork, so

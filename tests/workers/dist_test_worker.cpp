@@ -7,6 +7,7 @@
 //                                           victim dies after joining; the others sleep or
 //                                           all-reduce until they notice
 //   dist_test_worker hang <victim>          victim sleeps forever; the others all-reduce
+//   dist_test_worker late <victim> <ms>     victim sleeps ms before joining; then all run collectives
 //   dist_test_worker gradsync <count> <bucket_bytes> <steps>
 //   dist_test_worker bench <floats> <reps>  rank 0 prints the median all-reduce time
 //   dist_test_worker launch <n> <mode...>   act as the launcher for n copies of <mode...>
@@ -226,6 +227,10 @@ int run(int argc, char** argv) {
   if (mode == "collectives") return collectives();
   if (mode == "die" && argc == 5) return die(std::atoi(argv[2]), argv[3], argv[4]);
   if (mode == "hang" && argc == 3) return hang(std::atoi(argv[2]));
+  if (mode == "late" && argc == 4) {
+    if (g_rank == std::atoi(argv[2])) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[3])));
+    return collectives();
+  }
   if (mode == "gradsync" && argc == 5)
     return gradsync(std::strtoull(argv[2], nullptr, 10), std::strtoull(argv[3], nullptr, 10),
                     std::atoi(argv[4]));
