@@ -96,7 +96,9 @@ nlohmann::json to_json(const EpochRecord& e) {
           {"allreduce_busy_s", e.allreduce_busy_s},
           {"comm_cpu_s", e.comm_cpu_s},
           {"compute_preempted_s", e.compute_preempted_s},
-          {"median_step_s", e.median_step_s}};
+          {"median_step_s", e.median_step_s},
+          {"allreduce_wait_split_s",
+           {{"later_rank", e.allreduce_wait_later_rank_s}, {"transfer", e.allreduce_wait_transfer_s}}}};
 }
 
 EpochRecord epoch_from_json(const nlohmann::json& j) {
@@ -113,13 +115,17 @@ EpochRecord epoch_from_json(const nlohmann::json& j) {
   e.phases = phases_from_json(j.at("time_breakdown_s"));
   e.allreduce_busy_s = j.at("allreduce_busy_s");
   // Not in files written before they were measured; null when unknown.
-  const auto number_or_nan = [&](const char* key) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
+  const auto number_in = [](const nlohmann::json& o, const char* key) {
+    const auto it = o.is_object() ? o.find(key) : o.end();
+    return it != o.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
   };
+  const auto number_or_nan = [&](const char* key) { return number_in(j, key); };
   e.comm_cpu_s = number_or_nan("comm_cpu_s");
   e.compute_preempted_s = number_or_nan("compute_preempted_s");
   e.median_step_s = number_or_nan("median_step_s");
+  const nlohmann::json split = j.value("allreduce_wait_split_s", nlohmann::json::object());
+  e.allreduce_wait_later_rank_s = number_in(split, "later_rank");
+  e.allreduce_wait_transfer_s = number_in(split, "transfer");
   return e;
 }
 

@@ -47,6 +47,12 @@ struct EpochRecord {
   // mean (train_time_s / steps), it ignores the bursts in which a busy
   // machine takes a core away, so it compares runs on a noisy machine.
   double median_step_s = 0;
+  // time_breakdown_s.allreduce_wait split (mean over ranks; NaN when not
+  // recorded): the part during which the awaited all-reduce was itself
+  // waiting for a later rank to join, and the rest, moving the bytes
+  // (train/wait_split.h).
+  double allreduce_wait_later_rank_s = 0;
+  double allreduce_wait_transfer_s = 0;
 };
 
 struct RunResult {
