@@ -6,6 +6,7 @@
 
 #include "report/gnuplot.h"
 #include "report/metrics.h"
+#include "report/palette.h"
 #include "report/scaling_model.h"
 
 namespace ddp::report {
@@ -434,13 +435,13 @@ PlotFiles breakdown_plot(const std::vector<Cfg>& cs) {
   struct Seg {
     const char *key, *title, *color;
   };
-  const Seg segs[] = {{"forward", "forward", "#4e79a7"},
-                      {"backward", "backward", "#f28e2b"},
-                      {"allreduce_exposed", "all-reduce (exposed)", "#e15759"},
-                      {"optimizer", "optimizer", "#76b7b2"},
-                      {"data", "data", "#59a14f"},
-                      {"other", "other", "#bab0ac"},
-                      {"evaluation", "evaluation (test set)", "#edc948"}};
+  const Seg segs[] = {{"forward", "forward", kForwardColor},
+                      {"backward", "backward", kBackwardColor},
+                      {"allreduce_exposed", "all-reduce (exposed)", kAllreduceColor},
+                      {"optimizer", "optimizer", kOptimizerColor},
+                      {"data", "data", kDataColor},
+                      {"other", "other", kOtherColor},
+                      {"evaluation", "evaluation (test set)", kEvaluationColor}};
   constexpr int kSegs = 7;
   std::string d = "# seconds per epoch (mean over epochs and ranks), stacked bottom to top:\n#";
   for (const auto& sg : segs) d += std::string(" ") + sg.key;

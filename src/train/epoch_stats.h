@@ -17,20 +17,21 @@ struct EpochStats {
   double train_time_s = 0;  // the training phase, wall-clock
   double comm_busy_s = 0;   // GradSync::last_step_comm_seconds, summed
   double comm_cpu_s = 0;    // GradSync::last_step_comm_cpu_seconds, summed
-  double preempted_s = 0;   // runnable but waiting for a core (NaN where the kernel does not say)
-  double median_step_s = 0; // median of the steps' times (NaN without steps)
   // phases.allreduce_wait split (train/wait_split.h): waiting while the
   // all-reduce waited for a later rank, and the rest (moving the bytes).
   double wait_later_rank_s = 0;
   double wait_transfer_s = 0;
+  double preempted_s = 0;   // runnable but waiting for a core (NaN where the kernel does not say)
+  double median_step_s = 0; // median of the steps' times (NaN without steps)
 };
 
 // EpochStats' own fields (beyond `phases`, whose fields are
 // kPhaseTimesFields): what gather_epoch_stats sends. A field added to the
 // struct but not here fails the static_assert.
 inline constexpr std::array<double EpochStats::*, 7> kEpochStatsFields = {
-    &EpochStats::train_time_s,  &EpochStats::comm_busy_s,       &EpochStats::comm_cpu_s,     &EpochStats::preempted_s,
-    &EpochStats::median_step_s, &EpochStats::wait_later_rank_s, &EpochStats::wait_transfer_s};
+    &EpochStats::train_time_s,      &EpochStats::comm_busy_s,     &EpochStats::comm_cpu_s,
+    &EpochStats::wait_later_rank_s, &EpochStats::wait_transfer_s, &EpochStats::preempted_s,
+    &EpochStats::median_step_s};
 static_assert(sizeof(EpochStats) == sizeof(PhaseTimes) + kEpochStatsFields.size() * sizeof(double),
               "kEpochStatsFields must list every field of EpochStats");
 

@@ -204,6 +204,7 @@ json trace_json(std::span<const RankEvent> events, const TraceContext& context, 
     const std::pair<int, const char*> lanes[] = {
         {kComputeTid, "compute"}, {kCommTid, "communication"}, {kStepsTid, "steps"}};
     for (const auto& [tid, name] : lanes) {
+      if (tid == kCommTid && context.overlap != "thread") continue;  // no communication thread
       out.push_back(metadata("thread_name", r, tid, {{"name", name}}));
       out.push_back(metadata("thread_sort_index", r, tid, {{"sort_index", tid}}));
     }
