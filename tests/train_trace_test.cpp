@@ -33,8 +33,7 @@ TEST(TraceWindow, DefaultIsFourStepsFromTenOrTheLastFour) {
   EXPECT_EQ(window(0, 12), (std::pair<int64_t, int64_t>{8, 12}));   // the last 4
   EXPECT_EQ(window(0, 3), (std::pair<int64_t, int64_t>{0, 3}));     // all there is
   EXPECT_EQ(window(500, 900), (std::pair<int64_t, int64_t>{500, 504}));  // resumed past step 10
-  EXPECT_EQ(window(900, 900).first, 900);                           // nothing left to train: empty
-  EXPECT_EQ(window(900, 900).end, 900);
+  EXPECT_EQ(window(900, 900), (std::pair<int64_t, int64_t>{900, 900}));  // nothing left to train: empty
   cfg.trace_steps = "20:30";
   EXPECT_EQ(window(0, 100), (std::pair<int64_t, int64_t>{20, 30}));
   EXPECT_THROW(trace_window(cfg, 0, 25), UserError);   // ends after the run

@@ -141,14 +141,15 @@ std::optional<PlotFiles> make_timeline(const json& trace, int steps) {
   std::string s = gp_preamble("timeline.png", 1500, 240 + 75 * n, p.title);
   s += "set title " + gp_label(p.title + " (" + info.value("backend", std::string("?")) + ", overlap " +
                                info.value("overlap", std::string("?")) + ")") + "\n";
-  s += "set xlabel " + gp_label("milliseconds from the start of step " + std::to_string(first)) + "\n";
+  s += "set xlabel " + gp_label("milliseconds from the first rank's start of step " + std::to_string(first) +
+                                  " (dashed: rank 0's steps)") + "\n";
   s += "unset grid\nset grid xtics lw 1 lc rgb '#e4e4e4'\nset border 1\nset ytics scale 0 font ',12'\n";
   std::string tics;
   for (int i = 0; i < n; ++i)
     tics += (i ? ", " : "") + gp_dquote(gp_text(lanes.labels[static_cast<size_t>(i)])) + " " + std::to_string(n - 1 - i);
   s += "set ytics (" + tics + ")\n";
   s += "set yrange [-0.6:" + g(n - 0.4) + "]\nset xrange [0:" + g((t1 - t0) / 1000) + "]\n";
-  s += "set key below horizontal font ',12' samplen 1.5\n";
+  s += "set bmargin 8\nset key at screen 0.5, screen 0.015 center bottom horizontal font ',12' samplen 1.5\n";
   int arrow = 1;
   for (int k = 0; k < steps; ++k) {  // where each of rank 0's steps begins
     const double x = (rank0_steps[static_cast<size_t>(k)]->at("ts").get<double>() - t0) / 1000;
