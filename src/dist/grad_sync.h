@@ -36,6 +36,11 @@
 // to float. Every rank still ends with the same bits; the
 // average is exact to about 3 significant digits (bf16's 8-bit mantissa)
 // instead of float's. The bf16 copy of the buffer is allocated once, here.
+//
+// Every step it also notes when each bucket's all-reduce was entered and
+// waited for (last_step_buckets(): the trainer compares the ranks' entries
+// to split the wait, train/wait_split.h), and with set_trace() it records
+// the waits and all-reduces as trace events (common/trace.h).
 #pragma once
 #include <chrono>
 #include <condition_variable>
