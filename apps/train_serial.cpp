@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   }
   return train::run_main("train_serial", [&] {
     train::validate(cfg);
-    if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
+    train::check_output_paths(cfg);
     const auto data = train::load_datasets(cfg);
     dist::LocalCommunicator comm;
     const auto result = train::train(cfg, comm, data.train, data.test);

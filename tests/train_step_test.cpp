@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "alloc_counter.h"
+#include "common/trace.h"
 #include "dist/gloo_communicator.h"
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
@@ -174,6 +175,64 @@ TEST(TrainStep, SteadyStateAllocatesNothingOfOurs) {
   EXPECT_LE(t.data + t.forward + t.backward + t.allreduce_wait + t.optimizer, t.total * (1 + 1e-9));
   EXPECT_GT(t.forward, 0);
   EXPECT_GT(t.backward, 0);
+}
+
+namespace {
+
+// A world of two whose collectives return at once: GradSync runs its
+// communication thread, and the all-reduces cost nothing.
+class SilentPair final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string backend() const override { return "silent"; }
+  void allreduce_sum(float*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void allreduce_sum_bf16(uint16_t*, size_t) override {}
+  void broadcast(float*, size_t, int) override {}
+  void barrier() override {}
+};
+
+}  // namespace
+
+// The same with --trace's recorder armed: every part of the step is
+// recorded (into buffers allocated before), on both threads, and still
+// nothing of ours allocates.
+TEST(TrainStep, WithTracingAllocatesNothingOfOursAndRecordsEveryPart) {
+  if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
+  nn::set_compute_threads(1);
+  const auto data = synthetic(256);
+  const train::GradientLayout layout = train::gradient_layout(64 << 10);
+  nn::Cnn net(0.5f, layout.count - layout.num_params);
+  net.init(7);
+  optim::Sgd sgd(layout.num_params, 0.9f);
+  SilentPair two;
+  dist::GradSync sync(two, net.grads(), layout.count, 64 << 10, layout.segments);
+  trace::Recorder recorder(3, 13);
+  net.set_trace(&recorder);
+  sync.set_trace(&recorder);
+  const train::StepModel model{net, sgd, sync, &recorder};
+  std::vector<int64_t> batch(64);
+  auto step = [&](int64_t s) {
+    for (size_t j = 0; j < batch.size(); ++j) batch[j] = (s * 64 + static_cast<int64_t>(j)) % data.size;
+    recorder.begin_step(s);
+    return train::train_step(model, data, {batch, train::dropout_seed(7, s, 0), 0.01, false});
+  };
+  for (int64_t s = 0; s < 3; ++s) step(s);  // warm-up, before the window
+  EXPECT_TRUE(recorder.events(trace::Thread::compute).empty());
+  alloc_counter::start();
+  for (int64_t s = 3; s < 13; ++s) step(s);
+  const auto c = alloc_counter::stop();
+  EXPECT_EQ(c.total(alloc_counter::kOurs), 0) << alloc_counter::our_stacks();
+  EXPECT_EQ(c.total(alloc_counter::kOther), 0);
+  // Per step: the step, the batch, 8 layers forward and 8 backward, and per
+  // bucket a wait and an optimizer step; the communication thread: one
+  // all-reduce per bucket.
+  const size_t buckets = sync.num_buckets();
+  EXPECT_EQ(recorder.events(trace::Thread::compute).size(), 10 * (2 + 16 + 2 * buckets));
+  EXPECT_EQ(recorder.events(trace::Thread::comm).size(), 10 * buckets);
+  EXPECT_EQ(recorder.dropped(), 0u);
+  for (const auto& e : recorder.events(trace::Thread::compute)) EXPECT_GE(e.dur_ns, 0);
 }
 
 // A rank asked to stop raises the stop flag, and the step says so.

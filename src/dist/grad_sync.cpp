@@ -62,6 +62,7 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
     end_.push_back(end);
   }
   lo_ = count_;
+  timing_.resize(begin_.size());
   if (comm.size() > 1 && compression_ == Compression::bf16) half_.resize(count_);
   if (threaded_) {
     thread_ = std::thread([this] { comm_loop(); });
@@ -126,10 +127,12 @@ double GradSync::wait_for_bucket(size_t b) {
     if (comm_.size() == 1) return 0.0;
     const double cpu0 = thread_cpu_seconds();
     const auto t0 = Clock::now();
-    reduce_bucket(b);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    reduce_bucket(b, trace::Thread::compute);
+    const auto t1 = Clock::now();
+    const double s = std::chrono::duration<double>(t1 - t0).count();
     last_comm_s_ += s;
     last_comm_cpu_s_ += thread_cpu_seconds() - cpu0;
+    end_wait(b, t0, t1);
     return s;
   }
   const auto t0 = Clock::now();
@@ -145,7 +148,16 @@ double GradSync::wait_for_bucket(size_t b) {
     }
   }
   if (error) std::rethrow_exception(error);
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  end_wait(b, t0, t1);
+  return std::chrono::duration<double>(t1 - t0).count();
+}
+
+void GradSync::end_wait(size_t b, Clock::time_point from, Clock::time_point to) {
+  BucketTiming& t = timing_[b];
+  t.wait_begin_ns = trace::ns(from);
+  t.wait_end_ns = trace::ns(to);
+  if (trace_) trace_->record(trace::Thread::compute, trace::Kind::wait, t.wait_begin_ns, t.wait_end_ns, static_cast<int64_t>(b));
 }
 
 void GradSync::end_finish() {
@@ -177,7 +189,7 @@ void GradSync::comm_loop() {
       const double cpu0 = thread_cpu_seconds();
       const auto t0 = Clock::now();
       try {
-        reduce_bucket(b);
+        reduce_bucket(b, trace::Thread::comm);
       } catch (...) {
         error = std::current_exception();
       }
@@ -198,16 +210,30 @@ void GradSync::comm_loop() {
   }
 }
 
-void GradSync::reduce_bucket(size_t b) {
+void GradSync::reduce_bucket(size_t b, trace::Thread thread) {
   float* p = grads_ + begin_[b];
   const size_t len = end_[b] - begin_[b];
+  const auto bucket = static_cast<int64_t>(b);
+  BucketTiming& t = timing_[b];
+  trace::Recorder* const tr = trace_ && trace_->armed() ? trace_ : nullptr;
   if (compression_ == Compression::bf16) {
     uint16_t* h = half_.data() + begin_[b];
+    const int64_t t0 = tr ? trace::now_ns() : 0;
     floats_to_bf16(p, h, len);
+    t.entry_ns = trace::now_ns();
     comm_.allreduce_sum_bf16(h, len);
+    t.exit_ns = trace::now_ns();
     bf16_to_floats(h, p, len);
+    if (tr) {
+      tr->record(thread, trace::Kind::to_bf16, t0, t.entry_ns, bucket);
+      tr->record(thread, trace::Kind::allreduce, t.entry_ns, t.exit_ns, bucket, static_cast<int64_t>(len * 2));
+      tr->record(thread, trace::Kind::from_bf16, t.exit_ns, trace::now_ns(), bucket);
+    }
   } else {
+    t.entry_ns = trace::now_ns();
     comm_.allreduce_sum(p, len);
+    t.exit_ns = trace::now_ns();
+    if (tr) tr->record(thread, trace::Kind::allreduce, t.entry_ns, t.exit_ns, bucket, static_cast<int64_t>(len * 4));
   }
 }
 

@@ -36,17 +36,25 @@
 // to float. Every rank still ends with the same bits; the
 // average is exact to about 3 significant digits (bf16's 8-bit mantissa)
 // instead of float's. The bf16 copy of the buffer is allocated once, here.
+//
+// Every step it also notes when each bucket's all-reduce was entered and
+// waited for (last_step_buckets(): the trainer compares the ranks' entries
+// to split the wait, train/wait_split.h), and with set_trace() it records
+// the waits and all-reduces as trace events (common/trace.h).
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "common/trace.h"
 #include "dist/bucket_layout.h"
 #include "dist/communicator.h"
 #include "dist/options.h"
@@ -67,6 +75,17 @@ const char* compression_name(Compression c);  // to_string(c)
 Overlap choose_overlap(OverlapMode mode, const std::string& backend, int busy_threads, int cores);
 Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores);
 const char* overlap_name(Overlap o);  // to_string(o)
+
+// When one bucket's all-reduce ran and was waited for in one step, in
+// nanoseconds of CLOCK_MONOTONIC (0: did not happen, as in a world of one).
+// Comparing the ranks' entry times tells how long a rank waited for a later
+// one (train/wait_split.h).
+struct BucketTiming {
+  int64_t entry_ns = 0;       // the communicator's all-reduce call began (after any bf16 rounding)
+  int64_t exit_ns = 0;        // ... and returned
+  int64_t wait_begin_ns = 0;  // finish() began waiting for this bucket on the training thread
+  int64_t wait_end_ns = 0;    // ... and the bucket was summed
+};
 
 class GradSync {
  public:
@@ -125,12 +144,19 @@ class GradSync {
   // The kernel id of the communication thread (0 without one), to give it
   // priority (dist/comm_priority.h).
   int thread_id() const { return thread_id_; }
+  // Each bucket's timing in the last finished step, [bucket].
+  std::span<const BucketTiming> last_step_buckets() const { return timing_; }
+
+  // Records the waits (compute thread) and the all-reduces and bf16
+  // conversions (on the thread that runs them) into `trace`; null (the
+  // default) records nothing. Call between steps.
+  void set_trace(trace::Recorder* trace) { trace_ = trace; }
 
  private:
   void comm_loop();
-  // All-reduces bucket b in place (through bf16 with compression); throws
-  // what the communicator throws.
-  void reduce_bucket(size_t b);
+  // All-reduces bucket b in place (through bf16 with compression) on
+  // `thread` (for the trace); throws what the communicator throws.
+  void reduce_bucket(size_t b, trace::Thread thread);
   void start_step();
   void begin_finish();
   // Seconds spent waiting until bucket b is summed; if it (or an earlier
@@ -138,6 +164,8 @@ class GradSync {
   // rethrows the error.
   double wait_for_bucket(size_t b);
   void end_finish();
+  // Records the training thread's wait for bucket b, [from, to).
+  void end_wait(size_t b, std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to);
 
   Communicator& comm_;
   float* grads_;
@@ -147,6 +175,11 @@ class GradSync {
   bool threaded_;
   Compression compression_;
   std::vector<uint16_t> half_;  // bf16 copy of the buffer (Compression::bf16, world > 1)
+  // [bucket]: entry_ns / exit_ns written by whichever thread all-reduces the
+  // bucket (before it reports the bucket done, under mu_), the waits by the
+  // training thread.
+  std::vector<BucketTiming> timing_;
+  trace::Recorder* trace_ = nullptr;
 
   // Training thread only.
   bool in_step_ = false;

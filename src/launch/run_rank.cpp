@@ -6,16 +6,19 @@
 #include "train/cli.h"
 #include "train/stop.h"
 #include "train/summary.h"
+#include "train/trace_window.h"
 
 namespace ddp::launch {
 
 void check_before_launch(const train::TrainConfig& cfg) {
   train::validate(cfg);
-  if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
-  // A missing or corrupt file, or a checkpoint that does not fit, is reported
-  // once, here, not by every rank.
+  train::check_output_paths(cfg);
+  // A missing or corrupt file, or a checkpoint that does not fit, or a
+  // --trace-steps outside the run, is reported once, here, not by every rank.
   const auto data = train::load_datasets(cfg);
   if (!cfg.resume.empty()) train::check_resumable(cfg, cfg.world_size, data.train);
+  if (!cfg.trace.empty())
+    train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
 }
 
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,

@@ -10,8 +10,9 @@
 namespace ddp::launch {
 
 // The parts of a run that every launcher checks once, before any rank
-// starts: the flags' cross-rules, that --save-results is writable, that the
-// data loads and that --resume names a checkpoint this run can continue.
+// starts: the flags' cross-rules, that --save-results and --trace are
+// writable, that the data loads, that --resume names a checkpoint this run
+// can continue and that --trace-steps lies within the run.
 // Throws UserError.
 void check_before_launch(const train::TrainConfig& cfg);
 

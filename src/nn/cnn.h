@@ -17,6 +17,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/trace.h"
 #include "nn/param.h"
 #include "nn/softmax_xent.h"
 
@@ -71,6 +72,11 @@ class Cnn {
 
   LayerTimes& times() { return times_; }
 
+  // Records each layer's forward (of training batches only: an evaluation
+  // is one event of the trainer's) and backward into `trace`'s compute
+  // thread; null (the default) records nothing.
+  void set_trace(trace::Recorder* trace) { trace_ = trace; }
+
  private:
   Batch& batch(int n);
 
@@ -80,6 +86,7 @@ class Cnn {
   std::map<int, std::unique_ptr<Batch>> batches_;
   Batch* last_ = nullptr;
   LayerTimes times_;
+  trace::Recorder* trace_ = nullptr;
 };
 
 // Sets the number of compute threads of this process (oneDNN's OpenMP).

@@ -5,6 +5,7 @@
 
 #include "report/gnuplot.h"
 #include "report/metrics.h"
+#include "report/palette.h"
 #include "report/plot_common.h"
 
 namespace ddp::report::plot {
@@ -15,13 +16,13 @@ struct Seg {
   const char *key, *title, *color;
 };
 // The segments of a bar, bottom to top: time_per_epoch_s's keys.
-constexpr Seg kSegments[] = {{"forward", "forward", "#4e79a7"},
-                             {"backward", "backward", "#f28e2b"},
-                             {"allreduce_exposed", "all-reduce (exposed)", "#e15759"},
-                             {"optimizer", "optimizer", "#76b7b2"},
-                             {"data", "data", "#59a14f"},
-                             {"other", "other", "#bab0ac"},
-                             {"evaluation", "evaluation (test set)", "#edc948"}};
+constexpr Seg kSegments[] = {{"forward", "forward", kForwardColor},
+                             {"backward", "backward", kBackwardColor},
+                             {"allreduce_exposed", "all-reduce (exposed)", kAllreduceColor},
+                             {"optimizer", "optimizer", kOptimizerColor},
+                             {"data", "data", kDataColor},
+                             {"other", "other", kOtherColor},
+                             {"evaluation", "evaluation (test set)", kEvaluationColor}};
 constexpr int kSegs = 7;
 
 // Each parallel configuration's all-reduce per step and the share hidden behind backward: "1.2 ms (80%)".

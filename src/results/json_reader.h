@@ -47,6 +47,8 @@ class FieldReader {
     const auto it = j_.find(key);
     return it == j_.end() ? fallback : convert<T>(*it, field(key));
   }
+  // Whether the member is there (for optional objects).
+  bool has(const char* key) const { return j_.contains(key); }
   // Required members that are an object / an array / an object of free form.
   FieldReader object(const char* key) const;
   const nlohmann::json& array(const char* key) const;

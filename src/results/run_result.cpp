@@ -42,6 +42,13 @@ EpochRecord epoch_from(const FieldReader& f) {
   e.comm_cpu_s = f.optional<double>("comm_cpu_s", kNaN);
   e.compute_preempted_s = f.optional<double>("compute_preempted_s", kNaN);
   e.median_step_s = f.optional<double>("median_step_s", kNaN);
+  if (f.has("allreduce_wait_split_s")) {
+    const FieldReader split = f.object("allreduce_wait_split_s");
+    e.allreduce_wait_later_rank_s = split.required<double>("later_rank");
+    e.allreduce_wait_transfer_s = split.required<double>("transfer");
+  } else {
+    e.allreduce_wait_later_rank_s = e.allreduce_wait_transfer_s = kNaN;
+  }
   return e;
 }
 
@@ -122,7 +129,9 @@ json to_json(const EpochRecord& e) {
           {"allreduce_busy_s", e.allreduce_busy_s},
           {"comm_cpu_s", e.comm_cpu_s},
           {"compute_preempted_s", e.compute_preempted_s},
-          {"median_step_s", e.median_step_s}};
+          {"median_step_s", e.median_step_s},
+          {"allreduce_wait_split_s",
+           {{"later_rank", e.allreduce_wait_later_rank_s}, {"transfer", e.allreduce_wait_transfer_s}}}};
 }
 
 json to_json(const RunConfig& c) {

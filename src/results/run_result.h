@@ -70,6 +70,13 @@ struct EpochRecord {
   // machine takes a core away, so it compares runs on a noisy machine.
   // Optional (not measured before --overlap existed): NaN.
   double median_step_s = 0;
+  // time_breakdown_s.allreduce_wait split (mean over ranks; NaN when not
+  // recorded): the part during which the awaited all-reduce was itself
+  // waiting for a later rank to join, and the rest, moving the bytes
+  // (train/wait_split.h). JSON: "allreduce_wait_split_s": {later_rank, transfer}.
+  // Optional (not measured before --trace existed): NaN.
+  double allreduce_wait_later_rank_s = 0;
+  double allreduce_wait_transfer_s = 0;
   bool operator==(const EpochRecord&) const = default;
 };
 

@@ -128,12 +128,12 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   write_file_atomic(path, {{contents.data(), contents.size()}});
 }
 
-void check_writable(const std::string& path) {
+void check_writable(const std::string& path, const std::string& example_name) {
   const std::string dir = parent_of(path);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw UserError("cannot create directory " + dir + ": " + ec.message(), "choose a writable location");
-  if (fs::is_directory(path, ec)) throw UserError(path + " is a directory", "give a file name, e.g. " + path + "/results.json");
+  if (fs::is_directory(path, ec)) throw UserError(path + " is a directory", "give a file name, e.g. " + path + "/" + example_name);
   const std::string probe = dir + "/.write-test." + std::to_string(getpid());
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {

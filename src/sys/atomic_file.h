@@ -21,7 +21,8 @@ void write_file_atomic(const std::string& path, const std::string& contents);
 
 // Checks up front that `path` can be written (its directory exists or can be
 // created, and a file can be made in it), so a long run does not fail at its
-// very end. Creates missing parent directories.
-void check_writable(const std::string& path);
+// very end. Creates missing parent directories. example_name: the file name
+// the hint for a directory suggests.
+void check_writable(const std::string& path, const std::string& example_name = "results.json");
 
 }  // namespace ddp::sys

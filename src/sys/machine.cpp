@@ -34,6 +34,13 @@ double memory_gib() {
   return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE) / (1024.0 * 1024 * 1024);
 }
 
+std::string boot_id() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
 std::string compiler() { return std::string("g++ ") + __VERSION__; }
 
 }  // namespace ddp::sys

@@ -25,7 +25,9 @@ uint64_t config_fingerprint(const TrainConfig& c) {
   const std::string s = std::to_string(c.epochs) + "|" + std::to_string(c.batch_size) + "|" +
                         std::to_string(c.learning_rate) + "|" + std::to_string(c.seed) + "|" +
                         std::to_string(c.dropout) + "|" + to_string(c.lr_scaling) + "|" +
-                        std::to_string(c.warmup_epochs) + "|" + std::to_string(nn::Cnn::num_params());
+                        std::to_string(c.warmup_epochs) + "|" + std::to_string(nn::Cnn::num_params()) +
+                        // Every rank must trace the same steps: the trace is gathered through collectives.
+                        "|" + (c.trace.empty() ? "" : "trace " + c.trace_steps);
   return fnv1a(s.data(), s.size());
 }
 

@@ -8,7 +8,9 @@
 #include <csignal>
 
 #include "common/error.h"
+#include "sys/atomic_file.h"
 #include "train/stop.h"
+#include "train/trace_window.h"
 
 namespace ddp::train {
 
@@ -69,15 +71,39 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg) {
   app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
       ->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
+  app.add_option("--trace", cfg.trace,
+                 "Write a timeline of the traced steps of every rank and thread to this file (Chrome trace JSON: "
+                 "open it in ui.perfetto.dev)");
+  app.add_option("--trace-steps", cfg.trace_steps,
+                 "The global steps --trace records, A:B (A inclusive, B exclusive; default: 10:14, or the last 4 "
+                 "steps of a shorter run)")
+      ->type_name("A:B")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            try {
+              parse_trace_steps(s);
+            } catch (const UserError& e) {
+              return e.what();
+            }
+            return std::string();
+          },
+          "A:B"));
 }
 
 void validate(const TrainConfig& cfg) {
+  if (!cfg.trace_steps.empty() && cfg.trace.empty())
+    throw UserError("--trace-steps needs --trace", "name the trace file with --trace FILE");
   if (cfg.resume == "auto" && cfg.checkpoint_dir.empty())
     throw UserError("--resume auto needs --checkpoint-dir", "name the directory the checkpoints are in");
   if (cfg.warmup_epochs > cfg.epochs)
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),
                     "use at most as many warm-up epochs as epochs");
+}
+
+void check_output_paths(const TrainConfig& cfg) {
+  if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
+  if (!cfg.trace.empty()) sys::check_writable(cfg.trace, "trace.json");
 }
 
 int run_main(const std::string& program, const std::function<int()>& body) {

@@ -21,6 +21,10 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg);
 // Checks what CLI11's validators cannot (cross-flag rules). Throws UserError.
 void validate(const TrainConfig& cfg);
 
+// Checks that the files the run will write (--save-results, --trace) can
+// be written, before any training. Throws UserError.
+void check_output_paths(const TrainConfig& cfg);
+
 // Runs `body` and turns every error into one message and an exit status:
 // 0 ok, 1 runtime failure (UserError / other), 2 bad command line.
 int run_main(const std::string& program, const std::function<int()>& body);

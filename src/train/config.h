@@ -46,6 +46,9 @@ struct TrainConfig {
   std::string checkpoint_dir;   // empty: none
   int checkpoint_every = 1;     // epochs
   std::string resume;           // a checkpoint path, "auto" (newest in checkpoint_dir), or empty
+  // Tracing (docs/tracing.md).
+  std::string trace;            // --trace: the Chrome trace file to write; empty: none
+  std::string trace_steps;      // --trace-steps A:B (global steps [A, B)); empty: trace_window's default
 };
 
 // The learning rate at global step `step` of a run with `steps_per_epoch`

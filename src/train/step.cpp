@@ -52,11 +52,20 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   // (grads = sum over ranks; the step takes the average), overlapping the
   // all-reduce of the first layers, which backward finished last.
   const float lr = static_cast<float>(in.learning_rate);
+  trace::Recorder* const tr = m.trace && m.trace->armed() ? m.trace : nullptr;
+  int64_t bucket = 0;
   const double waited = m.sync.finish([&](size_t lo, size_t hi) {
+    const int64_t o0 = tr ? trace::now_ns() : 0;
     m.sgd.step(m.net.params(), m.net.grads(), lr, m.sync.average_scale(), lo,
                std::min(hi, num_params));  // the stop flag's slot is not a parameter
+    if (tr) tr->record(trace::Thread::compute, trace::Kind::optimizer, o0, trace::now_ns(), bucket);
+    ++bucket;
   });
   const auto t4 = Clock::now();
+  if (tr) {
+    tr->record(trace::Thread::compute, trace::Kind::data, trace::ns(t0), trace::ns(t1));
+    tr->record(trace::Thread::compute, trace::Kind::step, trace::ns(t0), trace::ns(t4));
+  }
   StepResult r;
   r.loss = res.loss;
   r.stop = stop_flag > 0;  // now the sum over ranks

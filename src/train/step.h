@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "common/trace.h"
 #include "data/dataset.h"
 #include "dist/bucket_layout.h"
 #include "dist/grad_sync.h"
@@ -39,10 +40,14 @@ GradientLayout gradient_layout(size_t bucket_bytes);
 // The model, its optimizer and the synchroniser over the model's gradient
 // buffer, laid out as gradient_layout() says (nn::Cnn built with one extra
 // gradient float; GradSync over layout.count floats with layout.segments).
+// trace: where the step records its batch, the step itself and each
+// bucket's optimizer step (null: nothing); the Cnn and the GradSync record
+// their parts into the recorder they were given (set_trace).
 struct StepModel {
   nn::Cnn& net;
   optim::Sgd& sgd;
   dist::GradSync& sync;
+  trace::Recorder* trace = nullptr;
 };
 
 struct StepInput {

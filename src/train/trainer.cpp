@@ -7,7 +7,9 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/trace.h"
 #include "data/sampler.h"
+#include "dist/clock_sync.h"
 #include "dist/comm_priority.h"
 #include "dist/grad_sync.h"
 #include "dist/mpi_communicator.h"
@@ -22,6 +24,9 @@
 #include "train/resume.h"
 #include "train/step.h"
 #include "train/stop.h"
+#include "train/trace_file.h"
+#include "train/trace_window.h"
+#include "train/wait_split.h"
 
 namespace ddp::train {
 
@@ -59,6 +64,15 @@ EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset&
   return {sums[0] / sums[2], sums[1] / sums[2]};
 }
 
+// Every rank's clock against rank 0's (a collective); a world of one has
+// rank 0's.
+std::vector<dist::ClockOffset> clock_offsets(dist::Communicator& comm) {
+  if (comm.size() > 1) return dist::synchronise_clocks(comm);
+  dist::ClockOffset zero;
+  zero.same_clock = true;
+  return {zero};
+}
+
 double median(std::vector<double>& v) {
   if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
   auto mid = v.begin() + static_cast<long>(v.size() / 2);
@@ -90,6 +104,8 @@ class Run {
   StartPoint start_point();
   std::string favour_communication();
   void fill_fixed_results();
+  void fill_trace_context();
+  void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
   void end_epoch(int epoch, const EpochOutcome& o);
@@ -107,6 +123,8 @@ class Run {
   optim::Sgd sgd_;
   const StartPoint start_;
   const int busy_threads_, cores_;  // compute threads of this machine's ranks; its cores
+  const std::vector<dist::ClockOffset> clocks_;  // [rank]: its clock against rank 0's
+  RunTrace trace_;
   dist::GradSync sync_;
   const StepModel model_;
   RunResult r_;
@@ -114,6 +132,7 @@ class Run {
   int64_t global_step_;
   std::vector<double> step_loss_;  // this epoch's, [step]
   std::vector<double> step_time_;  // this epoch's steps, seconds
+  std::vector<dist::BucketTiming> bucket_times_;  // this epoch's, [step * buckets + bucket]
 };
 
 Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& train_set,
@@ -132,14 +151,20 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       start_(start_point()),
       busy_threads_(sys::ranks_on_this_machine(world_) * cfg.threads),
       cores_(sys::online_cores()),
+      clocks_(clock_offsets(comm)),
+      trace_(cfg, trace_window(cfg, start_.global_step, cfg.epochs * steps_)),
       sync_(comm, net_.grads(), layout_.count, cfg.bucket_kb * 1024, layout_.segments, cfg.grad_compression,
             dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads_, cores_)),
-      model_{net_, sgd_, sync_},
+      model_{net_, sgd_, sync_, trace_.recorder()},
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
       step_loss_(static_cast<size_t>(steps_), 0.0) {
   step_time_.reserve(static_cast<size_t>(steps_));
+  bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
   fill_fixed_results();
+  fill_trace_context();
+  net_.set_trace(trace_.recorder());
+  sync_.set_trace(trace_.recorder());
   if (r_.comm_priority == "nice")
     progress_.message("note: no permission for real-time priority, so the communication threads are favoured by "
                       "running compute at nice +10: expect about 8% less throughput at 2 ranks (root, CAP_SYS_NICE "
@@ -196,6 +221,22 @@ void Run::fill_fixed_results() {
                         start_.step_losses.begin() + static_cast<long>(start_.history.size() * steps_));
 }
 
+void Run::fill_trace_context() {
+  TraceContext& c = trace_.context();
+  c.backend = comm_.backend();
+  c.allreduce_algorithm = r_.config.allreduce_algorithm;
+  c.overlap = r_.overlap;
+  c.grad_compression = to_string(cfg_.grad_compression);
+  for (size_t b = 0; b < sync_.num_buckets(); ++b) c.buckets.push_back(sync_.bucket(b));
+  c.steps_per_epoch = steps_;
+  c.clocks = clocks_;
+}
+
+// An event of the training thread outside the steps (when tracing).
+void Run::record(trace::Kind kind, Clock::time_point from, Clock::time_point to) {
+  if (trace::Recorder* tr = trace_.recorder()) tr->record(trace::Thread::compute, kind, trace::ns(from), trace::ns(to));
+}
+
 Run::EpochOutcome Run::train_epoch(int epoch) {
   const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_);
   EpochOutcome o;
@@ -219,7 +260,10 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     o.learning_rate = learning_rate_at(cfg_, world_, global_step_, steps_);
     const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
                        o.learning_rate, stop_signal() != 0};
+    trace_.begin_step(global_step_);
     const StepResult res = train_step(model_, train_set_, in);
+    const auto timings = sync_.last_step_buckets();
+    std::copy(timings.begin(), timings.end(), bucket_times_.begin() + static_cast<long>(s * std::ssize(timings)));
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
     st.phases.data += res.times.data;
     st.phases.forward += res.times.forward;
@@ -232,6 +276,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     step_loss_[s] = res.loss;
     running += res.loss;
     progress_.step(s + 1, running / static_cast<double>(s + 1 - o.first), (s + 1 - o.first) * cfg_.batch_size * world_);
+    if (trace_.end_step(comm_, global_step_)) progress_.message(trace_.written_message());
   }
   o.end = s;
   st.train_time_s = seconds(epoch_start, Clock::now());
@@ -242,6 +287,10 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   st.phases.other =
       std::max(0.0, st.train_time_s - (ph.data + ph.forward + ph.backward + ph.allreduce_wait + ph.optimizer));
   st.median_step_s = median(step_time_);
+  const WaitSplit split = split_epoch_wait(comm_, clocks_[static_cast<size_t>(rank_)].offset_ns, bucket_times_,
+                                           sync_.num_buckets(), o.first, o.end);
+  st.wait_later_rank_s = split.later_rank_s;
+  st.wait_transfer_s = split.transfer_s;
   // The loss curve: the mean over ranks.
   comm_.allreduce_sum(step_loss_.data(), step_loss_.size());
   for (double& l : step_loss_) l /= world_;
@@ -253,6 +302,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
 void Run::stop(int epoch, int64_t steps_done) {
   std::vector<float> losses(r_.step_losses);
   losses.insert(losses.end(), step_loss_.begin(), step_loss_.begin() + steps_done);
+  if (trace_.flush(comm_, global_step_)) progress_.message(trace_.written_message());
   const bool save = !cfg_.checkpoint_dir.empty();
   if (save && rank_ == 0) write_checkpoint(r_, net_, sgd_, {epoch, steps_done, global_step_}, losses);
   comm_.barrier();
@@ -266,7 +316,9 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   const std::vector<EpochStats> ranks = gather_epoch_stats(comm_, o.stats);
   const auto eval_start = Clock::now();
   const EvalResult ev = evaluate(net_, comm_, test_set_, cfg_.batch_size);
-  const double eval_time = seconds(eval_start, Clock::now());
+  const auto eval_end = Clock::now();
+  const double eval_time = seconds(eval_start, eval_end);
+  record(trace::Kind::evaluate, eval_start, eval_end);
   check_same_parameters(comm_, net_, epoch);
 
   EpochRecord e;
@@ -286,8 +338,11 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   progress_.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
 
   const bool last = epoch + 1 == cfg_.epochs;
-  if (!cfg_.checkpoint_dir.empty() && rank_ == 0 && ((epoch + 1) % cfg_.checkpoint_every == 0 || last))
+  if (!cfg_.checkpoint_dir.empty() && rank_ == 0 && ((epoch + 1) % cfg_.checkpoint_every == 0 || last)) {
+    const auto t0 = Clock::now();
     write_checkpoint(r_, net_, sgd_, {epoch + 1, 0, global_step_}, r_.step_losses);
+    record(trace::Kind::checkpoint, t0, Clock::now());
+  }
 }
 
 // The run's totals. run_seconds: this process's epochs, with the resumed
