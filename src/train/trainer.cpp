@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <csignal>
 #include <limits>
 #include <numeric>
@@ -92,6 +94,7 @@ class Run {
   void fill_fixed_results();
   EpochOutcome train_epoch(int epoch);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
+  [[noreturn]] void diverged(int epoch, int64_t step, double loss, double learning_rate);
   void end_epoch(int epoch, const EpochOutcome& o);
   void finish(double run_seconds);
 
@@ -202,11 +205,6 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   o.first = epoch == start_.epoch ? start_.step : 0;
   o.learning_rate = cfg_.learning_rate;
   std::fill(step_loss_.begin(), step_loss_.end(), 0.0);
-  // The resumed epoch's earlier losses are known to rank 0 only; the mean
-  // over ranks below then gives them back unchanged.
-  if (rank_ == 0)
-    for (int64_t s = 0; s < o.first; ++s)
-      step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s] * world_;
   progress_.start_epoch(epoch, steps_);
   EpochStats& st = o.stats;
   double running = 0;
@@ -220,6 +218,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
                        o.learning_rate, stop_signal() != 0};
     const StepResult res = train_step(model_, train_set_, in);
+    if (res.non_finite) diverged(epoch, s, res.loss, o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
     st.phases.data += res.times.data;
     st.phases.forward += res.times.forward;
@@ -242,9 +241,15 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   st.phases.other =
       std::max(0.0, st.train_time_s - (ph.data + ph.forward + ph.backward + ph.allreduce_wait + ph.optimizer));
   st.median_step_s = median(step_time_);
-  // The loss curve: the mean over ranks.
+  // The loss curve: the mean over ranks, rounded to the float it is recorded
+  // as (so that the epoch's loss is a function of the recorded history, and
+  // a resumed run computes the same); the resumed epoch's earlier steps are
+  // the checkpoint's, copied, never recomputed (a mean times the world size
+  // and divided again is not always the same float).
   comm_.allreduce_sum(step_loss_.data(), step_loss_.size());
-  for (double& l : step_loss_) l /= world_;
+  for (double& l : step_loss_) l = static_cast<float>(l / world_);
+  for (int64_t s = 0; s < o.first; ++s)
+    step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
   return o;
 }
 
@@ -258,6 +263,32 @@ void Run::stop(int epoch, int64_t steps_done) {
   comm_.barrier();
   progress_.clear_bar();
   throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, steps_done, save};
+}
+
+// Every rank learnt in the same step (train_step's non_finite) that a loss
+// or the summed gradient was NaN or infinite: all stop with this error, and
+// no checkpoint is written (the last one, if any, holds finite parameters).
+void Run::diverged(int epoch, int64_t step, double loss, double learning_rate) {
+  char lr[32], lower[32];
+  std::snprintf(lr, sizeof lr, "%g", learning_rate);
+  std::snprintf(lower, sizeof lower, "%g", cfg_.learning_rate / 10);
+  const std::string what = !std::isfinite(loss)  ? "the loss was " + std::to_string(loss) +
+                                                       (world_ > 1 ? " on this rank" : "")
+                           : world_ > 1           ? "another rank's loss or the summed gradient was NaN or infinite"
+                                                  : "the gradient was NaN or infinite";
+  std::string hint = "lower the learning rate, e.g. -lr " + std::string(lower);
+  if (world_ > 1)
+    hint += cfg_.lr_scaling == LrScaling::linear
+                ? ", or ramp it up over more epochs: --warmup-epochs N (with --lr-scaling linear)"
+                : "; with --lr-scaling linear, ramp the scaled rate up: --warmup-epochs N";
+  hint += !cfg_.checkpoint_dir.empty() ? "; the checkpoints in " + cfg_.checkpoint_dir +
+                                             " were written before, with finite parameters"
+                                       : "";
+  progress_.clear_bar();
+  throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
+                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr +
+                      "); the run stopped before applying it",
+                  hint);
 }
 
 // Gathers every rank's figures, evaluates, checks the ranks still agree,
