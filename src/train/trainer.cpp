@@ -68,6 +68,12 @@ double median(std::vector<double>& v) {
   return *mid;
 }
 
+// What made a step non-finite (train_step's non_finite), as a clause.
+std::string non_finite_cause(double loss, int world) {
+  if (!std::isfinite(loss)) return "the loss was " + std::to_string(loss) + (world > 1 ? " on this rank" : "");
+  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite" : "the gradient was NaN or infinite";
+}
+
 // ---- the run ----
 
 // A training run on this rank: set up once (the model, identical on every
@@ -94,7 +100,8 @@ class Run {
   void fill_fixed_results();
   EpochOutcome train_epoch(int epoch);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
-  [[noreturn]] void diverged(int epoch, int64_t step, double loss, double learning_rate);
+  // what: what became non-finite, as a clause.
+  [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
   void end_epoch(int epoch, const EpochOutcome& o);
   void finish(double run_seconds);
 
@@ -218,7 +225,8 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
                        o.learning_rate, stop_signal() != 0};
     const StepResult res = train_step(model_, train_set_, in);
-    if (res.non_finite) diverged(epoch, s, res.loss, o.learning_rate);
+    if (res.non_finite)
+      diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
     st.phases.data += res.times.data;
     st.phases.forward += res.times.forward;
@@ -268,14 +276,10 @@ void Run::stop(int epoch, int64_t steps_done) {
 // Every rank learnt in the same step (train_step's non_finite) that a loss
 // or the summed gradient was NaN or infinite: all stop with this error, and
 // no checkpoint is written (the last one, if any, holds finite parameters).
-void Run::diverged(int epoch, int64_t step, double loss, double learning_rate) {
+void Run::diverged(int epoch, int64_t step, const std::string& what, double learning_rate) {
   char lr[32], lower[32];
   std::snprintf(lr, sizeof lr, "%g", learning_rate);
   std::snprintf(lower, sizeof lower, "%g", cfg_.learning_rate / 10);
-  const std::string what = !std::isfinite(loss)  ? "the loss was " + std::to_string(loss) +
-                                                       (world_ > 1 ? " on this rank" : "")
-                           : world_ > 1           ? "another rank's loss or the summed gradient was NaN or infinite"
-                                                  : "the gradient was NaN or infinite";
   std::string hint = "lower the learning rate, e.g. -lr " + std::string(lower);
   if (world_ > 1)
     hint += cfg_.lr_scaling == LrScaling::linear
@@ -286,8 +290,7 @@ void Run::diverged(int epoch, int64_t step, double loss, double learning_rate) {
                                        : "";
   progress_.clear_bar();
   throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr +
-                      "); the run stopped before applying it",
+                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr + ")",
                   hint);
 }
 
@@ -339,6 +342,13 @@ RunResult Run::all_epochs() {
   for (const auto& e : r_.epochs) resumed_time += e.time_s;
   for (int epoch = start_.epoch; epoch < cfg_.epochs; ++epoch) {
     const EpochOutcome o = train_epoch(epoch);
+    // Finite gradients can still step a parameter past the largest float;
+    // the parameters are the same on every rank, so every rank stops alike
+    // and no checkpoint holds an infinity.
+    const float* p = net_.params();
+    if (!std::all_of(p, p + layout_.num_params, [](float x) { return std::isfinite(x); }))
+      diverged(epoch, o.end - 1, "the step made a parameter infinite; the run stopped before evaluating",
+               o.learning_rate);
     if (o.stopping) stop(epoch, o.end);
     end_epoch(epoch, o);
   }
