@@ -23,8 +23,8 @@ void check_before_launch(const train::TrainConfig& cfg);
 // rank's own, or one naming the rank that refused.
 void check_before_training(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm);
 
-// Trains on an established communicator (after check_before_training); rank 0 prints the summary and
-// writes --save-results. binding: how this rank was bound to cores, for the
+// Runs check_before_training, then trains on the established communicator;
+// rank 0 prints the summary and writes --save-results. binding: how this rank was bound to cores, for the
 // results. Returns the exit status (128 + signal on a rank other than 0
 // that stopped on a signal; rank 0 rethrows train::Stopped).
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,

@@ -71,7 +71,8 @@ double median(std::vector<double>& v) {
 // What made a step non-finite (train_step's non_finite), as a clause.
 std::string non_finite_cause(double loss, int world) {
   if (!std::isfinite(loss)) return "the loss was " + std::to_string(loss) + (world > 1 ? " on this rank" : "");
-  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite" : "the gradient was NaN or infinite";
+  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite"
+                   : "the gradient was NaN or infinite";
 }
 
 // ---- the run ----
