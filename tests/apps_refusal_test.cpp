@@ -112,6 +112,7 @@ TEST(EveryStart, RefusesBadInputsBeforeTheFirstStep) {
     const std::vector<Case> cases = {
         {"a results path under a file", {"--save-results", tmp.path + "/f/r.json"}, "cannot create directory"},
         {"a checkpoint of another run", {"--resume", serial_checkpoint(tmp)}, "world_size is 1 in the checkpoint"},
+        {"two addresses to listen on", {"--host", "127.0.0.1", "--iface", "lo"}, "--host and --iface both"},
         {"more warm-up epochs than epochs", {"--warmup-epochs", "3", "--lr-scaling", "linear"}, "--warmup-epochs 3"},
     };
     for (const auto& c : cases) {
