@@ -145,11 +145,25 @@ class GlooCommunicator final : public Communicator {
       broken_ = true;
       throw UserError("rank " + std::to_string(rank()) + ": lost contact with a peer during " +
                           what + " (a peer process died or timed out after " +
-                          seconds_text(options_.timeout) + ")",
+                          seconds_text(options_.timeout) + ")" + silent_peer(e),
                       "the first error is usually on another rank: read its output; if the "
-                      "ranks are only slow, raise the timeout (DDP_GLOO_TIMEOUT_S). Gloo said: " +
+                      "ranks are only slow, raise the timeout (" + options_.timeout_setting + "). Gloo said: " +
                           gloo_detail(e));
     }
+  }
+
+  // After Gloo's timeout (its text says "Timed out" or "timeout"): who sent
+  // nothing. Gloo does not say which peer; in a world of two it can only be
+  // the other rank. In larger worlds the ranks waiting behind the silent one
+  // time out too, so the launcher names it (dist/launcher.h).
+  std::string silent_peer(const std::exception& e) const {
+    const std::string text = e.what();
+    if (text.find("Timed out") == std::string::npos && text.find("timeout") == std::string::npos) return "";
+    if (size() == 2)
+      return ": rank " + std::to_string(1 - rank()) + " sent nothing for " + seconds_text(options_.timeout) +
+             " (it went silent: stopped, hung, or far slower than this rank)";
+    return ": a peer sent nothing for " + seconds_text(options_.timeout) +
+           " (the launcher's report names a stopped rank)";
   }
 
   GlooOptions options_;

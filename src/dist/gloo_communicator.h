@@ -37,6 +37,9 @@ struct GlooOptions {
   std::string host = "127.0.0.1";  // address this rank listens on
   // How long any one operation (rendezvous included) may wait for peers.
   std::chrono::milliseconds timeout{60000};
+  // What sets `timeout`, for the hints of timeout messages: the variable
+  // gloo_options_from_env reads, or the caller's flag ("--timeout").
+  std::string timeout_setting = "DDP_GLOO_TIMEOUT_S";
   // All-reduce algorithm of Gloo's generic allreduce: "ring" or "bcube".
   // Both give exact sums at every world size 1..8 (tests/dist_gloo_test.cpp).
   // Measured on this 2-core machine for 1.7 MB (421,642 floats), local ranks,

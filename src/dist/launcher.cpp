@@ -57,9 +57,31 @@ struct Worker {
   int status = 0;
 };
 
+// A stopped rank (SIGSTOP, Ctrl-Z, a debugger) keeps SIGTERM pending until
+// it continues: SIGCONT follows, so it ends now rather than at the SIGKILL.
 void signal_running(std::vector<Worker>& workers, int sig) {
   for (auto& w : workers)
-    if (w.running) ::kill(w.pid, sig);
+    if (w.running) {
+      ::kill(w.pid, sig);
+      if (sig != SIGKILL && sig != SIGCONT) ::kill(w.pid, SIGCONT);
+    }
+}
+
+// The first running rank that is stopped (state T or t in /proc/PID/stat),
+// or -1. The others time out waiting for its contribution: it is the one to
+// name, not the rank whose timeout ended first.
+int stopped_rank(const std::vector<Worker>& workers) {
+  for (size_t r = 0; r < workers.size(); ++r) {
+    if (!workers[r].running) continue;
+    FILE* f = std::fopen(("/proc/" + std::to_string(workers[r].pid) + "/stat").c_str(), "r");
+    if (!f) continue;
+    char buf[512] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* paren = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+    if (n > 0 && paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't')) return static_cast<int>(r);
+  }
+  return -1;
 }
 
 // Reaps whatever has ended; returns the ranks that ended in this sweep.
@@ -217,6 +239,12 @@ int launch_local(const LaunchOptions& o) {
           std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), o.rank_offset + blame,
                        sig, sys::signal_name(sig).c_str(),
                        alive > 0 ? "; stopping the other ranks" : "");
+        } else if (const int silent = stopped_rank(workers); silent >= 0) {
+          result = WEXITSTATUS(st);
+          std::fprintf(stderr,
+                       "%s: rank %d went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank %d timed "
+                       "out waiting for it and exited with status %d; stopping the other ranks\n",
+                       name.c_str(), o.rank_offset + silent, o.rank_offset + blame, result);
         } else {
           result = WEXITSTATUS(st);
           std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), o.rank_offset + blame,

@@ -140,8 +140,13 @@ class MpiCommunicator final : public Communicator {
         broken_ = true;  // the request stays pending: never finalise after this
         char secs[32];
         std::snprintf(secs, sizeof secs, "%g", static_cast<double>(options_.timeout.count()) / 1000.0);
+        // MPI does not say whose contribution is missing; in a world of two
+        // it can only be the other rank's.
+        const std::string who = size_ == 2 ? " (rank " + std::to_string(1 - rank_) +
+                                                 " sent nothing: it went silent, stopped, hung, or far slower)"
+                                           : " (a peer is hung or far slower)";
         throw UserError("rank " + std::to_string(rank_) + ": MPI " + what + " waited more than " + secs +
-                            " s for the other ranks (a peer is hung or far slower)",
+                            " s for the other ranks" + who,
                         "read the other ranks' output; if they are only slow, raise --timeout");
       }
       if (options_.poll_us > 0 && waited > spin) std::this_thread::sleep_for(sleep);

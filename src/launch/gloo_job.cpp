@@ -44,6 +44,7 @@ int run_child_rank(train::TrainConfig cfg, const ClusterFlags& f, const std::str
   auto gloo = dist::gloo_options_from_env();
   cfg.world_size = gloo.size;
   gloo.timeout = timeout_of(cfg);
+  gloo.timeout_setting = "--timeout";
   gloo.algorithm = to_string(cfg.allreduce_algorithm);
   gloo.host = listen_address(f, gloo.host);
   const auto data = train::load_datasets(cfg);
@@ -77,6 +78,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
   base.rank = place.rank;
   base.size = place.world_size;
   base.timeout = timeout_of(cfg);
+  base.timeout_setting = "--timeout";
   base.algorithm = to_string(cfg.allreduce_algorithm);
   base.host = listen_address(f, "127.0.0.1");
   dist::check_bindable(base.host);

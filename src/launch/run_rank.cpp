@@ -1,9 +1,13 @@
 #include "launch/run_rank.h"
 
 #include <iostream>
+#include <optional>
+#include <vector>
 
+#include "common/error.h"
 #include "sys/atomic_file.h"
 #include "train/cli.h"
+#include "train/epoch_stats.h"
 #include "train/stop.h"
 #include "train/summary.h"
 #include "train/trace_window.h"
@@ -21,8 +25,29 @@ void check_before_launch(const train::TrainConfig& cfg) {
     train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
 }
 
+void check_before_training(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm) {
+  std::optional<UserError> mine;
+  try {
+    train::validate(cfg);
+    // Rank 0 alone writes the results and reads the checkpoint (the other
+    // ranks may be on machines without that path).
+    if (comm.rank() == 0 && !cfg.save_results.empty()) sys::check_writable(cfg.save_results);
+    if (comm.rank() == 0 && !cfg.resume.empty()) train::check_resumable(cfg, comm.size(), data.train);
+  } catch (const UserError& e) {
+    mine = e;
+  }
+  const double failed = mine ? 1 : 0;
+  const std::vector<double> all = train::gather_rows(comm, &failed, 1);  // a collective: every rank learns
+  if (mine) throw *mine;
+  for (int r = 0; r < comm.size(); ++r)
+    if (all[static_cast<size_t>(r)] != 0)
+      throw UserError("rank " + std::to_string(r) + " refused to start the run (its message says why)",
+                      "fix what rank " + std::to_string(r) + " reports; no step was trained");
+}
+
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
                      const std::string& binding) {
+  check_before_training(cfg, data, comm);
   train::RunResult result;
   try {
     result = train::train(cfg, comm, data.train, data.test);

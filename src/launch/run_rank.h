@@ -16,8 +16,16 @@ namespace ddp::launch {
 // Throws UserError.
 void check_before_launch(const train::TrainConfig& cfg);
 
-// Trains on an established communicator; rank 0 prints the summary and
-// writes --save-results. binding: how this rank was bound to cores, for the
+// The same checks, made by the ranks themselves once their communicator is
+// up, however they were started (our launcher, mpirun, srun, a torchrun-style
+// launcher, --rendezvous): every rank checks the flags' cross-rules, rank 0
+// the results path and the checkpoint, and all ranks learn the outcome (a
+// collective). Throws UserError on every rank before any step: the failing
+// rank's own, or one naming the rank that refused.
+void check_before_training(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm);
+
+// Runs check_before_training, then trains on the established communicator;
+// rank 0 prints the summary and writes --save-results. binding: how this rank was bound to cores, for the
 // results. Returns the exit status (128 + signal on a rank other than 0
 // that stopped on a signal; rank 0 rethrows train::Stopped).
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,

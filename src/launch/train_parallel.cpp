@@ -39,7 +39,10 @@ int run_train_parallel(const train::TrainConfig& cfg, const ClusterFlags& f, int
   const bool child_of_launcher = sys::env_set(sys::kRendezvousDirVar);
   const bool external_rank = !f.rendezvous.empty() && sys::launched_by_launcher() && !f.launcher_flags_given;
   if (child_of_launcher || external_rank)
-    return train::run_main(rank_label(sys::rank_as_given()), [&] { return run_gloo_rank(cfg, f); });
+    return train::run_main(rank_label(sys::rank_as_given()), [&] {
+      check_flags(cfg, f);  // a rank of another launcher was checked by no one
+      return run_gloo_rank(cfg, f);
+    });
   return train::run_main("train_parallel", [&] {
     check_flags(cfg, f);
     if (sys::mpi_place_from_env().openmpi_size > 1 && !f.backend_given)

@@ -66,7 +66,7 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
                        uint64_t checksum, int64_t steps_per_epoch) {
   StartPoint start;
   const size_t n = nn::Cnn::num_params();
-  double where[3] = {0, 0, 0};  // epoch, step, global step
+  double where[4] = {0, 0, 0, 0};  // epoch, step, global step, losses recorded
   if (comm.rank() == 0) {
     nlohmann::json run;
     CheckpointData ck = load_resumable_checkpoint(cfg, comm.size(), checksum, steps_per_epoch, start.path, run);
@@ -85,13 +85,18 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
     where[0] = start.epoch;
     where[1] = static_cast<double>(start.step);
     where[2] = static_cast<double>(start.global_step);
+    where[3] = static_cast<double>(start.step_losses.size());
   }
-  comm.allreduce_sum(where, 3);  // only rank 0 contributes: a broadcast
+  comm.allreduce_sum(where, 4);  // only rank 0 contributes: a broadcast
   start.epoch = static_cast<int>(where[0]);
   start.step = static_cast<int64_t>(where[1]);
   start.global_step = static_cast<int64_t>(where[2]);
   comm.broadcast(net.params(), n, 0);
   comm.broadcast(sgd.velocity().data(), n, 0);
+  // Every rank holds the loss history (the bits themselves, never a value
+  // recomputed from them), so every rank records the same.
+  start.step_losses.resize(static_cast<size_t>(where[3]));
+  comm.broadcast(start.step_losses.data(), start.step_losses.size(), 0);
   return start;
 }
 

@@ -36,7 +36,7 @@ struct StartPoint {
   int64_t step = 0;           // steps of that epoch already done
   int64_t global_step = 0;
   std::vector<EpochRecord> history;  // finished epochs (rank 0's)
-  std::vector<float> step_losses;    // every step so far, mean over ranks (rank 0's)
+  std::vector<float> step_losses;    // every step so far, mean over ranks (every rank's)
   std::string path;                  // the checkpoint (rank 0's; empty: from scratch)
 };
 

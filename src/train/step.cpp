@@ -1,7 +1,10 @@
 #include "train/step.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "common/rng.h"
 
@@ -10,6 +13,15 @@ namespace ddp::train {
 namespace {
 using Clock = std::chrono::steady_clock;
 double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
+
+// NaN and infinity are the floats whose exponent bits are all set. An
+// integer max over the exponents vectorises (a float sum would not).
+bool all_finite(const float* x, size_t n) {
+  constexpr uint32_t kExponent = 0x7f800000u;
+  uint32_t most = 0;
+  for (size_t i = 0; i < n; ++i) most = std::max(most, std::bit_cast<uint32_t>(x[i]) & kExponent);
+  return most != kExponent;
+}
 }  // namespace
 
 GradientLayout gradient_layout(size_t bucket_bytes) {
@@ -44,20 +56,28 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   const auto res = m.net.forward(n, true, in.dropout_seed);
   const auto t2 = Clock::now();
   float& stop_flag = m.net.grads()[num_params];
-  stop_flag = in.stop_requested ? 1.f : 0.f;
+  // A non-finite loss travels as NaN: the sum is then NaN on every rank, so
+  // all of them stop in this step (train/step.h, StepResult::non_finite).
+  stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN() : in.stop_requested ? 1.f : 0.f;
   m.sync.ready(num_params, 1);
   m.net.backward([&](size_t offset, size_t count) { m.sync.ready(offset, count); });
   const auto t3 = Clock::now();
   // Each bucket's optimizer step runs as soon as its all-reduce is done
   // (grads = sum over ranks; the step takes the average), overlapping the
   // all-reduce of the first layers, which backward finished last.
+  // A bucket whose sum holds a NaN or infinity (the same bits on every rank,
+  // so every rank decides alike; the stop flag's NaN counts) is not applied,
+  // nor any after it.
   const float lr = static_cast<float>(in.learning_rate);
   trace::Recorder* const tr = m.trace && m.trace->armed() ? m.trace : nullptr;
   int64_t bucket = 0;
+  bool non_finite = false;
   const double waited = m.sync.finish([&](size_t lo, size_t hi) {
     const int64_t o0 = tr ? trace::now_ns() : 0;
-    m.sgd.step(m.net.params(), m.net.grads(), lr, m.sync.average_scale(), lo,
-               std::min(hi, num_params));  // the stop flag's slot is not a parameter
+    non_finite = non_finite || !all_finite(m.net.grads() + lo, hi - lo);
+    if (!non_finite)
+      m.sgd.step(m.net.params(), m.net.grads(), lr, m.sync.average_scale(), lo,
+                 std::min(hi, num_params));  // the stop flag's slot is not a parameter
     if (tr) tr->record(trace::Thread::compute, trace::Kind::optimizer, o0, trace::now_ns(), bucket);
     ++bucket;
   });
@@ -69,6 +89,7 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   StepResult r;
   r.loss = res.loss;
   r.stop = stop_flag > 0;  // now the sum over ranks
+  r.non_finite = non_finite || !std::isfinite(stop_flag);
   r.times.data = seconds(t0, t1);
   r.times.forward = seconds(t1, t2);
   r.times.backward = seconds(t2, t3);

@@ -70,6 +70,10 @@ struct StepTimes {
 struct StepResult {
   double loss = 0;     // mean over this rank's batch
   bool stop = false;   // some rank asked to stop in this step (the same answer on every rank)
+  // Some rank's loss, or the summed gradient, was NaN or infinite (the same
+  // answer on every rank). The buckets from the first non-finite one on were
+  // not applied; the run must stop.
+  bool non_finite = false;
   StepTimes times;
   double comm_s = 0;      // GradSync::last_step_comm_seconds
   double comm_cpu_s = 0;  // GradSync::last_step_comm_cpu_seconds

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <csignal>
 #include <limits>
 #include <numeric>
@@ -80,6 +82,13 @@ double median(std::vector<double>& v) {
   return *mid;
 }
 
+// What made a step non-finite (train_step's non_finite), as a clause.
+std::string non_finite_cause(double loss, int world) {
+  if (!std::isfinite(loss)) return "the loss was " + std::to_string(loss) + (world > 1 ? " on this rank" : "");
+  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite"
+                   : "the gradient was NaN or infinite";
+}
+
 // ---- the run ----
 
 // A training run on this rank: set up once (the model, identical on every
@@ -108,6 +117,8 @@ class Run {
   void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
+  // what: what became non-finite, as a clause.
+  [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
   void end_epoch(int epoch, const EpochOutcome& o);
   void finish(double run_seconds);
 
@@ -243,11 +254,6 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   o.first = epoch == start_.epoch ? start_.step : 0;
   o.learning_rate = cfg_.learning_rate;
   std::fill(step_loss_.begin(), step_loss_.end(), 0.0);
-  // The resumed epoch's earlier losses are known to rank 0 only; the mean
-  // over ranks below then gives them back unchanged.
-  if (rank_ == 0)
-    for (int64_t s = 0; s < o.first; ++s)
-      step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s] * world_;
   progress_.start_epoch(epoch, steps_);
   EpochStats& st = o.stats;
   double running = 0;
@@ -264,6 +270,8 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     const StepResult res = train_step(model_, train_set_, in);
     const auto timings = sync_.last_step_buckets();
     std::copy(timings.begin(), timings.end(), bucket_times_.begin() + static_cast<long>(s * std::ssize(timings)));
+    if (res.non_finite)
+      diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
     st.phases.data += res.times.data;
     st.phases.forward += res.times.forward;
@@ -291,9 +299,15 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
                                            sync_.num_buckets(), o.first, o.end);
   st.wait_later_rank_s = split.later_rank_s;
   st.wait_transfer_s = split.transfer_s;
-  // The loss curve: the mean over ranks.
+  // The loss curve: the mean over ranks, rounded to the float it is recorded
+  // as (so that the epoch's loss is a function of the recorded history, and
+  // a resumed run computes the same); the resumed epoch's earlier steps are
+  // the checkpoint's, copied, never recomputed (a mean times the world size
+  // and divided again is not always the same float).
   comm_.allreduce_sum(step_loss_.data(), step_loss_.size());
-  for (double& l : step_loss_) l /= world_;
+  for (double& l : step_loss_) l = static_cast<float>(l / world_);
+  for (int64_t s = 0; s < o.first; ++s)
+    step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
   return o;
 }
 
@@ -308,6 +322,27 @@ void Run::stop(int epoch, int64_t steps_done) {
   comm_.barrier();
   progress_.clear_bar();
   throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, steps_done, save};
+}
+
+// Every rank learnt in the same step (train_step's non_finite) that a loss
+// or the summed gradient was NaN or infinite: all stop with this error, and
+// no checkpoint is written (the last one, if any, holds finite parameters).
+void Run::diverged(int epoch, int64_t step, const std::string& what, double learning_rate) {
+  char lr[32], lower[32];
+  std::snprintf(lr, sizeof lr, "%g", learning_rate);
+  std::snprintf(lower, sizeof lower, "%g", cfg_.learning_rate / 10);
+  std::string hint = "lower the learning rate, e.g. -lr " + std::string(lower);
+  if (world_ > 1)
+    hint += cfg_.lr_scaling == LrScaling::linear
+                ? ", or ramp it up over more epochs: --warmup-epochs N (with --lr-scaling linear)"
+                : "; with --lr-scaling linear, ramp the scaled rate up: --warmup-epochs N";
+  hint += !cfg_.checkpoint_dir.empty() ? "; the checkpoints in " + cfg_.checkpoint_dir +
+                                             " were written before, with finite parameters"
+                                       : "";
+  progress_.clear_bar();
+  throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
+                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr + ")",
+                  hint);
 }
 
 // Gathers every rank's figures, evaluates, checks the ranks still agree,
@@ -363,6 +398,13 @@ RunResult Run::all_epochs() {
   for (const auto& e : r_.epochs) resumed_time += e.time_s;
   for (int epoch = start_.epoch; epoch < cfg_.epochs; ++epoch) {
     const EpochOutcome o = train_epoch(epoch);
+    // Finite gradients can still step a parameter past the largest float;
+    // the parameters are the same on every rank, so every rank stops alike
+    // and no checkpoint holds an infinity.
+    const float* p = net_.params();
+    if (!std::all_of(p, p + layout_.num_params, [](float x) { return std::isfinite(x); }))
+      diverged(epoch, o.end - 1, "the step made a parameter infinite; the run stopped before evaluating",
+               o.learning_rate);
     if (o.stopping) stop(epoch, o.end);
     end_epoch(epoch, o);
   }
