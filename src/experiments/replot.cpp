@@ -71,7 +71,7 @@ int replot(const std::string& dir) {
   s.dir = dir;
   s.cores = m.value("machine", json::object()).value("cores", sys::online_cores());
   const json cfg = m.value("experiment", json::object()).value("config", json::object());
-  s.o.threads = cfg.value("threads", 1);
+  s.o.train.threads = cfg.value("threads", 1);
   s.o.repeats = cfg.value("repeats", 1);
   for (const auto& c : m.value("configurations", json::array())) s.configs.push_back(configuration_from(c, dir));
   const json bench = m.value("scaling_model", json::object())

@@ -109,7 +109,7 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
   write_canonical_copies(s);
   json m = report::performance_metrics(experiment, train::machine_json(), versions_of(s, gnuplot), s.configs,
                                        json::object());
-  m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.threads);
+  m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.train.threads);
   if (interrupted) m["status"] = "interrupted";
   sys::write_file_atomic(s.dir + "/performance_metrics.json", m.dump(2) + "\n");
 
