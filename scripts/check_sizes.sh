@@ -43,11 +43,14 @@ for f in "${files[@]}"; do [[ $f == *.cpp ]] && sources+=("$f"); done
 # Headers are checked through the sources that include them.
 out=$(printf '%s\n' "${sources[@]}" |
   xargs -P "${JOBS:-2}" -n 4 clang-tidy -p "$build" --quiet --checks='-*,readability-function-size' \
-    --config="$config" --header-filter='^(src|apps)/' 2>/dev/null |
-  grep -A1 'readability-function-size' | grep -E 'warning:|lines including' || true)
+    --config="$config" --header-filter="^$PWD/(src|apps)/" 2>/dev/null |
+  grep -E "warning: function '.*readability-function-size|note: [0-9]+ lines including" || true)
 if [ -n "$out" ]; then
-  # warning line + "N lines including ..." line -> one line per function, each once.
-  paste -d' ' - - <<<"$out" | sed -E "s|^$PWD/||; s/ warning: function '([^']*)'.*note: ([0-9]+) lines.*/ \1: \2 lines/" | sort -u
+  # "FILE:L:C: warning: function 'F' exceeds ..." then "FILE:L:C: note: N lines including ..."
+  # -> "FILE:L: F: N lines", each function once.
+  paste -d' ' - - <<<"$out" |
+    sed -E "s|^$PWD/||; s/^([^:]+:[0-9]+):[0-9]+: warning: function '([^']*)'.* note: ([0-9]+) lines.*/\1: \2: \3 lines (limit ~$max_function_lines)/" |
+    sort -u
   status=1
 fi
 exit $status
