@@ -10,7 +10,9 @@
 #include "experiments/signals.h"
 #include "experiments/suite.h"
 #include "experiments/text.h"
+#include "launch/cluster_flags.h"
 #include "train/cli.h"
+#include "train/parallel_flags.h"
 
 using namespace ddp;
 
@@ -24,27 +26,23 @@ int main(int argc, char** argv) {
   CLI::App app{"run_experiments: the benchmark suite. Trains the CNN serially and with data parallelism for each "
                "process count, and reports speedup, efficiency, throughput, accuracy, where the time goes and a "
                "scaling model, as JSON, plots and report.md in <output-dir>/experiment_<timestamp>/."};
-  app.add_option("-e,--epochs", o.epochs, "Training epochs of every run")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("-b,--batch-size", o.batch, "Batch size per process")->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("-p,--process-counts", o.processes, "Process counts of the parallel runs (each 1..64), e.g. -p 2 4 8")
-      ->check(CLI::Range(1, 64))->delimiter(',')->capture_default_str();
+  // The trainers' flags that every run is given, registered as the trainers register them.
+  train::add_training_flags(app, o.train,
+                            {.run = true, .data = true, .save_results = false, .dropout = false, .progress = false,
+                             .checkpoints = false, .trace = false});
+  train::add_parallel_flags(app, o.train,
+                            {.world_size = false, .backend = false, .lr_scaling = true, .warmup = false,
+                             .allreduce_algorithm = true, .communication = false});
+  // All the parallel runs are on this machine.
+  app.add_option("-p,--process-counts", o.processes,
+                 "Process counts of the parallel runs (each 1.." + std::to_string(launch::kMaxRanksPerMachine) +
+                     "), e.g. -p 2 4 8")
+      ->check(CLI::Range(1, launch::kMaxRanksPerMachine))->delimiter(',')->capture_default_str();
   app.add_option("--backends", o.backends,
                  "Communication backends of the parallel runs, each run at every process count: gloo, mpi "
                  "(e.g. --backends gloo mpi)")
       ->delimiter(',')->capture_default_str();
   app.add_option("-o,--output-dir", o.output_dir, "Where the experiment_<timestamp> directory goes")->capture_default_str();
-  app.add_option("--learning-rate", o.learning_rate, "Learning rate (also -lr)")->check(train::finite_in(0, 10, true))
-      ->capture_default_str();
-  app.add_option("--lr-scaling", o.lr_scaling, "Learning-rate scaling of the parallel runs: none, or linear (lr x N)")
-      ->check(CLI::IsMember({"none", "linear"}))->capture_default_str();
-  app.add_option("--allreduce-algorithm", o.allreduce_algorithm,
-                 "Gloo all-reduce algorithm of the parallel runs (ring: the one the scaling model describes)")
-      ->check(CLI::IsMember({"ring", "bcube"}))->capture_default_str();
-  app.add_option("--dataset", o.dataset, "Dataset")->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
-  app.add_option("--data-dir", o.data_dir, "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
-  app.add_option("--threads", o.threads, "Compute threads per process")->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--limit", o.limit, "Train on the first N samples only (0: all)")->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  app.add_option("--seed", o.seed, "Random seed of every run")->capture_default_str();
   app.add_option("--repeats", o.repeats, "Run each configuration R times; report the median, min and max")
       ->check(CLI::Range(1, 100))->capture_default_str();
   app.add_option("--replot", replot, "Only redraw the plots and report of an existing experiment directory");

@@ -83,7 +83,9 @@ Configuration on_backend(Configuration c, const std::string& backend) {
   return c;
 }
 
-Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false) {
+// mpi_overlap: what --overlap chose for the MPI runs ("thread" or "none").
+Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false,
+                const std::string& mpi_overlap = "thread") {
   std::vector<Configuration> cs = {config("serial", "serial", 1, results(1, 30)),
                                    on_backend(config("parallel_2p", "2 processes", 2, results(2, 18)), "gloo"),
                                    on_backend(config("parallel_4p", "4 processes", 4, results(4, 20)), "gloo")};
@@ -91,6 +93,8 @@ Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = 
     cs.insert(cs.begin() + 2, on_backend(config("parallel_2p_mpi", "2 processes", 2, results(2, 15)), "mpi"));
     cs.push_back(on_backend(config("parallel_4p_mpi", "4 processes", 4, results(4, 16)), "mpi"));
   }
+  for (auto& c : cs)  // what --overlap chose, as a parallel run records it
+    if (c.processes > 1) c.runs[0].results.overlap = c.backend == "mpi" ? mpi_overlap : "thread";
   if (failed_4p) {
     cs[2].runs[0].ok = false;
     cs[2].runs[0].exit_status = 1;
@@ -355,4 +359,24 @@ TEST(ReportMarkdown, ReportComparesTheBackendsAtEachN) {
   EXPECT_NE(md.find("- 4 processes: MPI took 16.00 s, Gloo 20.00 s: MPI was 1.25x as fast"), std::string::npos) << md;
   EXPECT_NE(md.find("`parallel_<N>p_mpi_results.json` (MPI)"), std::string::npos);
   EXPECT_EQ(report_markdown(fixture().metrics, {}, {}).find("Backends compared"), std::string::npos);
+}
+
+// Where the all-reduce ran follows each run's allreduce.overlap: with
+// --overlap none, MPI's runs have no communication thread.
+TEST(ReportMarkdown, TheReportSaysWhereEachBackendRanItsAllreduce) {
+  const std::string both = report_markdown(fixture(true, false, true).metrics, {"time_breakdown"}, {});
+  EXPECT_NE(both.find("Both run the all-reduce on each rank's communication thread, next to backward."),
+            std::string::npos) << both;
+  EXPECT_NE(both.find("after its backward pass; the rest of the all-reduce ran during backward, on the communication "
+                      "thread."),
+            std::string::npos) << both;
+
+  const std::string md = report_markdown(fixture(true, false, true, "none").metrics, {"time_breakdown"}, {});
+  EXPECT_EQ(md.find("Both run"), std::string::npos) << md;
+  EXPECT_NE(md.find("Gloo runs the all-reduce on each rank's communication thread, next to backward; MPI on the "
+                    "training thread, after backward (`--overlap none`)."),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("With a communication thread (`--overlap thread`), the rest of the all-reduce ran during "
+                    "backward, on the communication thread; without (`--overlap none`), all of it is exposed"),
+            std::string::npos) << md;
 }

@@ -57,8 +57,8 @@ TEST(TrainLoop, AnotherSeedGivesAnotherCurve) {
   EXPECT_NE(a.step_losses, b.step_losses);
 }
 
-// (6,400 samples reach 90.3-91.9% depending on the seed: too close to the
-// bar for a test; 12,800 reach 93.5-95.7%.)
+// (6,400 samples land too close to the bar for a test, depending on the
+// seed; docs/performance.md, "Accuracy of short runs", has the figures.)
 TEST(TrainLoop, OneEpochOn12800SamplesBeats90Percent) {
   const auto r = run(small_config(12800));
   EXPECT_GT(r.final_test_accuracy, 0.90);

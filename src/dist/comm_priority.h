@@ -2,15 +2,16 @@
 // busy computing, the threads that move gradients (the gradient
 // synchroniser's thread, Gloo's event loop) only get a core when the
 // scheduler preempts a compute thread; every message of an all-reduce then
-// waits a scheduler tick, and a 1 ms all-reduce takes 10-20 ms. Giving those
+// waits a scheduler tick, and an all-reduce takes many times as long as it
+// would on an idle machine (docs/performance.md). Giving those
 // threads priority makes each wake-up immediate; they use little CPU.
 //
 // Priority alone has a trap. Gloo's event loop only try-locks a connection
 // before it reads from it, and epoll keeps reporting the unread bytes: while
 // another thread holds the lock, the loop spins. If that thread has a lower
 // priority and shares the loop's core, it never gets to release the lock
-// (measured: 1-2 s stalls at the end of an epoch, with the CPU burnt in the
-// kernel). Hence two more rules:
+// (stalls at the end of an epoch, with the CPU burnt in the kernel). Hence
+// two more rules:
 //  - every thread that calls into Gloo runs at the same real-time priority
 //    while it does (CommCallPriority), so the loop waits for it instead of
 //    preempting it;
@@ -32,8 +33,8 @@ namespace ddp::dist {
 // Returns what it did, for the log ("realtime", "nice", or "none: <why>").
 // Threads that the favoured ones start later do not inherit the priority
 // (SCHED_RESET_ON_FORK): a library's polling helper thread at real-time
-// priority would starve the compute thread (measured with OpenMPI: forward
-// 70% slower).
+// priority would starve the compute thread (OpenMPI's polling helper
+// threads do: docs/performance.md, "Where the threads run").
 std::string prioritise_communication();
 // The same for the listed threads (kernel thread ids) only: for MPI, whose
 // own threads poll and must not be favoured; only the gradient

@@ -42,11 +42,9 @@ struct GlooOptions {
   std::string timeout_setting = "DDP_GLOO_TIMEOUT_S";
   // All-reduce algorithm of Gloo's generic allreduce: "ring" or "bcube".
   // Both give exact sums at every world size 1..8 (tests/dist_gloo_test.cpp).
-  // Measured on this 2-core machine for 1.7 MB (421,642 floats), local ranks,
-  // median per call: 2 ranks ~0.75 ms bcube vs ~0.9 ms ring (a tie within
-  // the noise); 4 ranks (oversubscribed) ~6.5 ms bcube vs ~8.5-12 ms ring,
-  // because bcube needs 2 log2(p) exchange rounds where ring needs 2(p-1),
-  // and every round costs context switches when ranks share cores.
+  // The default is bcube: it needs 2 log2(p) exchange rounds where ring
+  // needs 2(p-1), and every round costs context switches when ranks share
+  // cores (docs/performance.md, "Gloo's algorithm", has the measurements).
   std::string algorithm = "bcube";
 };
 

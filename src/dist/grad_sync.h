@@ -10,7 +10,7 @@
 // The average is that sum times average_scale() (1.0f / world_size): the
 // optimizer applies it as it reads the gradients (optim::Sgd's grad_scale),
 // which saves the communication thread a pass over the whole buffer on the
-// core that backward is using (measured: 0.26 ms of a 18 ms step).
+// core that backward is using.
 //
 // Thread rule: between the first ready() of a step and finish(), only the
 // communication thread (finish() itself with Overlap::none) calls into the
@@ -25,10 +25,9 @@
 // communication thread has a core that nothing else needs; where every core
 // computes (one single-threaded rank per core), the thread's all-reduce
 // takes its CPU from backward anyway, and adds its own costs: wake-ups,
-// preempting backward 7-9 times a step, spinning while the first rank to
-// arrive waits for the other, and evicting backward's working set. Measured
-// with MPI, 2 ranks on 2 cores, 8 interleaved rounds: speedup over serial
-// by median step 1.84x with the thread, 1.88x without (faster in 7 of 8).
+// preempting backward several times a step, spinning while the first rank
+// to arrive waits for the other, and evicting backward's working set
+// (docs/performance.md, "Overlap or not", has the measurements).
 //
 // Compression::bf16 halves the bytes on the wire: each bucket is rounded to
 // bfloat16 (nearest, ties to even), all-reduced as 16-bit values with the

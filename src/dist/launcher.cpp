@@ -104,9 +104,9 @@ std::vector<int> reap(std::vector<Worker>& workers, int& alive) {
 
 bool failed(int status) { return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0); }
 
-}  // namespace
-
-int launch_local(const LaunchOptions& o) {
+// The checks launch_local makes before it starts anything (throws
+// UserError); returns the world size of the whole job.
+int checked_global_world(const LaunchOptions& o) {
   if (o.world_size < 1)
     throw UserError("cannot launch " + std::to_string(o.world_size) + " ranks",
                     "the number of processes must be at least 1");
@@ -123,174 +123,212 @@ int launch_local(const LaunchOptions& o) {
                     "the node's ranks must lie in [0, world size)");
   if (!(o.grace_s >= 0))
     throw UserError("negative grace period", "grace_s must be >= 0");
-  const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
+  return global;
+}
 
-  // 1. A private rendezvous directory (removed however the job ends:
-  // sys/job_dir.h), a unique job id, and the job secret.
-  const sys::JobDir dir(sys::env_string("TMPDIR", "/tmp"));
-  const std::string& rdv_dir = dir.path();
-  const std::string job_id =
-      sanitize(name) + "-" + std::to_string(::getpid()) + "-" + sys::random_hex(8);
-  const std::string secret = o.job_secret ? *o.job_secret : new_job_secret();
+// What every worker of one job shares: where it meets the others, and how.
+struct JobIdentity {
+  int global = 1;
+  std::string rendezvous_dir, job_id, secret;
+  int keep_open_fd = -1;  // the job directory's descriptor (sys/job_dir.h)
+};
 
-  // 2. Each worker's environment: the launcher's own variables win over the
-  // caller's extra ones.
-  const std::set<std::string> reserved = {sys::kRankVar,           sys::kWorldSizeVar,       sys::kLocalRankVar,
-                                          sys::kLocalWorldSizeVar, sys::kRendezvousDirVar, sys::kJobIdVar,
-                                          kJobSecretVar};
-  const int n = o.world_size;
-  auto worker_spawn = [&](int r) {
-    sys::SpawnOptions so;
-    so.argv = o.argv;
-    for (auto& kv : o.env)
-      if (!reserved.count(kv.first)) so.env.push_back(kv);
-    so.env.push_back({sys::kRankVar, std::to_string(o.rank_offset + r)});
-    so.env.push_back({sys::kWorldSizeVar, std::to_string(global)});
-    so.env.push_back({sys::kLocalRankVar, std::to_string(r)});
-    so.env.push_back({sys::kLocalWorldSizeVar, std::to_string(n)});
-    so.env.push_back({sys::kRendezvousDirVar, rdv_dir});
-    so.env.push_back({sys::kJobIdVar, job_id});
-    so.env.push_back({kJobSecretVar, secret});  // "" clears it: a job without a secret
-    so.parent_death_signal = SIGKILL;
-    so.inherit_fds.push_back(dir.keep_open_fd());
-    return so;
-  };
+// Local rank r's process: the launcher's own variables win over the
+// caller's extra ones.
+sys::SpawnOptions worker_spawn(const LaunchOptions& o, const JobIdentity& job, int r) {
+  static const std::set<std::string> reserved = {
+      sys::kRankVar,          sys::kWorldSizeVar, sys::kLocalRankVar, sys::kLocalWorldSizeVar,
+      sys::kRendezvousDirVar, sys::kJobIdVar,     kJobSecretVar};
+  sys::SpawnOptions so;
+  so.argv = o.argv;
+  for (auto& kv : o.env)
+    if (!reserved.count(kv.first)) so.env.push_back(kv);
+  so.env.push_back({sys::kRankVar, std::to_string(o.rank_offset + r)});
+  so.env.push_back({sys::kWorldSizeVar, std::to_string(job.global)});
+  so.env.push_back({sys::kLocalRankVar, std::to_string(r)});
+  so.env.push_back({sys::kLocalWorldSizeVar, std::to_string(o.world_size)});
+  so.env.push_back({sys::kRendezvousDirVar, job.rendezvous_dir});
+  so.env.push_back({sys::kJobIdVar, job.job_id});
+  so.env.push_back({kJobSecretVar, job.secret});  // "" clears it: a job without a secret
+  so.parent_death_signal = SIGKILL;
+  so.inherit_fds.push_back(job.keep_open_fd);
+  return so;
+}
 
-  // 3. Supervision signals are taken synchronously (sigtimedwait) from here on.
-  sigset_t sup;
-  sigemptyset(&sup);
-  sigaddset(&sup, SIGINT);
-  sigaddset(&sup, SIGTERM);
-  sigaddset(&sup, SIGHUP);
-  sigaddset(&sup, SIGCHLD);
-  MaskGuard mask_guard(sup);
-  // With SIGCHLD ignored the kernel reaps children itself and their exit
-  // statuses are lost: use the default disposition while the job runs.
-  struct ChldGuard {
-    struct sigaction old {};
-    bool changed = false;
-    ChldGuard() {
-      if (::sigaction(SIGCHLD, nullptr, &old) == 0 && old.sa_handler == SIG_IGN &&
-          !(old.sa_flags & SA_SIGINFO)) {
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        changed = ::sigaction(SIGCHLD, &dfl, nullptr) == 0;
+// With SIGCHLD ignored the kernel reaps children itself and their exit
+// statuses are lost: the default disposition while the job runs.
+struct ChldGuard {
+  struct sigaction old {};
+  bool changed = false;
+  ChldGuard() {
+    if (::sigaction(SIGCHLD, nullptr, &old) == 0 && old.sa_handler == SIG_IGN && !(old.sa_flags & SA_SIGINFO)) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      changed = ::sigaction(SIGCHLD, &dfl, nullptr) == 0;
+    }
+  }
+  ~ChldGuard() {
+    if (changed) ::sigaction(SIGCHLD, &old, nullptr);
+  }
+};
+
+// Starts the workers and watches them until all have ended: the first
+// failure or supervision signal stops the others (SIGTERM, then SIGKILL
+// after the grace period, or at once when asked twice).
+class Supervisor {
+ public:
+  Supervisor(const LaunchOptions& o, std::string name, const sigset_t& sup)
+      : o_(o), name_(std::move(name)), sup_(sup), workers_(o.world_size) {}
+
+  // Starts every worker; on a failed fork, stops those already started.
+  void start(const JobIdentity& job) {
+    for (int r = 0; r < o_.world_size; ++r) {
+      const pid_t pid = sys::spawn(worker_spawn(o_, job, r));
+      if (pid < 0) {
+        fork_errno_ = errno;
+        break;
       }
+      workers_[r].pid = pid;
+      workers_[r].running = true;
+      ++alive_;
     }
-    ~ChldGuard() {
-      if (changed) ::sigaction(SIGCHLD, &old, nullptr);
+    if (fork_errno_ != 0) {
+      std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name_.c_str(),
+                   o_.rank_offset + alive_, std::strerror(fork_errno_));
+      result_ = 1;
+      first_failure_ = alive_;
+      stop_all(SIGTERM);
     }
-  } chld_guard;
-
-  // 4. Start the workers.
-  std::vector<Worker> workers(n);
-  int alive = 0;
-  int fork_errno = 0;
-  for (int r = 0; r < n; ++r) {
-    const pid_t pid = sys::spawn(worker_spawn(r));
-    if (pid < 0) {
-      fork_errno = errno;
-      break;
-    }
-    workers[r].pid = pid;
-    workers[r].running = true;
-    ++alive;
   }
 
-  // 5. Supervise.
-  int interrupted = 0;  // the signal that stopped the job, if any
-  int first_failure = -1;
-  int result = 0;
-  bool stopping = false, killed = false;
-  Clock::time_point deadline{};
-  auto stop_all = [&](int sig) {
-    signal_running(workers, sig);
-    if (!stopping) {
-      stopping = true;
-      deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(o.grace_s));
+  // Until every worker has ended. Returns the job's exit status.
+  int supervise() {
+    while (alive_ > 0) {
+      const std::vector<int> ended = reap(workers_, alive_);
+      if (first_failure_ < 0 && !interrupted_) blame_failure(ended);
+      if (alive_ == 0) break;
+      if (stopping_ && !killed_ && Clock::now() >= deadline_) kill_all();
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      siginfo_t info;
+      on_signal(::sigtimedwait(&sup_, &info, &ts));
     }
-  };
-  if (fork_errno != 0) {
-    std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name.c_str(),
-                 o.rank_offset + alive, std::strerror(fork_errno));
-    result = 1;
-    first_failure = alive;
+    drain_signals();
+    if (fork_errno_ != 0 && !interrupted_)
+      throw UserError(name_ + ": cannot start " + std::to_string(o_.world_size) + " processes: " +
+                          std::strerror(fork_errno_),
+                      "use fewer processes or raise the process limit (ulimit -u)");
+    return interrupted_ ? 128 + interrupted_ : result_;
+  }
+
+ private:
+  void stop_all(int sig) {
+    signal_running(workers_, sig);
+    if (!stopping_) {
+      stopping_ = true;
+      deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.grace_s));
+    }
+  }
+
+  void kill_all() {
+    signal_running(workers_, SIGKILL);
+    killed_ = true;
+  }
+
+  // Of the ranks that ended in the same sweep, blames one killed by a
+  // signal first: the others most likely failed because it died.
+  void blame_failure(const std::vector<int>& ended) {
+    int blame = -1;
+    for (int r : ended)
+      if (failed(workers_[r].status) &&
+          (blame < 0 || (WIFSIGNALED(workers_[r].status) && !WIFSIGNALED(workers_[blame].status))))
+        blame = r;
+    if (blame < 0) return;
+    const int st = workers_[blame].status;
+    first_failure_ = blame;
+    const char* stopping = alive_ > 0 ? "; stopping the other ranks" : "";
+    if (WIFSIGNALED(st)) {
+      const int sig = WTERMSIG(st);
+      result_ = 128 + sig;
+      std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name_.c_str(), o_.rank_offset + blame, sig,
+                   sys::signal_name(sig).c_str(), stopping);
+    } else if (const int silent = stopped_rank(workers_); silent >= 0) {
+      result_ = WEXITSTATUS(st);
+      std::fprintf(stderr,
+                   "%s: rank %d went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank %d timed "
+                   "out waiting for it and exited with status %d; stopping the other ranks\n",
+                   name_.c_str(), o_.rank_offset + silent, o_.rank_offset + blame, result_);
+    } else {
+      result_ = WEXITSTATUS(st);
+      std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name_.c_str(), o_.rank_offset + blame, result_,
+                   stopping);
+    }
+    std::fflush(stderr);
     stop_all(SIGTERM);
   }
 
-  while (alive > 0) {
-    std::vector<int> ended = reap(workers, alive);
-    if (first_failure < 0 && !interrupted) {
-      // Of the ranks that ended in the same sweep, blame one killed by a
-      // signal first: the others most likely failed because it died.
-      int blame = -1;
-      for (int r : ended)
-        if (failed(workers[r].status) && (blame < 0 || (WIFSIGNALED(workers[r].status) &&
-                                                        !WIFSIGNALED(workers[blame].status))))
-          blame = r;
-      if (blame >= 0) {
-        int st = workers[blame].status;
-        first_failure = blame;
-        if (WIFSIGNALED(st)) {
-          int sig = WTERMSIG(st);
-          result = 128 + sig;
-          std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), o.rank_offset + blame,
-                       sig, sys::signal_name(sig).c_str(),
-                       alive > 0 ? "; stopping the other ranks" : "");
-        } else if (const int silent = stopped_rank(workers); silent >= 0) {
-          result = WEXITSTATUS(st);
-          std::fprintf(stderr,
-                       "%s: rank %d went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank %d timed "
-                       "out waiting for it and exited with status %d; stopping the other ranks\n",
-                       name.c_str(), o.rank_offset + silent, o.rank_offset + blame, result);
-        } else {
-          result = WEXITSTATUS(st);
-          std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), o.rank_offset + blame,
-                       result, alive > 0 ? "; stopping the other ranks" : "");
-        }
-        std::fflush(stderr);
-        stop_all(SIGTERM);
-      }
-    }
-    if (alive == 0) break;
-    if (stopping && !killed && Clock::now() >= deadline) {
-      signal_running(workers, SIGKILL);
-      killed = true;
-    }
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    siginfo_t info;
-    int sig = ::sigtimedwait(&sup, &info, &ts);
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-      if (!interrupted) {
-        interrupted = sig;
-        std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name.c_str(),
-                     sys::signal_name(sig).c_str(), n);
-        std::fflush(stderr);
-        stop_all(sig);
-      } else if (!killed) {  // asked twice: no more patience
-        signal_running(workers, SIGKILL);
-        killed = true;
-      }
+  void on_signal(int sig) {
+    if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) return;
+    if (!interrupted_) {
+      interrupted_ = sig;
+      std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name_.c_str(), sys::signal_name(sig).c_str(),
+                   o_.world_size);
+      std::fflush(stderr);
+      stop_all(sig);
+    } else if (!killed_) {  // asked twice: no more patience
+      kill_all();
     }
   }
 
-  // Take any supervision signal that arrived at the very end, so restoring
+  // Takes any supervision signal that arrived at the very end, so restoring
   // the mask does not deliver it after the cleanup decision.
-  for (;;) {
-    struct timespec zero = {0, 0};
-    int sig = ::sigtimedwait(&sup, nullptr, &zero);
-    if (sig <= 0) break;
-    if (sig != SIGCHLD && !interrupted) interrupted = sig;
+  void drain_signals() {
+    for (;;) {
+      struct timespec zero = {0, 0};
+      const int sig = ::sigtimedwait(&sup_, nullptr, &zero);
+      if (sig <= 0) break;
+      if (sig != SIGCHLD && !interrupted_) interrupted_ = sig;
+    }
   }
 
-  if (fork_errno != 0 && !interrupted)
-    throw UserError(name + ": cannot start " + std::to_string(n) + " processes: " +
-                        std::strerror(fork_errno),
-                    "use fewer processes or raise the process limit (ulimit -u)");
-  if (interrupted) return 128 + interrupted;
-  return result;
+  const LaunchOptions& o_;
+  const std::string name_;
+  const sigset_t sup_;
+  std::vector<Worker> workers_;
+  int alive_ = 0;
+  int fork_errno_ = 0;
+  int interrupted_ = 0;  // the signal that stopped the job, if any
+  int first_failure_ = -1;
+  int result_ = 0;
+  bool stopping_ = false, killed_ = false;
+  Clock::time_point deadline_{};
+};
+
+}  // namespace
+
+int launch_local(const LaunchOptions& o) {
+  JobIdentity job;
+  job.global = checked_global_world(o);
+  const std::string name = o.job_name.empty() ? base_name(o.argv[0]) : o.job_name;
+
+  // A private rendezvous directory (removed however the job ends:
+  // sys/job_dir.h), a unique job id, and the job secret.
+  const sys::JobDir dir(sys::env_string("TMPDIR", "/tmp"));
+  job.rendezvous_dir = dir.path();
+  job.job_id = sanitize(name) + "-" + std::to_string(::getpid()) + "-" + sys::random_hex(8);
+  job.secret = o.job_secret ? *o.job_secret : new_job_secret();
+  job.keep_open_fd = dir.keep_open_fd();
+
+  // Supervision signals are taken synchronously (sigtimedwait) from here on.
+  sigset_t sup;
+  sigemptyset(&sup);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&sup, sig);
+  const MaskGuard mask_guard(sup);
+  const ChldGuard chld_guard;
+
+  Supervisor supervisor(o, name, sup);
+  supervisor.start(job);
+  return supervisor.supervise();
 }
 
 }  // namespace ddp::dist

@@ -189,10 +189,9 @@ std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& o) {
     // MPI_Iallreduce (OpenMPI's libnbc) picks a binomial tree whenever the
     // buffer is in place or there are fewer than 4 ranks: every byte goes
     // to rank 0 and back, one rank summing while the other waits. The ring
-    // splits both the copying and the summing evenly. Measured for 2 ranks
-    // here (tests/dist_mpi_test.cpp, MpiInside.DISABLED_AllreduceBench),
-    // 1.7 MB: ~0.15-0.19 ms against ~0.34-0.43 ms, and no slower for the
-    // small buckets. An explicit choice (environment, or mpirun --mca) wins.
+    // splits both the copying and the summing evenly: faster for the whole
+    // gradient and no slower for the small buckets (docs/performance.md,
+    // "MPI details"). An explicit choice (environment, or mpirun --mca) wins.
     if (o.ring_allreduce) ::setenv(kIallreduceAlgorithmVar, "1", /*overwrite=*/0);
     int provided = MPI_THREAD_SINGLE;
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);

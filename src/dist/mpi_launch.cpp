@@ -45,7 +45,10 @@ std::string mpirun_failure(const std::string& text) {
   return "";
 }
 
-int launch_mpirun(const MpirunOptions& o) {
+namespace {
+
+// mpirun's command line and environment; throws UserError when it cannot run.
+sys::SpawnOptions mpirun_spawn(const MpirunOptions& o) {
   if (o.world_size < 1)
     throw UserError("cannot launch " + std::to_string(o.world_size) + " ranks", "use at least 1 process");
   if (o.argv.empty()) throw UserError("no program to run under mpirun");
@@ -54,7 +57,6 @@ int launch_mpirun(const MpirunOptions& o) {
     throw UserError("'" + o.mpirun + "' was not found in PATH: the MPI backend needs OpenMPI's mpirun",
                     "install it (Debian: apt-get install openmpi-bin libopenmpi-dev, or scripts/install_deps.sh), "
                     "or use --backend gloo");
-
   sys::SpawnOptions so;
   so.argv = {mpirun};
   for (auto& a : mpirun_arguments(o)) so.argv.push_back(a);
@@ -63,40 +65,20 @@ int launch_mpirun(const MpirunOptions& o) {
     for (const char* v : {"OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"})
       if (!sys::env_set(v)) so.env.push_back({v, "1"});
   }
+  return so;
+}
 
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0)
-    throw UserError(std::string("cannot create a pipe: ") + std::strerror(errno), "check the process's open-file limit");
-
-  // The signals we pass on are taken synchronously while mpirun runs.
-  sigset_t sup, old;
-  sigemptyset(&sup);
-  sigaddset(&sup, SIGINT);
-  sigaddset(&sup, SIGTERM);
-  sigaddset(&sup, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sup, &old);
-
-  so.stderr_fd = pipefd[1];
-  const pid_t pid = sys::spawn(so);
-  const int fork_errno = errno;
-  ::close(pipefd[1]);
-  if (pid < 0) {
-    ::close(pipefd[0]);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw UserError(std::string("cannot start mpirun: ") + std::strerror(fork_errno),
-                    "raise the process limit (ulimit -u)");
-  }
-
-  // Pass mpirun's standard error through, keeping its tail for the report.
+// Passes mpirun's standard error (read end `fd`) through until it closes,
+// and the signals in `sup` on to mpirun; returns the tail of what it wrote,
+// for the report. `interrupted`: the first signal taken.
+std::string relay_stderr(int fd, pid_t pid, const sigset_t& sup, int& interrupted) {
   std::string tail;
-  int interrupted = 0;
   bool open = true;
   while (open) {
-    struct pollfd p = {pipefd[0], POLLIN, 0};
-    int n = ::poll(&p, 1, 50);
-    if (n > 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
       char buf[4096];
-      ssize_t got = ::read(pipefd[0], buf, sizeof buf);
+      const ssize_t got = ::read(fd, buf, sizeof buf);
       if (got > 0) {
         sys::write_all(STDERR_FILENO, buf, static_cast<size_t>(got));
         tail.append(buf, static_cast<size_t>(got));
@@ -107,7 +89,7 @@ int launch_mpirun(const MpirunOptions& o) {
     }
     struct timespec zero = {0, 0};
     siginfo_t info;
-    int sig = ::sigtimedwait(&sup, &info, &zero);
+    const int sig = ::sigtimedwait(&sup, &info, &zero);
     if (sig > 0) {
       if (!interrupted) interrupted = sig;
       // A terminal's Ctrl-C already reached mpirun (same process group);
@@ -115,18 +97,11 @@ int launch_mpirun(const MpirunOptions& o) {
       if (info.si_code != SI_KERNEL) ::kill(pid, sig);
     }
   }
-  ::close(pipefd[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  for (;;) {  // signals that came at the very end
-    struct timespec zero = {0, 0};
-    int sig = ::sigtimedwait(&sup, nullptr, &zero);
-    if (sig <= 0) break;
-    if (!interrupted) interrupted = sig;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return tail;
+}
 
+// The job's exit status, with one line on stderr saying why it stopped.
+int report_end(const MpirunOptions& o, int status, int interrupted, const std::string& tail) {
   const int code = sys::exit_status_of(status);
   if (interrupted) {
     std::fprintf(stderr, "%s: stopped by %s\n", o.job_name.c_str(), sys::signal_name(interrupted).c_str());
@@ -142,6 +117,46 @@ int launch_mpirun(const MpirunOptions& o) {
     std::fflush(stderr);
   }
   return code;
+}
+
+}  // namespace
+
+int launch_mpirun(const MpirunOptions& o) {
+  sys::SpawnOptions so = mpirun_spawn(o);
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    throw UserError(std::string("cannot create a pipe: ") + std::strerror(errno), "check the process's open-file limit");
+
+  // The signals we pass on are taken synchronously while mpirun runs.
+  sigset_t sup, old;
+  sigemptyset(&sup);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sup, sig);
+  pthread_sigmask(SIG_BLOCK, &sup, &old);
+
+  so.stderr_fd = pipefd[1];
+  const pid_t pid = sys::spawn(so);
+  const int fork_errno = errno;
+  ::close(pipefd[1]);
+  if (pid < 0) {
+    ::close(pipefd[0]);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw UserError(std::string("cannot start mpirun: ") + std::strerror(fork_errno),
+                    "raise the process limit (ulimit -u)");
+  }
+  int interrupted = 0;
+  const std::string tail = relay_stderr(pipefd[0], pid, sup, interrupted);
+  ::close(pipefd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  for (;;) {  // signals that came at the very end
+    struct timespec zero = {0, 0};
+    const int sig = ::sigtimedwait(&sup, nullptr, &zero);
+    if (sig <= 0) break;
+    if (!interrupted) interrupted = sig;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return report_end(o, status, interrupted, tail);
 }
 
 }  // namespace ddp::dist

@@ -7,6 +7,17 @@
 #include "common/error.h"
 
 namespace ddp::dist {
+
+redisReply* redis_command_argv(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  return static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+}
+
 namespace {
 
 const std::string kPasswordWays = std::string(kRedisPasswordVar) + " (and " + kRedisUserVar +
@@ -24,13 +35,7 @@ bool starts_with(const std::string& s, const char* prefix) { return s.rfind(pref
 // Runs one command; returns "" on success, else the error reply (or the
 // connection's error).
 std::string run(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  redisReply* r = redis_command_argv(c, args);
   if (!r) return std::string("connection lost: ") + c->errstr;
   std::string err;
   if (r->type == REDIS_REPLY_ERROR) err = std::string(r->str, r->len);

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gloo/rendezvous/store.h>
 
@@ -18,6 +19,11 @@ namespace ddp::dist {
 // fix: a server that wants a password and got none (NOAUTH), a wrong
 // password or user (WRONGPASS), a password for a server that has none, a
 // user not allowed to run commands (NOPERM).
+// Sends one command whose arguments may hold any bytes (redisCommandArgv);
+// returns hiredis's reply (the caller frees it), or nullptr when the
+// connection failed (c->errstr says why).
+redisReply* redis_command_argv(redisContext* c, const std::vector<std::string>& args);
+
 void redis_login(redisContext* c, const RedisCredentials& credentials, const std::string& where);
 
 // The hint for an error reply of the Redis server to `command`.

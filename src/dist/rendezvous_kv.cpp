@@ -72,13 +72,7 @@ void RedisKv::remove_matching(const std::string& pattern) {
 }
 
 redisReply* RedisKv::command(const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
-  for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  redisReply* r = redis_command_argv(c_, args);
   if (!r)
     throw UserError("lost the rendezvous server " + where_ + " during " + args[0] + ": " + c_->errstr,
                     "keep redis-server running until every rank has started training");

@@ -7,6 +7,7 @@
 
 #include "nn/cnn.h"
 #include "report/scaling_model.h"
+#include "results/json_reader.h"
 #include "train/step.h"
 
 namespace ddp::experiments {
@@ -119,8 +120,7 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   for (const auto& m : metrics["configurations"]) {
     if (report::backend_of(m) != backend) continue;
     max_p = std::max(max_p, m.value("processes", 1));
-    const json& sp = m["speedup"];
-    speedups.push_back({m.value("processes", 1), sp["median"].is_number() ? sp["median"].get<double>() : NAN});
+    speedups.push_back({m.value("processes", 1), results::number_or(m.value("speedup", json::object()), "median", NAN)});
   }
   report::MachineComm mc{alpha, beta, cores, threads, max_p};
   json j = report::model_json(mp, report::default_networks(), beta > 0 ? &mc : nullptr, speedups);

@@ -8,6 +8,7 @@
 #include "experiments/write_report.h"
 #include "report/gnuplot.h"
 #include "sys/machine.h"
+#include "results/json_reader.h"
 #include "results/run_result.h"
 
 namespace ddp::experiments {
@@ -34,8 +35,7 @@ report::RunRecord run_from(const json& r, const std::string& dir) {
   rr.log_file = r.value("log_file", "");
   rr.wall_s = r.value("wall_s", 0.0);
   rr.error = r.value("error", "");
-  if (r.contains("background_load_cores") && r["background_load_cores"].is_number())
-    rr.background_cores = r["background_load_cores"].get<double>();
+  rr.background_cores = results::number_or(r, "background_load_cores", rr.background_cores);
   if (r.value("status", "") != "ok" || !r["results_file"].is_string()) return rr;
   rr.results_file = r["results_file"];
   try {
@@ -71,7 +71,7 @@ int replot(const std::string& dir) {
   s.dir = dir;
   s.cores = m.value("machine", json::object()).value("cores", sys::online_cores());
   const json cfg = m.value("experiment", json::object()).value("config", json::object());
-  s.o.threads = cfg.value("threads", 1);
+  s.o.train.threads = cfg.value("threads", 1);
   s.o.repeats = cfg.value("repeats", 1);
   for (const auto& c : m.value("configurations", json::array())) s.configs.push_back(configuration_from(c, dir));
   const json bench = m.value("scaling_model", json::object())

@@ -23,20 +23,20 @@ namespace {
 std::vector<std::string> trainer_argv(const Suite& s, const report::Configuration& c, const std::string& results) {
   const SuiteOptions& o = s.o;
   std::vector<std::string> a = {s.exe_dir + "/" + c.program,
-                                "--epochs", std::to_string(o.epochs),
-                                "--batch-size", std::to_string(o.batch),
-                                "--learning-rate", exact(o.learning_rate),
-                                "--dataset", o.dataset,
+                                "--epochs", std::to_string(o.train.epochs),
+                                "--batch-size", std::to_string(o.train.batch_size),
+                                "--learning-rate", exact(o.train.learning_rate),
+                                "--dataset", o.train.dataset,
                                 "--data-dir", s.data_dir,
-                                "--seed", std::to_string(o.seed),
-                                "--threads", std::to_string(o.threads),
+                                "--seed", std::to_string(o.train.seed),
+                                "--threads", std::to_string(o.train.threads),
                                 "--save-results", results,
                                 "--no-progress"};  // one line per epoch, no live bar
-  if (o.limit > 0) a.insert(a.end(), {"--limit", std::to_string(o.limit)});
+  if (o.train.limit > 0) a.insert(a.end(), {"--limit", std::to_string(o.train.limit)});
   if (c.program == "train_parallel")
-    a.insert(a.end(), {"--world-size", std::to_string(c.processes), "--lr-scaling", o.lr_scaling,
+    a.insert(a.end(), {"--world-size", std::to_string(c.processes), "--lr-scaling", to_string(o.train.lr_scaling),
                        "--backend", c.backend});
-  if (c.backend == "gloo") a.insert(a.end(), {"--allreduce-algorithm", o.allreduce_algorithm});  // Gloo's choice only
+  if (c.backend == "gloo") a.insert(a.end(), {"--allreduce-algorithm", to_string(o.train.allreduce_algorithm)});  // Gloo's choice only
   return a;
 }
 
@@ -130,7 +130,7 @@ report::RunRecord run_one(Suite& s, const PlannedRun& p, size_t i, size_t n, Dis
   eta.start(i);
   RunView view{d, eta, "[run " + std::to_string(i + 1) + "/" + std::to_string(n) + "] " + run_title(c) +
                            (many ? ", repeat " + std::to_string(p.repeat) + "/" + std::to_string(s.o.repeats) : ""),
-               s.o.epochs, {}, {}};
+               s.o.train.epochs, {}, {}};
   d.line(d.tty() ? view.head : view.status());  // a header that stays above the run's lines
   d.status(view.status());                      // on a terminal, a live line under them
 
@@ -179,9 +179,9 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
   std::vector<double> costs;
   for (const auto& p : plan) {
     const auto& c = s.configs[p.config];
-    costs.push_back(relative_cost(c.processes, c.name == "serial", s.o.threads, s.cores));
+    costs.push_back(relative_cost(c.processes, c.name == "serial", s.o.train.threads, s.cores));
   }
-  Eta eta(costs, s.o.epochs);
+  Eta eta(costs, s.o.train.epochs);
   for (size_t i = 0; i < plan.size() && !pending_signal(); ++i) {
     report::RunRecord rec = run_one(s, plan[i], i, plan.size(), d, eta);
     if (!(pending_signal() && !rec.ok)) s.configs[plan[i].config].runs.push_back(std::move(rec));

@@ -32,6 +32,12 @@ namespace ddp::experiments {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+train::TrainConfig suite_training_defaults() {
+  train::TrainConfig c;
+  c.allreduce_algorithm = dist::AllreduceAlgorithm::ring;
+  return c;
+}
+
 void normalise(SuiteOptions& o) {
   std::sort(o.processes.begin(), o.processes.end());
   o.processes.erase(std::unique(o.processes.begin(), o.processes.end()), o.processes.end());
@@ -109,10 +115,8 @@ void check_before_running(Suite& s) {
                       "build every program (scripts/build.sh) and run run_experiments from the build directory");
   }
   const SuiteOptions& o = s.o;
-  s.data_dir = fs::absolute(o.data_dir.empty() ? data::default_data_dir(o.dataset) : o.data_dir).lexically_normal().string();
-  train::TrainConfig tc;
-  tc.dataset = o.dataset;
-  tc.limit = o.limit;
+  s.data_dir = fs::absolute(o.train.data_dir.empty() ? data::default_data_dir(o.train.dataset) : o.train.data_dir).lexically_normal().string();
+  train::TrainConfig tc = o.train;
   tc.data_dir = s.data_dir;
   std::cout << "checking the data in " << s.data_dir << " ..." << std::flush;
   try {
@@ -130,18 +134,18 @@ json experiment_block(const Suite& s, const std::string& command) {
           {"started", now_string("%Y-%m-%d %H:%M:%S %Z")},
           {"command", command},
           {"config",
-           {{"epochs", o.epochs},
-            {"batch_size", o.batch},
+           {{"epochs", o.train.epochs},
+            {"batch_size", o.train.batch_size},
             {"process_counts", o.processes},
             {"backends", o.backends},
-            {"threads", o.threads},
-            {"dataset", o.dataset},
+            {"threads", o.train.threads},
+            {"dataset", o.train.dataset},
             {"data_dir", s.data_dir},
-            {"limit", o.limit},
-            {"seed", o.seed},
-            {"learning_rate", o.learning_rate},
-            {"lr_scaling", o.lr_scaling},
-            {"allreduce_algorithm", o.allreduce_algorithm},
+            {"limit", o.train.limit},
+            {"seed", o.train.seed},
+            {"learning_rate", o.train.learning_rate},
+            {"lr_scaling", to_string(o.train.lr_scaling)},
+            {"allreduce_algorithm", to_string(o.train.allreduce_algorithm)},
             {"repeats", o.repeats}}}};
 }
 
@@ -153,7 +157,7 @@ void announce(const Suite& s, size_t runs) {
   std::cout << (o.backends.size() > 1 ? " on each of the backends " : " on the backend ");
   for (size_t i = 0; i < o.backends.size(); ++i) std::cout << (i ? ", " : "") << o.backends[i];
   if (o.repeats > 1) std::cout << " (each " << o.repeats << " times)";
-  std::cout << "; " << o.epochs << " epoch(s), batch " << o.batch << " per process, " << o.threads
+  std::cout << "; " << o.train.epochs << " epoch(s), batch " << o.train.batch_size << " per process, " << o.train.threads
             << " thread(s) per process, " << s.cores << " cores\n";
   const double load = sys::load_average();
   if (load > s.cores * 0.5)

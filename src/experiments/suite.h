@@ -9,26 +9,27 @@
 #include <vector>
 
 #include "report/metrics.h"
+#include "train/config.h"
 
 namespace ddp::experiments {
 
+// The trainers' settings every run of the suite is given. train_serial's and
+// train_parallel's own defaults, but for Gloo's all-reduce algorithm: ring,
+// the algorithm the scaling model describes (train_parallel's is bcube).
+train::TrainConfig suite_training_defaults();
+
 // The suite's settings: run_experiments' flags.
 struct SuiteOptions {
-  int epochs = 10;
-  int batch = 64;                                // per process
+  // Passed on to every run under the trainers' flag names (runner.cpp's
+  // trainer_argv): epochs, batch size (per process), learning rate, dataset,
+  // data directory (empty: the dataset's default), limit (0: all samples),
+  // seed, threads per process; to the parallel runs also the learning-rate
+  // scaling and, on Gloo, the all-reduce algorithm. The other fields are not
+  // passed on: the trainers use their defaults.
+  train::TrainConfig train = suite_training_defaults();
   std::vector<int> processes = {2, 4};           // the parallel runs' process counts
   std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
   std::string output_dir = "results";
-  std::string dataset = "mnist";
-  std::string data_dir;  // empty: the dataset's default directory
-  int threads = 1;       // compute threads per process
-  int64_t limit = 0;     // 0: all training samples
-  uint64_t seed = 42;
-  std::string lr_scaling = "none";
-  // Gloo's all-reduce algorithm in the parallel runs: ring, the algorithm the
-  // scaling model describes (train_parallel's own default is bcube).
-  std::string allreduce_algorithm = "ring";
-  double learning_rate = 0.01;
   int repeats = 1;
 };
 

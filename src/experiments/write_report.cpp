@@ -1,5 +1,6 @@
 #include "experiments/write_report.h"
 
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -8,6 +9,7 @@
 #include "experiments/cpu_load.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
+#include "results/json_reader.h"
 #include "sys/atomic_file.h"
 #include "report/experiment.h"
 #include "report/gnuplot.h"
@@ -92,10 +94,10 @@ void print_summary(const Suite& s, const json& m, const std::vector<std::string>
     std::cout << sentence << "\n";
   for (const auto& n : notes)
     if (!gnuplot_missing) std::cerr << "run_experiments: " << n << "\n";  // else the caller's error says it
-  if (m.contains("measurement") && m["measurement"]["background_load_cores"]["max"].is_number() &&
-      m["measurement"]["background_load_cores"]["max"].get<double>() > kBusyCores)
-    std::cerr << "run_experiments: warning: other processes used up to "
-              << report::format_number(m["measurement"]["background_load_cores"]["max"].get<double>(), 1)
+  const double busy = results::number_or(
+      m.value("measurement", json::object()).value("background_load_cores", json::object()), "max", NAN);
+  if (busy > kBusyCores)  // false for NaN: not measured
+    std::cerr << "run_experiments: warning: other processes used up to " << report::format_number(busy, 1)
               << " cores during the runs: the timings are disturbed; rerun on a quiet machine, or with --repeats 3\n";
   const int failed = m.value("failed_runs", 0);
   if (failed) std::cerr << "run_experiments: " << failed << " run(s) FAILED; see performance_metrics.json and logs/\n";
@@ -109,7 +111,7 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
   write_canonical_copies(s);
   json m = report::performance_metrics(experiment, train::machine_json(), versions_of(s, gnuplot), s.configs,
                                        json::object());
-  m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.threads);
+  m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.train.threads);
   if (interrupted) m["status"] = "interrupted";
   sys::write_file_atomic(s.dir + "/performance_metrics.json", m.dump(2) + "\n");
 

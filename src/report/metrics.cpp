@@ -172,7 +172,9 @@ void add_representative(json& m, const Configuration& c) {
                       // What communication cost the cores: the gradient thread's CPU, and the time
                       // the compute thread was ready but preempted (both per rank).
                       {"cpu_per_step_s", finite_or_null(s.comm_cpu / steps)},
-                      {"compute_preempted_per_step_s", finite_or_null(s.compute_preempted / steps)}};
+                      {"compute_preempted_per_step_s", finite_or_null(s.compute_preempted / steps)},
+                      // Where it ran (what --overlap chose): the report's prose depends on it.
+                      {"overlap", r.overlap}};
   }
 }
 

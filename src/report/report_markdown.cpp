@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "report/experiment.h"
 #include "report/plots.h"
@@ -31,6 +34,41 @@ bool compares(const json& comparison, const char* a, const char* b) {
   return false;
 }
 
+// The process counts of `backend`'s parallel configurations, by where their
+// all-reduce ran (allreduce.overlap: "thread" or "none").
+std::map<std::string, std::vector<int>> overlap_of(const json& m, const std::string& backend) {
+  std::map<std::string, std::vector<int>> by;
+  for (const auto& c : m.value("configurations", json::array()))
+    if (backend_of(c) == backend && c.contains("allreduce"))
+      by[c["allreduce"].value("overlap", "thread")].push_back(c.value("processes", 1));
+  return by;
+}
+
+std::string process_counts(const std::vector<int>& ps) {
+  std::string r;
+  for (size_t i = 0; i < ps.size(); ++i) r += (i ? (i + 1 == ps.size() ? " and " : ", ") : "") + std::to_string(ps[i]);
+  return r + (ps.size() == 1 && ps[0] == 1 ? " process" : " processes");
+}
+
+// Where one backend ran its all-reduce: "on each rank's communication thread,
+// next to backward", "on the training thread, after backward", or both, by process count.
+std::string where_allreduce_ran(const std::map<std::string, std::vector<int>>& by) {
+  const std::string thread = "on each rank's communication thread, next to backward";
+  const std::string none = "on the training thread, after backward (`--overlap none`)";
+  const auto t = by.find("thread"), n = by.find("none");
+  if (n == by.end()) return thread;
+  if (t == by.end()) return none;
+  return thread + " at " + process_counts(t->second) + ", " + none + " at " + process_counts(n->second);
+}
+
+// The sentence on where Gloo and MPI ran their all-reduce: true of the runs,
+// whatever --overlap chose for each.
+std::string allreduce_threads_sentence(const json& m) {
+  const std::string gloo = where_allreduce_ran(overlap_of(m, "gloo")), mpi = where_allreduce_ran(overlap_of(m, "mpi"));
+  if (gloo == mpi) return " Both run the all-reduce " + gloo + ".";
+  return " Gloo runs the all-reduce " + gloo + "; MPI " + mpi + ".";
+}
+
 // The backends side by side, one sentence per process count.
 std::string backends_section(const json& m) {
   if (!m.contains("backend_comparison") || m["backend_comparison"].empty()) return "";
@@ -39,9 +77,9 @@ std::string backends_section(const json& m) {
                   "differs.";
   if (compares(cmp, "gloo", "mpi"))
     r += " On one machine Gloo sends them through loopback TCP sockets (every byte through the kernel's network "
-         "stack); OpenMPI (MPI) copies them through shared memory. Both run the all-reduce on each rank's "
-         "communication thread, next to backward.";
-  r += " *all-reduce per step*: the time the all-reduce of one step's gradient kept that thread busy (mean over "
+         "stack); OpenMPI (MPI) copies them through shared memory." +
+         allreduce_threads_sentence(m);
+  r += " *all-reduce per step*: the time the all-reduce of one step's gradient kept its thread busy (mean over "
        "ranks); *exposed communication*: the share of the training time spent waiting for it.\n\n";
   for (const auto& sentence : backend_comparison_sentences(cmp)) r += "- " + sentence + "\n";
   return r + "\n";
@@ -125,14 +163,27 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
   return r;
 }
 
+// What the rest of the all-reduce did, by where it ran (allreduce.overlap).
+std::string exposed_remark(const json& m) {
+  bool thread = false, none = false;
+  for (const auto& c : m.value("configurations", json::array()))
+    if (c.contains("allreduce") && c.value("processes", 1) > 1)
+      (c["allreduce"].value("overlap", "thread") == "none" ? none : thread) = true;
+  const std::string during = "the rest of the all-reduce ran during backward, on the communication thread";
+  const std::string after = "all of it is exposed: it ran on the training thread, after backward";
+  if (!none) return "; " + during + ".";
+  if (!thread) return " (`--overlap none`): " + after + ".";
+  return ". With a communication thread (`--overlap thread`), " + during + "; without (`--overlap none`), " + after + ".";
+}
+
 // Where the time goes: per configuration, seconds per epoch in each phase.
 std::string breakdown_section(const json& m) {
   const bool with_backend = names_backends(m);
   std::string r;
   r += "## Where the time goes\n\n";
   r += "Seconds per epoch in each part of the training step (mean over ranks), plus the evaluation on the test set. "
-       "*all-reduce (exposed)* is the time a rank waited for the gradient all-reduce after its backward pass; the "
-       "rest of the all-reduce ran during backward, on the communication thread.\n\n";
+       "*all-reduce (exposed)* is the time a rank waited for the gradient all-reduce after its backward pass" +
+       exposed_remark(m) + "\n\n";
   r += "| run | forward | backward | all-reduce exposed | optimizer | data | other | evaluation | all-reduce busy / step | hidden | compute / sample |\n";
   r += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
   double serial_cps = NAN;

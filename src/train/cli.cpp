@@ -47,47 +47,59 @@ CLI::Validator finite_in(double lo, double hi, bool lo_open) {
       range);
 }
 
-void add_training_flags(CLI::App& app, TrainConfig& cfg) {
-  app.add_option("-e,--epochs", cfg.epochs, "Number of training epochs")
-      ->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("-b,--batch-size", cfg.batch_size, "Batch size (per process)")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--learning-rate", cfg.learning_rate, "Learning rate (also -lr)")
-      ->check(finite_in(0, 10, true))->capture_default_str();
-  app.add_option("--save-results", cfg.save_results, "Write the results as JSON to this path");
-  app.add_option("--dataset", cfg.dataset, "Dataset")
-      ->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
-  app.add_option("--data-dir", cfg.data_dir,
-                 "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
-  app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
-  app.add_option("--threads", cfg.threads, "Compute threads per process")
-      ->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--dropout", cfg.dropout, "Dropout probability")
-      ->check(finite_in(0, 0.95))->capture_default_str();
-  app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
-  app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
-  app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
-      ->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
-  app.add_option("--trace", cfg.trace,
-                 "Write a timeline of the traced steps of every rank and thread to this file (Chrome trace JSON: "
-                 "open it in ui.perfetto.dev)");
-  app.add_option("--trace-steps", cfg.trace_steps,
-                 "The global steps --trace records, A:B (A inclusive, B exclusive; default: 10:14, or the last 4 "
-                 "steps of a shorter run)")
-      ->type_name("A:B")
-      ->check(CLI::Validator(
-          [](std::string& s) -> std::string {
-            try {
-              parse_trace_steps(s);
-            } catch (const UserError& e) {
-              return e.what();
-            }
-            return std::string();
-          },
-          "A:B"));
+void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) {
+  // In the order of train_serial's --help.
+  if (which.run) {
+    app.add_option("-e,--epochs", cfg.epochs, "Number of training epochs")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("-b,--batch-size", cfg.batch_size, "Batch size (per process)")
+        ->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--learning-rate", cfg.learning_rate, "Learning rate (also -lr)")
+        ->check(finite_in(0, 10, true))->capture_default_str();
+  }
+  if (which.save_results)
+    app.add_option("--save-results", cfg.save_results, "Write the results as JSON to this path");
+  if (which.data) {
+    app.add_option("--dataset", cfg.dataset, "Dataset")
+        ->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
+    app.add_option("--data-dir", cfg.data_dir,
+                   "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
+    app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  }
+  if (which.run) {
+    app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
+    app.add_option("--threads", cfg.threads, "Compute threads per process")
+        ->check(CLI::Range(1, 256))->capture_default_str();
+  }
+  if (which.dropout)
+    app.add_option("--dropout", cfg.dropout, "Dropout probability")->check(finite_in(0, 0.95))->capture_default_str();
+  if (which.progress) app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
+  if (which.checkpoints) {
+    app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
+    app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
+  }
+  if (which.trace) {
+    app.add_option("--trace", cfg.trace,
+                   "Write a timeline of the traced steps of every rank and thread to this file (Chrome trace JSON: "
+                   "open it in ui.perfetto.dev)");
+    app.add_option("--trace-steps", cfg.trace_steps,
+                   "The global steps --trace records, A:B (A inclusive, B exclusive; default: 10:14, or the last 4 "
+                   "steps of a shorter run)")
+        ->type_name("A:B")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+              try {
+                parse_trace_steps(s);
+              } catch (const UserError& e) {
+                return e.what();
+              }
+              return std::string();
+            },
+            "A:B"));
+  }
 }
 
 void validate(const TrainConfig& cfg) {

@@ -15,8 +15,21 @@ namespace ddp::train {
 // letters), which CLI11 cannot declare; it is rewritten to --learning-rate.
 std::vector<std::string> normalise_args(int argc, char** argv);
 
-// Adds the flags of train_serial (and train_parallel) to `app`.
-void add_training_flags(CLI::App& app, TrainConfig& cfg);
+// Which groups of the trainers' flags to add. A program that passes them on
+// to the trainers (run_experiments) registers the ones it offers with the
+// same names, ranges and defaults.
+struct TrainingFlagSet {
+  bool run = true;          // -e,--epochs, -b,--batch-size, --learning-rate, --seed, --threads
+  bool data = true;         // --dataset, --data-dir, --limit
+  bool save_results = true; // --save-results
+  bool dropout = true;      // --dropout
+  bool progress = true;     // --no-progress
+  bool checkpoints = true;  // --checkpoint-dir, --checkpoint-every, --resume
+  bool trace = true;        // --trace, --trace-steps
+};
+
+// Adds the flags of train_serial (and train_parallel) to `app`, writing into cfg.
+void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which = {});
 
 // Checks what CLI11's validators cannot (cross-flag rules). Throws UserError.
 void validate(const TrainConfig& cfg);

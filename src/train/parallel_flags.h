@@ -26,11 +26,13 @@ constexpr int kDefaultParallelWorld = 2;
 
 // Which groups of flags to add.
 struct ParallelFlagSet {
-  bool world_size = true;     // -w,--world-size (default kDefaultParallelWorld)
-  bool backend = true;        // --backend gloo|mpi
-  bool lr_schedule = true;    // --lr-scaling none|linear, --warmup-epochs
-  bool communication = true;  // --timeout, --bucket-kb, --allreduce-algorithm ring|bcube,
-                              // --grad-compression none|bf16, --overlap auto|thread|none
+  bool world_size = true;           // -w,--world-size (default kDefaultParallelWorld)
+  bool backend = true;              // --backend gloo|mpi
+  bool lr_scaling = true;           // --lr-scaling none|linear
+  bool warmup = true;               // --warmup-epochs
+  bool allreduce_algorithm = true;  // --allreduce-algorithm ring|bcube
+  bool communication = true;        // --timeout, --bucket-kb, --grad-compression none|bf16,
+                                    // --overlap auto|thread|none
 };
 
 // Adds the chosen flags, writing into cfg (with world_size: sets
