@@ -30,6 +30,9 @@ struct SuiteOptions {
   std::string allreduce_algorithm = "ring";
   double learning_rate = 0.01;
   int repeats = 1;
+  // --network RATE[,DELAY]: each rank of a parallel run on its own emulated
+  // node (experiments/network_runs.h); "": every rank on this machine.
+  std::string network;
 };
 
 // Process counts sorted and each once; backends each once, in the order given.
