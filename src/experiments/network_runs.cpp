@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "dist/job_secret.h"
 #include "experiments/allreduce_benchmark.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
@@ -36,8 +37,11 @@ netemu::LinkSpec check_network(const std::string& spec) {
 
 namespace {
 
-// A private rendezvous directory for one job, removed when this goes,
-// however the job ended (a SIGKILL of run_experiments leaves it in /tmp).
+// A private rendezvous directory for one job (0700), removed when this goes,
+// however the job ended (a SIGKILL of run_experiments leaves it in /tmp);
+// and a fresh job secret for its ranks in DDP_JOB_SECRET, which the nodes'
+// processes inherit (never in argv, which ps shows), as train_parallel's
+// own launcher hands it to its ranks.
 struct RendezvousDir {
   std::string path;
   RendezvousDir() {
@@ -45,8 +49,10 @@ struct RendezvousDir {
     if (!mkdtemp(templ))
       throw UserError("cannot create a rendezvous directory in /tmp", "make /tmp writable, or free space in it");
     path = templ;
+    setenv(dist::kJobSecretVar, dist::new_job_secret().c_str(), 1);
   }
   ~RendezvousDir() {
+    unsetenv(dist::kJobSecretVar);
     std::error_code ec;
     fs::remove_all(path, ec);
   }
