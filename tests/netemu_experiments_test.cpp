@@ -42,6 +42,17 @@ std::vector<std::string> rendezvous_dirs(const std::string& log) {
   return dirs;
 }
 
+// However a test ends, its suite does not outlive it.
+struct KillOnExit {
+  Proc& p;
+  ~KillOnExit() {
+    if (alive(p.pid)) {
+      kill(p.pid, SIGKILL);
+      p.wait(10);
+    }
+  }
+};
+
 void expect_finite(const json& j, const std::vector<const char*>& keys, const std::string& where) {
   for (const char* k : keys) {
     ASSERT_TRUE(j.contains(k)) << where << " lacks " << k << ": " << j.dump(2);
@@ -56,6 +67,7 @@ TEST(EmulatedSuite, ARunOverA1GbitNetworkWritesTheNetworkAndTheModelsValidation)
   NETEMU_REQUIRE_PRIVILEGES();
   TempDir tmp;
   Proc p(suite(tmp.path, 1, 640), tmp.path + "/out.log");
+  KillOnExit guard{p};
   ASSERT_TRUE(p.wait(300)) << p.output();
   ASSERT_EQ(p.exit_code(), 0) << p.output();
   const std::string dir = experiment_dir(tmp.path);
@@ -91,16 +103,19 @@ TEST(EmulatedSuite, ARunOverA1GbitNetworkWritesTheNetworkAndTheModelsValidation)
 TEST(EmulatedSuite, CtrlCStopsEveryNodeAndLeavesNothing) {
   NETEMU_REQUIRE_PRIVILEGES();
   TempDir tmp;
-  Proc p(suite(tmp.path, 50, 6400), tmp.path + "/out.log");
+  // Each epoch evaluates the whole test set (seconds): 4 epochs keep the
+  // serial run short and the parallel one running long enough to interrupt.
+  Proc p(suite(tmp.path, 4, 640), tmp.path + "/out.log");
+  KillOnExit guard{p};
   std::string log;
-  for (int i = 0; i < 1200; ++i) {  // the serial run goes first: wait for both nodes of the parallel one
+  for (int i = 0; i < 3000; ++i) {  // the serial run goes first: wait for both nodes of the parallel one
     const std::string dir = experiment_dir(tmp.path);
     if (!dir.empty()) log = dir + "/logs/parallel_2p.log";
     if (!log.empty() && read_file(log).find("[node 1] train_parallel: node 1 of 2") != std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_FALSE(log.empty()) << p.output();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
   std::vector<pid_t> descendants;
   const auto namespaces = descendant_namespaces(p.pid, descendants);
   ASSERT_EQ(namespaces.size(), 3u) << "a switch and two nodes\n" << read_file(log);

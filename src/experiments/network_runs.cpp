@@ -85,7 +85,7 @@ sys::ChildResult run_on_network(const Suite& s, int processes, const std::vector
   o.on_line = [&](int node, const std::string& line, bool is_stderr) {
     std::lock_guard<std::mutex> lock(mu);
     const std::string text = node == 0 ? line : "[node " + std::to_string(node) + "] " + line;
-    log << text << "\n";
+    log << text << std::endl;  // flushed: the log is how a user (or a test) follows a run
     if (on_line && (node == 0 || is_stderr)) on_line(text, is_stderr);
   };
   const netemu::NodeJobResult r = netemu::run_on_nodes(net, o, stop_flag());
