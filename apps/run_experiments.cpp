@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output-dir", o.output_dir, "Where the experiment_<timestamp> directory goes")->capture_default_str();
   app.add_option("--repeats", o.repeats, "Run each configuration R times; report the median, min and max")
       ->check(CLI::Range(1, 100))->capture_default_str();
+  app.add_option("--network", o.network,
+                 "Emulate a cluster network: each rank of a parallel run on its own node (network namespace, core) "
+                 "joined by links of RATE[,DELAY], e.g. 1gbit or 10gbit; needs root (docs/network-emulation.md)");
   app.add_option("--replot", replot, "Only redraw the plots and report of an existing experiment directory");
   try {
     auto args = train::normalise_args(argc, argv);

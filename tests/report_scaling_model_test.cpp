@@ -172,3 +172,25 @@ TEST(ReportScalingModel, ReportsNetworksAndThisMachine) {
   EXPECT_DOUBLE_EQ(j["this_machine"]["vs_measured"][1]["measured_speedup"].get<double>(), 1.5);
   EXPECT_TRUE(j["formula"].contains("ring_allreduce"));
 }
+
+// A measured link's costs: without them the CommCost prediction is the
+// plain one; the tbf burst takes bytes off the first bucket only; CPU taken
+// from compute lengthens the step by exactly that CPU when nothing is exposed.
+TEST(ReportScalingModel, CommCostBurstAndSharedCpu) {
+  const ModelParams m = hand_model();
+  const double alpha = 10e-6, beta = 1e8;
+  const Prediction plain = predict(m, 2, alpha, beta);
+  CommCost c{alpha, beta};
+  EXPECT_DOUBLE_EQ(predict(m, 2, c).epoch_s, plain.epoch_s);
+  c.burst_bytes = 1000;
+  const Prediction burst = predict(m, 2, c);
+  EXPECT_NEAR(plain.allreduce_step_s - burst.allreduce_step_s, 1000 / beta, 1e-12);
+  c.burst_bytes = 0;
+  c.cpu_s = 1e-3;
+  c.cpu_shared = true;
+  const Prediction shared = predict(m, 2, c);
+  EXPECT_NEAR(shared.compute_step_s - plain.compute_step_s, 1e-3 * m.buckets.size(), 1e-12);
+  EXPECT_LT(shared.speedup, plain.speedup);
+  c.cpu_shared = false;
+  EXPECT_DOUBLE_EQ(predict(m, 2, c).compute_step_s, plain.compute_step_s);
+}

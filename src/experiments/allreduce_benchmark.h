@@ -17,6 +17,11 @@ constexpr const char* kBenchWorkerFlag = "--internal-allreduce-benchmark";
 // median_seconds}]} to `out`. Returns the exit status.
 int allreduce_benchmark_worker(const std::string& out);
 
+// Reads the worker's file `out` (then removes it) and fits alpha and beta:
+// {"status": "ok", "method", "ranks", "samples", "alpha_s",
+// "beta_bytes_per_s"}. Throws when the file is unreadable or the fit fails.
+nlohmann::json fit_benchmark(const std::string& out, const std::string& method);
+
 // Runs the benchmark with 2 ranks in `dir` and fits alpha and beta. Returns
 // the "allreduce_benchmark" block of the model's calibration: {"status": "ok",
 // "alpha_s", "beta_bytes_per_s", "samples", ...} or {"status": "failed",

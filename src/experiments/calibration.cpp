@@ -111,10 +111,14 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   cal["allreduce_benchmark"] = bench;
 
   // This machine: latency from the micro-benchmark, bandwidth as the training run saw it.
+  // With --network, the parallel runs crossed the emulated network: its
+  // benchmark calibrates the model of this machine's runs.
+  const json* net = bench.contains("network") && bench["network"].value("status", "") == "ok" ? &bench["network"] : nullptr;
   const bool measured = bench.value("status", "") == "ok";
-  const double alpha = measured ? bench.value("alpha_s", 0.0) : 0.0;
-  const double beta =
-      training_beta(configs, backend, mp, alpha, measured ? bench.value("beta_bytes_per_s", 0.0) : 0.0, cal);
+  const double alpha = net ? net->value("alpha_s", 0.0) : measured ? bench.value("alpha_s", 0.0) : 0.0;
+  const double beta = net ? net->value("beta_bytes_per_s", 0.0)
+                          : training_beta(configs, backend, mp, alpha,
+                                          measured ? bench.value("beta_bytes_per_s", 0.0) : 0.0, cal);
   int max_p = 8;
   std::vector<std::pair<int, double>> speedups;
   for (const auto& m : metrics["configurations"]) {
@@ -125,6 +129,7 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   report::MachineComm mc{alpha, beta, cores, threads, max_p};
   json j = report::model_json(mp, report::default_networks(), beta > 0 ? &mc : nullptr, speedups);
   j["calibration"] = cal;
+  if (net && j.contains("this_machine")) j["this_machine"]["network"] = net->value("spec", "");
   j["measured_backend"] = backend;
   j["networks_assumptions"] =
       "Gloo over TCP; bandwidth 90% of the line rate; per-message latency 30 / 20 / 10 us for 10 / 25 / 100 Gbit/s "

@@ -9,6 +9,7 @@
 #include "experiments/cpu_load.h"
 #include "sys/cpu_load.h"
 #include "experiments/display.h"
+#include "experiments/network_runs.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
 #include "sys/subprocess.h"
@@ -151,7 +152,10 @@ report::RunRecord run_one(Suite& s, const PlannedRun& p, size_t i, size_t n, Dis
   co.on_tick = [&] { d.status(view.status()); };
   co.tick_s = 1;
   const sys::CpuSample before = sys::cpu_sample();
-  const sys::ChildResult res = sys::run_child(co);
+  // With --network, every rank of a parallel run is a node of an emulated cluster.
+  const bool on_network = !s.o.network.empty() && c.program == "train_parallel";
+  const sys::ChildResult res =
+      on_network ? run_on_network(s, c.processes, co.argv, co.log_path, co.on_line) : sys::run_child(co);
   rec.background_cores = sys::background_cores(before, sys::cpu_sample());
   rec.wall_s = res.seconds;
   rec.exit_status = res.exit_status;

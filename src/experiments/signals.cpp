@@ -2,16 +2,21 @@
 
 #include <signal.h>
 
+#include <atomic>
+
 #include "sys/subprocess.h"
 
 namespace ddp::experiments {
 
 namespace {
 
-volatile sig_atomic_t g_signal = 0;
+// Atomic (lock-free), so that run_on_nodes can watch it from its loop.
+std::atomic<int> g_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 void on_signal(int sig) {
-  if (!g_signal) g_signal = sig;
+  int none = 0;
+  g_signal.compare_exchange_strong(none, sig);
   const pid_t child = sys::current_child();
   if (child > 0) kill(child, sig);
 }
@@ -26,10 +31,13 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int pending_signal() { return g_signal; }
+int pending_signal() { return g_signal.load(); }
+
+const std::atomic<int>& stop_flag() { return g_signal; }
 
 void record_signal(int sig) {
-  if (!g_signal) g_signal = sig;
+  int none = 0;
+  g_signal.compare_exchange_strong(none, sig);
 }
 
 }  // namespace ddp::experiments

@@ -2,6 +2,7 @@
 // remembered (the first one) and forwarded to the trainer that runs, so that
 // the suite stops after it and still writes what it measured.
 #pragma once
+#include <atomic>
 
 namespace ddp::experiments {
 
@@ -10,6 +11,9 @@ void install_signal_handlers();
 
 // The first signal received, 0 while none.
 int pending_signal();
+// The same, as the stop flag netemu::run_on_nodes watches (it forwards the
+// signal to every node itself: sys::current_child() names one child only).
+const std::atomic<int>& stop_flag();
 
 // Records `sig` as received: for a signal a child job took in our place
 // (dist::launch_local handles SIGINT itself while its job runs).

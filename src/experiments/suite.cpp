@@ -15,7 +15,9 @@
 #include "data/dataset.h"
 #include "dist/mpi_launch.h"
 #include "experiments/allreduce_benchmark.h"
+#include "experiments/network_runs.h"
 #include "experiments/runner.h"
+#include "experiments/signals.h"
 #include "experiments/text.h"
 #include "experiments/write_report.h"
 #include "sys/atomic_file.h"
@@ -107,6 +109,12 @@ void check_backends(const std::vector<std::string>& backends) {
 // the trainers next to us, the data. Fills in exe_dir and data_dir.
 void check_before_running(Suite& s) {
   check_backends(s.o.backends);
+  if (!s.o.network.empty()) {
+    check_network(s.o.network);
+    if (s.o.backends != std::vector<std::string>{"gloo"})
+      throw UserError("--network runs Gloo's ranks on emulated nodes; MPI's mpirun cannot place them there",
+                      "use --backends gloo with --network");
+  }
   s.exe_dir = sys::self_exe_dir();
   for (const char* prog : {"train_serial", "train_parallel"}) {
     const std::string path = s.exe_dir + "/" + prog;
@@ -146,7 +154,8 @@ json experiment_block(const Suite& s, const std::string& command) {
             {"learning_rate", o.train.learning_rate},
             {"lr_scaling", to_string(o.train.lr_scaling)},
             {"allreduce_algorithm", to_string(o.train.allreduce_algorithm)},
-            {"repeats", o.repeats}}}};
+            {"repeats", o.repeats},
+            {"network", o.network.empty() ? json(nullptr) : json(o.network)}}}};
 }
 
 // What will run, and a warning when the machine is busy already.
@@ -178,6 +187,19 @@ json measure_allreduce(const Suite& s) {
   return bench;
 }
 
+json measure_emulated_network(const Suite& s) {
+  std::cout << "measuring the emulated " << s.o.network << " network (2 nodes: round trip, all-reduce sizes) ..."
+            << std::flush;
+  const json n = measure_network(s);
+  if (n.value("status", "") == "ok")
+    std::printf(" round trip %.1f us, alpha %.1f us, beta %.1f MB/s\n", 1e6 * n["round_trip_s"].value("median", 0.0),
+                1e6 * n.value("alpha_s", 0.0), n.value("beta_bytes_per_s", 0.0) / 1e6);
+  else
+    std::cout << " failed (" << n.value("error", "?") << ")\n";
+  std::cout << std::flush;
+  return n;
+}
+
 }  // namespace
 
 int run_suite(const SuiteOptions& o, const std::string& command) {
@@ -198,7 +220,8 @@ int run_suite(const SuiteOptions& o, const std::string& command) {
   json experiment = experiment_block(s, command);
   const std::vector<PlannedRun> plan = plan_runs(s.configs.size(), o.repeats);
   announce(s, plan.size());
-  const json bench = measure_allreduce(s);
+  json bench = measure_allreduce(s);
+  if (!o.network.empty() && !pending_signal()) bench["network"] = measure_emulated_network(s);
   const bool completed = run_all(s, plan);
   experiment["finished"] = now_string("%Y-%m-%d %H:%M:%S %Z");
   return write_experiment(s, experiment, bench, gnuplot, gnuplot_problem, !completed);

@@ -31,6 +31,9 @@ struct SuiteOptions {
   std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
   std::string output_dir = "results";
   int repeats = 1;
+  // --network RATE[,DELAY]: each rank of a parallel run on its own emulated
+  // node (experiments/network_runs.h); "": every rank on this machine.
+  std::string network;
 };
 
 // Process counts sorted and each once; backends each once, in the order given.

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "experiments/calibration.h"
+#include "experiments/validation.h"
 #include "experiments/cpu_load.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
@@ -112,6 +113,7 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
   json m = report::performance_metrics(experiment, train::machine_json(), versions_of(s, gnuplot), s.configs,
                                        json::object());
   m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.train.threads);
+  add_model_validation(m, s.configs, bench, s.cores, s.o.train.threads);
   if (interrupted) m["status"] = "interrupted";
   sys::write_file_atomic(s.dir + "/performance_metrics.json", m.dump(2) + "\n");
 

@@ -118,7 +118,9 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   s += "set ylabel 'speedup over one process'\nset key bottom right font ',13' spacing 1.0\n";
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal'" + network_curves(nets, 0, true);
   if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title " +
-                       gp_label("this machine (" + std::to_string(cores(metrics)) + " cores, loopback)");
+                       gp_label(sm["this_machine"].contains("network")
+                                    ? "emulated " + sm["this_machine"].value("network", "") + " network, 1 rank per node"
+                                    : "this machine (" + std::to_string(cores(metrics)) + " cores, loopback)");
   if (any) plot += ", \\\n     'scaling_measured.dat' using 1:2:3:4 with yerrorbars pt 7 ps 1.8 lw 2 lc rgb '#000000' title " +
                     gp_label(named ? "measured here, " + backend_name(measured_backend) : "measured here");
   s += "plot " + plot + "\n";

@@ -315,13 +315,37 @@ std::string model_networks_text(const json& sm) {
   return r;
 }
 
+// The model held against the measurement: one sentence per process count.
+std::string model_validation_text(const json& m) {
+  std::string r;
+  const json& net = m.value("network", json::object());
+  const std::string where = net.is_object() && net.contains("spec")
+                                ? "over the emulated " + str(net, "spec") + " network (one rank per node)"
+                                : "on this machine (loopback)";
+  for (const auto& c : m.value("configurations", json::array())) {
+    if (!c.contains("model_validation")) continue;
+    const json& v = c["model_validation"];
+    r += "- " + std::to_string(c.value("processes", 0)) + " processes " + where + ": the model predicted a speedup of " +
+         fmt("%.2fx", num(v, "predicted_speedup")) + " against " + fmt("%.2fx", num(v, "measured_speedup")) +
+         " measured (" + fmt("%.0f%%", 100 * num(v, "speedup_error")) + " off), an all-reduce of " +
+         fmt("%.2f ms", num(v, "predicted_allreduce_ms")) + " per step against " +
+         fmt("%.2f ms", num(v, "measured_allreduce_ms")) + " (" + fmt("%.0f%%", 100 * num(v, "allreduce_error")) +
+         " off), and " + fmt("%.2f ms", num(v, "predicted_exposed_ms")) + " of it exposed against " +
+         fmt("%.2f ms", num(v, "measured_exposed_ms")) + ".\n";
+  }
+  if (r.empty()) return r;
+  return "**The model against the measurement** (alpha and beta from the all-reduce benchmark, not from the training "
+         "runs; the measured all-reduce is the communication thread's busy time per step, which includes waiting for "
+         "the later rank):\n\n" + r + "\n";
+}
+
 std::string model_section(const json& m, bool with_image) {
   const json& sm = m.value("scaling_model", json::object());
   std::string r = "## Scaling model\n\n";
   if (sm.value("status", "") != "ok")
     return r + "Not available: " + sm.value("reason", std::string("no serial run to calibrate it")) + ".\n\n";
   r += model_params_text(sm) + model_calibration_text(sm) + model_machine_text(sm, names_backends(m)) +
-       model_networks_text(sm);
+       model_validation_text(m) + model_networks_text(sm);
   if (with_image) r += "![Scaling model](scaling_model.png)\n\n";
   return r;
 }

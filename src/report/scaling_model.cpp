@@ -44,15 +44,29 @@ double shared_cores_slowdown(int p, int threads, int cores) {
 
 namespace {
 
-Prediction raw(const ModelParams& m, int p, double alpha, double beta, double slow) {
+Prediction raw(const ModelParams& m, int p, const CommCost& c, double slow) {
   Prediction r;
   r.p = p;
   const double shard = std::ceil(m.train_samples / p);
   r.steps = std::ceil(shard / m.batch);
   r.samples_per_step = r.steps > 0 ? shard / r.steps : 0;
-  r.compute_step_s = r.samples_per_step * m.t_step * slow;
-  for (const auto& b : m.buckets) r.allreduce_step_s += ring_allreduce_s(b.bytes, p, alpha, beta);
-  r.exposed_step_s = exposed_allreduce_s(m.buckets, r.samples_per_step * m.t_bwd * slow, p, alpha, beta);
+  r.allreduce_step_s = step_allreduce_s(m.buckets, p, c);
+  double cpu = 0;  // the step's communication CPU, when it is taken from compute
+  if (c.cpu_shared && p > 1)
+    for (const auto& b : m.buckets) cpu += c.cpu_s + c.cpu_s_per_byte * b.bytes;
+  const double t_bwd = r.samples_per_step * m.t_bwd * slow + cpu;
+  r.compute_step_s = r.samples_per_step * m.t_step * slow + cpu;
+  if (p > 1 && !m.buckets.empty()) {
+    double f = 0, burst = c.burst_bytes;
+    for (const auto& b : m.buckets) {
+      double t = ring_allreduce_s(b.bytes, p, c.alpha_s, c.beta_Bps);
+      const double free = std::min(burst, 2.0 * (p - 1) / p * b.bytes);  // bytes each direction sends
+      t -= free / c.beta_Bps;
+      burst = 0;  // only the step's first bucket meets an idle link
+      f = std::max(f, b.ready_fraction * t_bwd) + t;
+    }
+    r.exposed_step_s = std::max(0.0, f - t_bwd);
+  }
   r.train_epoch_s = r.steps * (r.compute_step_s + r.exposed_step_s);
   r.eval_epoch_s = std::ceil(m.test_samples / p) * m.t_eval * slow;
   r.epoch_s = r.train_epoch_s + r.eval_epoch_s;
@@ -61,13 +75,35 @@ Prediction raw(const ModelParams& m, int p, double alpha, double beta, double sl
 
 }  // namespace
 
-Prediction predict(const ModelParams& m, int p, double alpha, double beta, double slow) {
+double step_allreduce_s(const std::vector<Bucket>& buckets, int p, const CommCost& c) {
+  double t = 0, burst = c.burst_bytes;
+  for (const auto& b : buckets) {
+    t += ring_allreduce_s(b.bytes, p, c.alpha_s, c.beta_Bps);
+    if (p > 1) t -= std::min(burst, 2.0 * (p - 1) / p * b.bytes) / c.beta_Bps;
+    burst = 0;
+  }
+  return t;
+}
+
+Prediction predict(const ModelParams& m, int p, const CommCost& c, double slow) {
   if (p < 1) throw std::invalid_argument("predict: p must be >= 1");
-  Prediction r = raw(m, p, alpha, beta, slow);
-  const Prediction one = raw(m, 1, alpha, beta, 1);
+  Prediction r = raw(m, p, c, slow);
+  const Prediction one = raw(m, 1, c, 1);
   r.speedup = r.epoch_s > 0 ? one.epoch_s / r.epoch_s : 0;
   r.efficiency = r.speedup / p;
   return r;
+}
+
+Prediction predict(const ModelParams& m, int p, double alpha, double beta, double slow) {
+  return predict(m, p, CommCost{alpha, beta}, slow);
+}
+
+std::pair<double, double> fit_line(const std::vector<std::pair<double, double>>& xy) {
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const auto& [x, y] : xy) n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
+  const double det = n * sxx - sx * sx;
+  if (!(det > 0)) throw std::invalid_argument("fit_line: needs at least two different x");
+  return {(sxx * sy - sx * sxy) / det, (n * sxy - sx * sy) / det};
 }
 
 std::pair<double, double> fit_alpha_beta(const std::vector<std::pair<double, double>>& samples, int p) {

@@ -84,9 +84,33 @@ struct Prediction {
   double speedup = 1, efficiency = 1;
 };
 
+// What a step's all-reduce costs besides the alpha-beta ring, for the model
+// of a measured network (all default to nothing, as for the default networks):
+//  - burst_bytes: a token-bucket shaper (tbf) passes up to this many bytes at
+//    once after the link was idle. Forward leaves the link idle, so the first
+//    bucket of a step gets min(burst, its bytes per direction) free.
+//  - cpu_s + cpu_s_per_byte * n: the CPU one all-reduce of n bytes takes on a
+//    rank (its threads and its kernel time; measured by the benchmark).
+//  - cpu_shared: the compute threads fill the rank's cores, so that CPU is
+//    taken from compute: backward (where the buckets go) and the step grow by
+//    it. One core per node with one compute thread is such a case.
+struct CommCost {
+  double alpha_s = 0, beta_Bps = 0;
+  double burst_bytes = 0;
+  double cpu_s = 0, cpu_s_per_byte = 0;
+  bool cpu_shared = false;
+};
+
+// The all-reduce time of one step (the buckets' T_ring, less the burst).
+double step_allreduce_s(const std::vector<Bucket>& buckets, int p, const CommCost& c);
+
 // compute_slowdown(p): 1 on a cluster (every rank has its own cores);
 // max(1, p T / C) for p processes of T threads sharing C cores.
 Prediction predict(const ModelParams& m, int p, double alpha_s, double beta_Bps, double compute_slowdown = 1);
+// The same with the costs of a measured network: with cpu_shared, the
+// communication CPU C of a step is added to backward (T_bwd' = T_bwd + C) and
+// to the step's compute; the exposed time is then f_last - T_bwd'.
+Prediction predict(const ModelParams& m, int p, const CommCost& c, double compute_slowdown = 1);
 double shared_cores_slowdown(int p, int threads_per_process, int cores);
 
 // Least-squares fit (relative error) of t = 2(p-1) alpha + 2(p-1)/p n / beta
@@ -94,6 +118,10 @@ double shared_cores_slowdown(int p, int threads_per_process, int cores);
 // clamped at >= 0. Throws std::invalid_argument with fewer than two sizes or
 // a non-positive slope.
 std::pair<double, double> fit_alpha_beta(const std::vector<std::pair<double, double>>& samples, int p);
+
+// Ordinary least squares of y = a + b x; {a, b}. Throws
+// std::invalid_argument with fewer than two different x.
+std::pair<double, double> fit_line(const std::vector<std::pair<double, double>>& xy);
 
 // beta such that the buckets' ring all-reduces take busy_per_step_s in total, given alpha
 // (NaN when the latency alone exceeds it).
