@@ -94,7 +94,7 @@ const std::set<std::string> kOptional = {
     "config.checkpoint_dir",      "config.checkpoint_every",  "config.resume",
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
-    "epochs[0].median_step_s"};
+    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form

@@ -1,6 +1,7 @@
 #include "results/run_result.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -116,7 +117,7 @@ json to_json(const PhaseTimes& p) {
 }
 
 json to_json(const EpochRecord& e) {
-  return {{"epoch", e.epoch},
+  json j = {{"epoch", e.epoch},
           {"loss", e.loss},
           {"test_loss", e.test_loss},
           {"test_accuracy", e.test_accuracy},
@@ -129,9 +130,13 @@ json to_json(const EpochRecord& e) {
           {"allreduce_busy_s", e.allreduce_busy_s},
           {"comm_cpu_s", e.comm_cpu_s},
           {"compute_preempted_s", e.compute_preempted_s},
-          {"median_step_s", e.median_step_s},
-          {"allreduce_wait_split_s",
-           {{"later_rank", e.allreduce_wait_later_rank_s}, {"transfer", e.allreduce_wait_transfer_s}}}};
+          {"median_step_s", e.median_step_s}};
+  // Left out where nothing measured it (a world of one, files of older
+  // versions read back), so that such files are written back as they were.
+  if (!std::isnan(e.allreduce_wait_later_rank_s) || !std::isnan(e.allreduce_wait_transfer_s))
+    j["allreduce_wait_split_s"] = {{"later_rank", e.allreduce_wait_later_rank_s},
+                                   {"transfer", e.allreduce_wait_transfer_s}};
+  return j;
 }
 
 json to_json(const RunConfig& c) {
