@@ -64,6 +64,19 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg) {
       ->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--dropout", cfg.dropout, "Dropout probability")
       ->check(finite_in(0, 0.95))->capture_default_str();
+  app.add_option("--precision", cfg.precision,
+                 "fp32, or bf16: mixed precision (bf16 convolutions and fc1, f32 master weights, gradients and "
+                 "loss); needs AVX-512, fast with AVX512_BF16 or AMX")
+      ->transform(CLI::Validator(
+          [](std::string& s) -> std::string {
+            const auto p = nn::precision_from_string(s);
+            if (!p) return "'" + s + "' is not fp32 or bf16";
+            s = std::to_string(static_cast<int>(*p));  // what CLI11 converts into the enum
+            return std::string();
+          },
+          "{fp32,bf16}"))
+      ->type_name("TEXT")
+      ->default_str(nn::to_string(cfg.precision));
   app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
   app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
   app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
@@ -78,6 +91,7 @@ void validate(const TrainConfig& cfg) {
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),
                     "use at most as many warm-up epochs as epochs");
+  nn::check_precision_supported(cfg.precision);
 }
 
 int run_main(const std::string& program, const std::function<int()>& body) {

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "nn/precision.h"
+
 namespace ddp::train {
 
 struct TrainConfig {
@@ -22,6 +24,9 @@ struct TrainConfig {
   double momentum = 0.9;
   std::string lr_scaling = "none";  // none | linear (lr x world size)
   int warmup_epochs = 0;            // linear ramp to the scaled lr
+  // fp32 | bf16 (mixed precision, nn/precision.h). Not part of a
+  // checkpoint's identity: a checkpoint resumes in either precision.
+  nn::Precision precision = nn::Precision::fp32;
   // Execution.
   int threads = 1;              // compute threads of this process
   int world_size = 1;           // processes

@@ -32,6 +32,7 @@ nlohmann::json config_json(const TrainConfig& c) {
           {"backend", c.backend},
           {"lr_scaling", c.lr_scaling},
           {"warmup_epochs", c.warmup_epochs},
+          {"precision", nn::to_string(c.precision)},
           {"bucket_kb", c.bucket_kb},
           {"allreduce_algorithm", c.allreduce_algorithm},
           {"grad_compression", c.grad_compression},
@@ -53,6 +54,14 @@ PhaseTimes phases_from_json(const nlohmann::json& j) {
   p.optimizer = j.at("optimizer");
   p.other = j.at("other");
   return p;
+}
+
+// The ISA oneDNN ran on and the implementation of every primitive
+// ("conv2.forward": "brgconv:avx512_core_amx_bf16"), in network order.
+nlohmann::json onednn_json(const RunResult& r) {
+  nlohmann::json impls = nlohmann::json::object();
+  for (const auto& [what, impl] : r.onednn_implementations) impls[what] = impl;
+  return {{"isa", r.onednn_isa}, {"implementations", impls}};
 }
 
 }  // namespace
@@ -133,6 +142,7 @@ nlohmann::json to_json(const RunResult& r, const std::string& program) {
           {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
                          {"overlap", r.overlap}, {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
           {"resumed_from", r.resumed_from},
+          {"onednn", onednn_json(r)},
           {"epochs", epochs},
           {"per_rank", per_rank},
           {"step_losses", r.step_losses},

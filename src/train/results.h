@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "nn/onednn.h"
 #include "train/config.h"
 
 namespace ddp::train {
@@ -63,6 +64,8 @@ struct RunResult {
   std::string overlap = "none";  // what --overlap chose: thread | none (always none for a world of one)
   std::string comm_priority; // how the communication threads were favoured (dist/comm_priority.h)
   std::string binding = "none";  // the cores this process was bound to (rank 0's; dist/comm_priority.h)
+  std::string onednn_isa;        // oneDNN's effective ISA (nn::cpu_bf16().isa)
+  nn::Implementations onednn_implementations;  // rank 0's primitives at the run's batch size (nn::Cnn)
 };
 
 nlohmann::json to_json(const RunResult& r, const std::string& program);

@@ -52,7 +52,7 @@ uint64_t config_fingerprint(const TrainConfig& c) {
   const std::string s = std::to_string(c.epochs) + "|" + std::to_string(c.batch_size) + "|" +
                         std::to_string(c.learning_rate) + "|" + std::to_string(c.seed) + "|" +
                         std::to_string(c.dropout) + "|" + c.lr_scaling + "|" + std::to_string(c.warmup_epochs) +
-                        "|" + std::to_string(nn::Cnn::num_params());
+                        "|" + std::to_string(nn::Cnn::num_params()) + "|" + nn::to_string(c.precision);
   return fnv1a(s.data(), s.size());
 }
 
@@ -110,6 +110,8 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   check("momentum", cfg.momentum);
   check("lr_scaling", cfg.lr_scaling);
   check("warmup_epochs", cfg.warmup_epochs);
+  // Not the precision: parameters and momentum are f32 in both, so a
+  // checkpoint resumes in either.
   return diff;
 }
 
@@ -239,7 +241,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   //    checkpoint) are broadcast. One extra gradient slot carries the stop
   //    flag with the first bucket's all-reduce, so all ranks stop together.
   const size_t num_params = nn::Cnn::num_params();
-  nn::Cnn net(cfg.dropout, 1);
+  const std::string precision_note = nn::check_precision_supported(cfg.precision);
+  nn::Cnn net(cfg.dropout, 1, cfg.precision);
   float& stop_flag = net.grads()[num_params];
   net.init(cfg.seed);
   optim::Sgd sgd(num_params, static_cast<float>(cfg.momentum));
@@ -296,6 +299,7 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
     progress.message("note: no permission for real-time priority, so the communication threads are favoured by "
                      "running compute at nice +10: expect about 8% less throughput at 2 ranks (root, CAP_SYS_NICE "
                      "or `ulimit -r 1` lifts it)");
+  if (!precision_note.empty()) progress.message(precision_note);
   if (!start.path.empty())
     progress.message("resuming from " + start.path + " at epoch " + std::to_string(start.epoch + 1) + ", step " +
                      std::to_string(start.step));
@@ -449,6 +453,8 @@ RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Da
   const auto& lt = net.times();
   r.layer_forward_s.assign(lt.forward_s.begin(), lt.forward_s.end());
   r.layer_backward_s.assign(lt.backward_s.begin(), lt.backward_s.end());
+  r.onednn_isa = nn::cpu_bf16().isa;
+  r.onednn_implementations = net.implementations(static_cast<int>(std::min<int64_t>(batch, shard)));
   return r;
 }
 
