@@ -94,7 +94,7 @@ class Cnn {
   Runtime rt_;
   float dropout_;
   Precision precision_;
-  std::vector<float> params_, grads_;
+  AlignedVector<float> params_, grads_;
   std::map<int, std::unique_ptr<Batch>> batches_;
   Batch* last_ = nullptr;
   LayerTimes times_;
