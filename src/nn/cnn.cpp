@@ -138,7 +138,15 @@ Batch& Cnn::batch(int n) {
     ParamView views[8];
     const auto& specs = param_specs();
     for (int i = 0; i < 8; ++i) views[i] = {params_.data() + specs[i].offset, grads_.data() + specs[i].offset};
-    slot = std::make_unique<Batch>(rt_, n, views, dropout_, precision_ == Precision::bf16 ? dt::bf16 : dt::f32);
+    try {
+      slot = std::make_unique<Batch>(rt_, n, views, dropout_, precision_ == Precision::bf16 ? dt::bf16 : dt::f32);
+    } catch (const dnnl::error& e) {
+      batches_.erase(n);
+      if (precision_ != Precision::bf16) throw;
+      throw UserError(std::string("oneDNN has no bf16 kernels for this CPU (instruction set ") + cpu_bf16().isa +
+                          "): " + e.what(),
+                      "use --precision fp32");
+    }
   }
   return *slot;
 }
