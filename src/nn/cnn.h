@@ -12,10 +12,11 @@
 //
 // In bf16 (nn/precision.h) the same buffers hold the f32 master parameters
 // and gradients; the bf16 weights are made from them by one conversion per
-// weight tensor and pass that needs it (conv1, fc1: one, used by forward and
-// backward; conv2: one for forward and one for backward-data, whose kernels
-// want another blocking), when that pass starts: once a step, never per
-// primitive. conv1's input is converted from f32 once a step too.
+// weight tensor and pass that needs it, when that pass starts: once a step,
+// never per primitive (conv1: one, for forward; fc1: one, which its
+// backward-data reuses; conv2: one for forward and one for backward-data,
+// whose kernels want another blocking). conv1's input is converted once a
+// step too.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -45,8 +46,8 @@ class Cnn {
  public:
   // grad_extra: floats appended to the gradient buffer after the model's
   // own, for whoever all-reduces it to carry along (the trainer's stop flag).
-  // bf16 on a CPU without AVX-512 throws dnnl::error when the first batch
-  // is built (check_precision_supported says so before).
+  // bf16 where oneDNN has no bf16 kernels (no AVX-512) throws UserError
+  // when the first batch is built (check_precision_supported says so before).
   explicit Cnn(float dropout = 0.5f, size_t grad_extra = 0, Precision precision = Precision::fp32);
   ~Cnn();
   Cnn(const Cnn&) = delete;
