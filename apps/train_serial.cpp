@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "dist/communicator.h"
-#include "report/atomic_file.h"
+#include "sys/atomic_file.h"
 #include "train/cli.h"
 #include "train/stop.h"
 #include "train/summary.h"
@@ -23,13 +23,13 @@ int main(int argc, char** argv) {
   }
   return train::run_main("train_serial", [&] {
     train::validate(cfg);
-    if (!cfg.save_results.empty()) report::check_writable(cfg.save_results);
+    train::check_output_paths(cfg);
     const auto data = train::load_datasets(cfg);
     dist::LocalCommunicator comm;
     const auto result = train::train(cfg, comm, data.train, data.test);
     train::print_summary(std::cout, result);
     if (!cfg.save_results.empty()) {
-      report::write_file_atomic(cfg.save_results, train::to_json(result, "train_serial").dump(2) + "\n");
+      sys::write_file_atomic(cfg.save_results, train::to_json(result, "train_serial").dump(2) + "\n");
       std::cout << "results written to " << cfg.save_results << "\n";
     }
     return 0;

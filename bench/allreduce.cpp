@@ -12,7 +12,7 @@
 #include "bench.h"
 #include "dist/gloo_communicator.h"
 #include "dist/grad_sync.h"
-#include "nn/cnn.h"
+#include "train/step.h"
 
 namespace ddp::bench {
 namespace {
@@ -32,18 +32,16 @@ int rank_main(int rank, int world, const std::string& dir, const std::string& jo
   o.algorithm = algorithm;
   o.timeout = std::chrono::milliseconds(60000);
   auto comm = dist::make_gloo_communicator(o);
-  const size_t n = nn::Cnn::num_params();
-  std::vector<float> g(n + 1, 0.001f * static_cast<float>(rank + 1));
-  std::vector<size_t> segments;
-  for (const auto& spec : nn::Cnn::param_specs())
-    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
-  segments.push_back(n);
-  dist::GradSync sync(*comm, g.data(), n + 1, 64 * 1024, segments, compression);
+  const train::GradientLayout layout = train::gradient_layout(64 * 1024);
+  const auto& segments = layout.segments;  // increasing; the last is the stop flag's slot
+  std::vector<float> g(layout.count, 0.001f * static_cast<float>(rank + 1));
+  dist::GradSync sync(*comm, g.data(), layout.count, 64 * 1024, segments, compression);
   std::vector<double> t;
   for (int s = 0; s < steps + 10; ++s) {
     comm->barrier();
     const auto t0 = Clock::now();
-    sync.ready(n, 1);
+    // As backward reports them: the stop flag, then each layer, last first.
+    sync.ready(layout.stop_slot, layout.count - layout.stop_slot);
     for (size_t k = segments.size() - 1; k-- > 0;) sync.ready(segments[k], segments[k + 1] - segments[k]);
     sync.finish();
     if (s >= 10) t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());

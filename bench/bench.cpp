@@ -41,14 +41,17 @@
 
 #include "bench.h"
 #include "common/error.h"
-#include "common/rng.h"
 #include "data/dataset.h"
 #include "data/sampler.h"
 #include "dist/communicator.h"
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
-#include "report/machine.h"
+#include "sys/cpu_load.h"
+#include "sys/machine.h"
+#include "sys/process.h"
+#include "train/step.h"
+#include "results/run_result.h"
 
 using namespace ddp;
 namespace fs = std::filesystem;
@@ -95,12 +98,10 @@ struct Figure {
 
 // CPU used by other processes while `f` ran, in cores.
 struct LoadProbe {
-  double busy0 = bench::machine_busy_seconds(), own0 = bench::own_cpu_seconds();
-  Clock::time_point t0 = Clock::now();
+  sys::CpuSample start = sys::cpu_sample();
   double others() const {
-    const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
-    const double busy = bench::machine_busy_seconds() - busy0, own = bench::own_cpu_seconds() - own0;
-    return wall > 0 ? std::max(0.0, (busy - own) / wall) : 0.0;
+    const double cores = sys::background_cores(start, sys::cpu_sample());
+    return std::isfinite(cores) ? cores : 0.0;
   }
 };
 
@@ -142,38 +143,28 @@ double process_cpu_seconds() {
 SerialRun train_in_process(const data::Dataset& train, int threads, const Options& o,
                            nn::Precision precision = nn::Precision::fp32) {
   nn::set_compute_threads(threads);
-  nn::Cnn net(0.5f, 0, precision);
+  // The model, optimizer and gradient synchroniser as the trainer builds
+  // them, over a world of one; each step is the trainer's (train::train_step).
+  const train::GradientLayout layout = train::gradient_layout(64 * 1024);
+  nn::Cnn net(0.5f, layout.count - layout.num_params, precision);
   net.init(42);
-  optim::Sgd sgd(nn::Cnn::num_params(), 0.9f);
+  optim::Sgd sgd(layout.num_params, 0.9f);
   dist::LocalCommunicator local;
-  std::vector<size_t> segments;
-  for (const auto& spec : nn::Cnn::param_specs())
-    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
-  dist::GradSync sync(local, net.grads(), nn::Cnn::num_params(), 64 * 1024, segments);
+  dist::GradSync sync(local, net.grads(), layout.count, 64 * 1024, layout.segments);
+  const train::StepModel model{net, sgd, sync};
   const auto idx = data::shard_indices(train.size, 42, 0, 0, 1);
   const int b = o.batch;
+  std::vector<int64_t> batch(static_cast<size_t>(b));
   SerialRun r;
   auto step = [&](int64_t s, bool timed) {
-    const auto t0 = Clock::now();
-    float* x = net.input(b);
-    int32_t* y = net.labels(b);
-    for (int j = 0; j < b; ++j) {
-      const int64_t i = idx[static_cast<size_t>((s * b + j) % static_cast<int64_t>(idx.size()))];
-      train.copy_image(i, x + static_cast<size_t>(j) * data::kPixels);
-      y[j] = train.labels[static_cast<size_t>(i)];
-    }
-    const auto t1 = Clock::now();
-    net.forward(b, true, mix_seed(42, static_cast<uint64_t>(s)));
-    net.backward([&](size_t offset, size_t count) { sync.ready(offset, count); });
-    const auto t2 = Clock::now();
-    sync.finish();
-    const auto t3 = Clock::now();
-    sgd.step(net.params(), net.grads(), 0.01f, sync.average_scale());
-    const auto t4 = Clock::now();
+    for (int j = 0; j < b; ++j)
+      batch[static_cast<size_t>(j)] = idx[static_cast<size_t>((s * b + j) % static_cast<int64_t>(idx.size()))];
+    const train::StepResult res =
+        train::train_step(model, train, {batch, train::dropout_seed(42, s, 0), 0.01, false});
     if (timed) {
-      r.data_s += seconds(t0, t1);
-      r.sync_s += seconds(t2, t3);
-      r.optimizer_s += seconds(t3, t4);
+      r.data_s += res.times.data;
+      r.sync_s += res.times.allreduce_wait;
+      r.optimizer_s += res.times.optimizer;
     }
   };
   int64_t s = 0;
@@ -228,14 +219,14 @@ ProgramRun run_program(const Options& o, int world, const fs::path& tmp, int rep
     return r;
   }
   try {
-    std::ifstream f(results);
-    const auto j = nlohmann::json::parse(f);
-    r.throughput = j.at("throughput_samples_per_s");
-    r.startup_s = j.at("startup_s");
-    r.accuracy = j.at("final_test_accuracy");
-    r.allreduce_wait_s = j.at("epochs").at(0).at("time_breakdown_s").at("allreduce_wait");
+    const results::RunResult j = results::read_results_file(results.string());  // errors name the file
+    if (j.epochs.empty()) throw std::runtime_error(results.string() + ": the run recorded no epoch");
+    r.throughput = j.throughput;
+    r.startup_s = j.startup_s;
+    r.accuracy = j.final_test_accuracy;
+    r.allreduce_wait_s = j.epochs.front().phases.allreduce_wait;
   } catch (const std::exception& e) {
-    r.error = results.string() + ": " + e.what();
+    r.error = e.what();
     return r;
   }
   r.tree_rss_mb = c.tree_max_rss_mb;
@@ -430,12 +421,12 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (o.bin_dir.empty()) o.bin_dir = fs::canonical("/proc/self/exe").parent_path().parent_path().string();
+  if (o.bin_dir.empty()) o.bin_dir = fs::path(sys::self_exe_dir()).parent_path().string();
   o.data_dir = fs::absolute(o.data_dir).string();
 
-  const double load_start = bench::load_average();
+  const double load_start = sys::load_average();
   std::printf("ddp_bench: %s, %d cores; load average (1 min) %.2f at start; %d repeat(s): median  [min .. max]\n",
-              report::cpu_model().c_str(), report::online_cores(), load_start, o.repeats);
+              sys::cpu_model().c_str(), sys::online_cores(), load_start, o.repeats);
   std::printf("%-42s %-32s %-30s %-18s %-5s %s\n", "figure", "value", "", "target", "", "others' cores");
   nlohmann::json out;
   std::string failures;
@@ -582,7 +573,7 @@ int run(int argc, char** argv) {
     for (int world : o.ranks) {
       if (!tput.count(world)) continue;
       const double x = tput[world].median();
-      const bool over = world > report::online_cores();
+      const bool over = world > sys::online_cores();
       std::string extra = fmt("%.2fx serial", x / serial);
       std::string target = ">= 1.9x serial";
       bool ok = x / serial >= kTargetRanks2;
@@ -629,12 +620,12 @@ int run(int argc, char** argv) {
   print_step_split("", runs1, runs2, o, out["step_split"], out["step_us"]);
   if (bf16) print_step_split(", bf16", bf16_runs1, bf16_runs2, o, out["step_split_bf16"], out["step_us_bf16"]);
 
-  const double load_end = bench::load_average();
+  const double load_end = sys::load_average();
   std::printf("\nload average (1 min): %.2f at start, %.2f at end (%d cores); 'others' cores' = CPU used by other\n"
               "processes during that figure, from /proc/stat. Targets from issues 6 and 15.\n",
-              load_start, load_end, report::online_cores());
+              load_start, load_end, sys::online_cores());
   out["load_average"] = {{"start", load_start}, {"end", load_end}};
-  out["cpu_model"] = report::cpu_model();
+  out["cpu_model"] = sys::cpu_model();
   if (!failures.empty()) std::fprintf(stderr, "\nsome runs failed:\n%s", failures.c_str());
   if (!o.json.empty()) std::ofstream(o.json) << out.dump(2) << "\n";
   return failures.empty() ? 0 : 1;

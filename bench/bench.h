@@ -26,13 +26,6 @@ Peak measure_fma_peak(double seconds);
 Peak measure_bf16_dot_peak(double seconds);
 Peak measure_amx_bf16_peak(double seconds);
 
-// CPU time (seconds, all threads) the machine spent busy, from /proc/stat,
-// and this process's own plus its waited-for children's (getrusage).
-double machine_busy_seconds();
-double own_cpu_seconds();
-// The 1-minute load average.
-double load_average();
-
 // A child program run to completion.
 struct ChildRun {
   int exit_code = -1;          // 128 + signal when killed

@@ -1,10 +1,9 @@
 #include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +14,7 @@
 #include <thread>
 
 #include "bench.h"
+#include "sys/process.h"
 
 namespace ddp::bench {
 namespace {
@@ -54,34 +54,6 @@ std::vector<pid_t> children_of(pid_t parent) {
 
 }  // namespace
 
-double machine_busy_seconds() {
-  std::ifstream f("/proc/stat");
-  std::string cpu;
-  long long v[10] = {};
-  f >> cpu;
-  for (auto& x : v) f >> x;
-  // user nice system idle iowait irq softirq steal guest guest_nice
-  const long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-  return static_cast<double>(busy) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double own_cpu_seconds() {
-  auto secs = [](const rusage& r) {
-    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
-  };
-  rusage self{}, kids{};
-  getrusage(RUSAGE_SELF, &self);
-  getrusage(RUSAGE_CHILDREN, &kids);
-  return secs(self) + secs(kids);
-}
-
-double load_average() {
-  double l = 0;
-  std::ifstream("/proc/loadavg") >> l;
-  return l;
-}
-
 ChildRun run_and_watch(const std::vector<std::string>& argv, int poll_ms) {
   ChildRun r;
   char path[] = "/tmp/ddp-bench-out-XXXXXX";
@@ -91,24 +63,16 @@ ChildRun run_and_watch(const std::vector<std::string>& argv, int poll_ms) {
     return r;
   }
   unlink(path);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  sys::SpawnOptions so;
+  so.argv = argv;
+  so.stdout_fd = so.stderr_fd = out_fd;
+  so.null_stdin = true;
   std::fflush(nullptr);
   const auto t0 = Clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_fd, 1);
-    dup2(out_fd, 2);
-    const int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd >= 0) dup2(null_fd, 0);
-    execv(args[0], args.data());
-    std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
-    _exit(127);
-  }
+  const pid_t pid = sys::spawn(so);
   if (pid < 0) {
     close(out_fd);
-    r.output = "fork failed";
+    r.output = std::string("cannot start ") + argv[0] + ": " + std::strerror(errno);
     return r;
   }
   std::map<pid_t, double> kids;  // child -> last VmHWM read
@@ -128,7 +92,7 @@ ChildRun run_and_watch(const std::vector<std::string>& argv, int poll_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
   }
   r.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code = sys::exit_status_of(status);
   r.tree_max_rss_mb = static_cast<double>(usage.ru_maxrss) / 1024.0;  // kB
   for (const auto& [k, mb] : kids) r.children_hwm_mb.push_back(mb);
   // The output's tail, for error messages.

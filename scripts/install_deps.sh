@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libdnnl-dev libgloo-dev libhiredis-dev zlib1g-dev
+  libdnnl-dev libgloo-dev libhiredis-dev libssl-dev zlib1g-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libbenchmark-dev
   gnuplot-nox

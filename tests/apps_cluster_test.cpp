@@ -18,6 +18,9 @@ using nlohmann::json;
 namespace {
 
 const std::vector<std::string> kCommon = {"--dropout", "0", "--limit", "1280", "-e", "2", "--no-progress"};
+// The job secret of ranks started by another launcher (torchrun style): a
+// Redis rendezvous requires one (docs/security.md).
+const std::string kJobSecret = "test-job-secret-0123456789abcdef";
 
 int cores() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
@@ -338,7 +341,8 @@ TEST(GlooRendezvous, RanksMeetThroughARedisServerDespiteStaleKeys) {
         tmp.path + "/ext" + std::to_string(r) + ".log",
         std::vector<std::pair<std::string, std::string>>{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "2"},
                                                          {"LOCAL_RANK", std::to_string(r)},
-                                                         {"LOCAL_WORLD_SIZE", "2"}}));
+                                                         {"LOCAL_WORLD_SIZE", "2"},
+                                                         {"DDP_JOB_SECRET", kJobSecret}}));
   for (auto& p : ranks) {
     ASSERT_TRUE(p->wait(180)) << p->output();
     EXPECT_EQ(p->exit_code(), 0) << p->output();
@@ -526,7 +530,8 @@ TEST(TwoMachines, RedisOnOneHostRanksStartedTorchrunStyle) {
     ranks.push_back(std::make_unique<Proc>(
         with(argv, kCommon), tmp.path + "/rank" + std::to_string(r) + ".log",
         std::vector<std::pair<std::string, std::string>>{{"RANK", std::to_string(r)}, {"WORLD_SIZE", "2"},
-                                                         {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "1"}}));
+                                                         {"LOCAL_RANK", "0"}, {"LOCAL_WORLD_SIZE", "1"},
+                                                         {"DDP_JOB_SECRET", kJobSecret}}));
   }
   for (auto& p : ranks) {
     ASSERT_TRUE(p->wait(180)) << p->output();

@@ -1,9 +1,13 @@
 // train_parallel end to end: real processes, real sockets, real MNIST.
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/prctl.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "apps_test_util.h"
+#include "test_util.h"
 
 using namespace apps_test;
 using nlohmann::json;
@@ -95,6 +99,86 @@ TEST(TrainParallel, AKilledRankEndsTheJobWithinTenSecondsAndNamesIt) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path + "/") ||
               std::distance(std::filesystem::directory_iterator(tmp.path), {}) == 1)  // job.log
       << "leftovers in " << tmp.path;
+}
+
+// Fault 5 of issue 20, as reported: with its own TMPDIR, train_parallel -w 2
+// --limit 12800 -e 3 had its launcher SIGKILLed; the ranks ended, but
+// $TMPDIR/ddp-* stayed. Now nothing is left: no directory, and no process
+// (the test adopts the job's orphans, so whatever still runs is its child).
+TEST(TrainParallel, NothingIsLeftWhenTheLauncherIsSigkilled) {
+  TempDir tmp, logs;
+  const std::string log = logs.path + "/job.log";
+  const int rc = test_util::in_child([&] {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    Proc job({binary("train_parallel"), "-w", "2", "--limit", "12800", "-e", "3", "--no-progress", "--data-dir",
+              mnist_dir()},
+             log, {{"TMPDIR", tmp.path}});
+    std::vector<pid_t> ranks;
+    for (int i = 0; i < 400 && ranks.size() < 2; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ranks = children_of(job.pid);
+    }
+    CHILD_CHECK(ranks.size() == 2);
+    CHILD_CHECK(!std::filesystem::is_empty(tmp.path));  // the rendezvous directory
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // training
+    ::kill(job.pid, SIGKILL);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+      const pid_t p = ::waitpid(-1, nullptr, WNOHANG);
+      if (p < 0 && errno == ECHILD) break;
+      CHILD_CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+      if (p == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHILD_CHECK(std::filesystem::is_empty(tmp.path));
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << read_file(log);
+}
+
+// Fault 6 of issue 20: two train_parallel -w 1 started at once both bound
+// their rank to core 0 and left core 1 idle. Three jobs at once, each given
+// the same two cores with taskset (a mask the user set, which must be
+// honoured): two take one core each, and the third shares one and says so.
+TEST(TrainParallel, JobsSideBySideTakeDisjointCoresAndAThirdSharesAndSaysSo) {
+  const std::string taskset = "/usr/bin/taskset";
+  if (::access(taskset.c_str(), X_OK) != 0) GTEST_SKIP() << "taskset (util-linux) is not installed";
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ::sched_getaffinity(0, sizeof allowed, &allowed);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE && cpus.size() < 2; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  if (cpus.size() < 2) GTEST_SKIP() << "needs 2 usable cores";
+  TempDir tmp;
+  const std::string claims = tmp.path + "/claims";  // away from other jobs on this machine
+  std::filesystem::create_directory(claims);
+  const std::string mask = std::to_string(cpus[0]) + "," + std::to_string(cpus[1]);
+  std::vector<std::unique_ptr<Proc>> jobs;
+  for (int j = 0; j < 3; ++j)
+    jobs.push_back(std::make_unique<Proc>(
+        std::vector<std::string>{taskset, "-c", mask, binary("train_parallel"), "-w", "1", "--limit", "3200", "-e",
+                                 "2", "--no-progress", "--data-dir", mnist_dir(), "--save-results",
+                                 tmp.path + "/job" + std::to_string(j) + ".json"},
+        tmp.path + "/job" + std::to_string(j) + ".log",
+        std::vector<std::pair<std::string, std::string>>{{"DDP_CORE_CLAIM_DIR", claims}}));
+  std::multiset<std::string> bindings;
+  int said = 0;
+  for (int j = 0; j < 3; ++j) {
+    ASSERT_TRUE(jobs[j]->wait(180)) << jobs[j]->output();
+    ASSERT_EQ(jobs[j]->exit_code(), 0) << jobs[j]->output();
+    bindings.insert(json::parse(read_file(tmp.path + "/job" + std::to_string(j) + ".json"))["allreduce"]["binding"]
+                        .get<std::string>());
+    const std::string out = jobs[j]->output();
+    if (out.find("shares core") != std::string::npos) {
+      ++said;
+      EXPECT_NE(out.find("no free core among the 2 it may use"), std::string::npos) << out;
+    }
+  }
+  const std::string a = "core " + std::to_string(cpus[0]), b = "core " + std::to_string(cpus[1]);
+  EXPECT_EQ(bindings.count(a) + bindings.count(b), 3u) << "bound outside the user's mask";
+  EXPECT_GE(bindings.count(a), 1u) << "a core idled";
+  EXPECT_GE(bindings.count(b), 1u) << "a core idled";
+  EXPECT_EQ(said, 1) << "exactly the job that found no free core says it shares";
 }
 
 TEST(TrainParallel, BadFlagsAreRejectedBeforeAnyWork) {

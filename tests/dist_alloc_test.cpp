@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "alloc_counter.h"
+#include "common/trace.h"
 #include "dist/gloo_communicator.h"
 #include "dist/grad_sync.h"
 #include "dist_test_util.h"
@@ -84,12 +85,18 @@ void step(GradSync& sync) {
   sync.finish();
 }
 
-alloc_counter::Counts count_steps(Communicator& comm, Compression compression, int steps = 20) {
+// recorder: armed over the counted steps (null: no tracing).
+alloc_counter::Counts count_steps(Communicator& comm, Compression compression, int steps = 20,
+                                  ddp::trace::Recorder* recorder = nullptr) {
   std::vector<float> g(kParams + 1, 0.25f);
   GradSync sync(comm, g.data(), g.size(), 64 * 1024, kSegments, compression);
   for (int s = 0; s < 3; ++s) step(sync);  // warm-up
+  sync.set_trace(recorder);
   alloc_counter::start();
-  for (int s = 0; s < steps; ++s) step(sync);
+  for (int s = 0; s < steps; ++s) {
+    if (recorder) recorder->begin_step(s);
+    step(sync);
+  }
   return alloc_counter::stop();
 }
 
@@ -115,6 +122,22 @@ TEST(GradSyncNoAllocation, TwoRanksWithTheCommunicationThread) {
   // The default bf16 all-reduce keeps its float scratch buffer per thread.
   SilentComm fallback(2, false);
   expect_none_of_ours(count_steps(fallback, Compression::bf16));
+}
+
+// With tracing on: the waits and the all-reduces (and bf16 conversions) go
+// into the recorder's preallocated buffers, on the communication thread too.
+TEST(GradSyncNoAllocation, TwoRanksWithTracing) {
+  if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
+  const int steps = 20;
+  for (Compression compression : {Compression::none, Compression::bf16}) {
+    SilentComm two(2, true);
+    ddp::trace::Recorder recorder(0, steps);
+    expect_none_of_ours(count_steps(two, compression, steps, &recorder));
+    const size_t per_bucket = compression == Compression::bf16 ? 3 : 1;  // all-reduce (+ to and from bf16)
+    EXPECT_EQ(recorder.events(ddp::trace::Thread::comm).size(), 3 * per_bucket * steps) << compression_name(compression);
+    EXPECT_EQ(recorder.events(ddp::trace::Thread::compute).size(), 3u * steps);  // the waits
+    EXPECT_EQ(recorder.dropped(), 0u);
+  }
 }
 
 // Two real ranks (forked) over Gloo: GradSync still allocates nothing of its

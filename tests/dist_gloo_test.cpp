@@ -18,6 +18,8 @@
 #include "dist/gloo_communicator.h"
 #include "dist/launcher.h"
 #include "dist_test_util.h"
+#include "sys/launch_env.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::dist;
@@ -35,32 +37,7 @@ void exact_collectives(const std::string& algorithm) {
   }
 }
 
-// Sets environment variables for one test, restoring them afterwards.
-class EnvGuard {
- public:
-  void set(const char* k, const char* v) {
-    remember(k);
-    if (v)
-      ::setenv(k, v, 1);
-    else
-      ::unsetenv(k);
-  }
-  ~EnvGuard() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second.first)
-        ::setenv(it->first.c_str(), it->second.second.c_str(), 1);
-      else
-        ::unsetenv(it->first.c_str());
-    }
-  }
-
- private:
-  void remember(const char* k) {
-    const char* old = std::getenv(k);
-    saved_.push_back({k, {old != nullptr, old ? old : ""}});
-  }
-  std::vector<std::pair<std::string, std::pair<bool, std::string>>> saved_;
-};
+using EnvGuard = test_util::ScopedEnv;
 
 // A TCP port nobody listens on right now.
 int free_port() {
@@ -153,6 +130,7 @@ TEST(GlooCommunicator, UnreachableRedisIsAUserError) {
   o.prefix = "p";
   o.redis_host = "127.0.0.1";
   o.redis_port = free_port();
+  o.secret = "a-job-secret-of-32-bytes-or-so..";  // a Redis store needs one
   try {
     make_gloo_communicator(o);
     ADD_FAILURE() << "connected to a Redis server that does not exist";
@@ -188,7 +166,7 @@ TEST(GlooOptionsFromEnv, ReadsTheLauncherVariables) {
   EXPECT_EQ(o.timeout.count(), 2500);
   EXPECT_EQ(o.algorithm, "bcube");
   EXPECT_EQ(o.host, "localhost");
-  EXPECT_TRUE(launched_by_launcher());
+  EXPECT_TRUE(sys::launched_by_launcher());
 }
 
 TEST(GlooOptionsFromEnv, DefaultsForOptionalVariables) {

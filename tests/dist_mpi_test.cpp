@@ -21,6 +21,8 @@
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_launch.h"
 #include "dist_test_util.h"
+#include "sys/launch_env.h"
+#include "sys/process.h"
 
 using namespace ddp;
 using namespace ddp::dist;
@@ -60,7 +62,7 @@ RunResult under_mpirun(int n, const std::string& name, const std::vector<std::st
   return r;
 }
 
-bool have_mpirun() { return !find_executable("mpirun").empty(); }
+bool have_mpirun() { return !sys::find_executable("mpirun").empty(); }
 
 uint64_t fnv1a(const void* p, size_t n) {
   uint64_t h = 1469598103934665603ull;
@@ -82,7 +84,7 @@ std::vector<double> gather(Communicator& c, uint64_t v) {
 // ---- Inside mpirun -----------------------------------------------------------
 
 TEST(MpiInside, DISABLED_Collectives) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  if (!sys::launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
   auto comm = make_mpi_communicator();
   const int n = comm->size(), me = comm->rank();
   EXPECT_EQ(comm->backend(), "mpi");
@@ -143,7 +145,7 @@ TEST(MpiInside, DISABLED_Collectives) {
 // GradSync's communication thread all-reduces buckets while this thread
 // goes on: the thread rule MPI_THREAD_SERIALIZED needs.
 TEST(MpiInside, DISABLED_GradSyncOverlap) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  if (!sys::launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
   auto comm = make_mpi_communicator();
   const int n = comm->size(), me = comm->rank();
   const size_t count = 421642 + 1;
@@ -168,7 +170,7 @@ TEST(MpiInside, DISABLED_GradSyncOverlap) {
 // A peer that stays silent past the timeout: the waiting rank gets a
 // UserError naming the operation (and the job then ends, not hangs).
 TEST(MpiInside, DISABLED_Timeout) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  if (!sys::launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
   MpiOptions o;
   o.timeout = std::chrono::milliseconds(500);
   auto comm = make_mpi_communicator(o);
@@ -186,7 +188,7 @@ TEST(MpiInside, DISABLED_Timeout) {
 // Prints the MPI_Iallreduce algorithm OpenMPI's libnbc will use, as MPI's
 // tool interface (MPI_T) reads it after make_mpi_communicator().
 TEST(MpiInside, DISABLED_IallreduceAlgorithm) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  if (!sys::launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
   auto comm = make_mpi_communicator(mpi_options_from_env());
   int provided = 0;
   ASSERT_EQ(MPI_T_init_thread(MPI_THREAD_SINGLE, &provided), MPI_SUCCESS);
@@ -207,7 +209,7 @@ TEST(MpiInside, DISABLED_IallreduceAlgorithm) {
 // README's measurement: mpirun -np 2 build/tests/test_dist
 // --gtest_also_run_disabled_tests --gtest_filter=MpiInside.DISABLED_AllreduceBench
 TEST(MpiInside, DISABLED_AllreduceBench) {
-  if (!launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
+  if (!sys::launched_by_mpi()) GTEST_SKIP() << "runs under mpirun only";
   auto comm = make_mpi_communicator(mpi_options_from_env());
   const size_t n = 421642;
   std::vector<float> x(n, 1.0f);
@@ -292,12 +294,6 @@ TEST(MpiLaunch, ReadsMpirunsFailureReport) {
                            "  Process name: [[32131,1],1]\n  Exit code:    3\n"),
             "rank 1 exited with status 3");
   EXPECT_EQ(mpirun_failure("all fine\n"), "");
-}
-
-TEST(MpiLaunch, FindsExecutablesInPath) {
-  EXPECT_FALSE(find_executable("sh").empty());
-  EXPECT_EQ(find_executable("no-such-program-xyz"), "");
-  EXPECT_EQ(find_executable("/bin/sh"), "/bin/sh");
 }
 
 TEST(MpiLaunch, MissingMpirunIsAUserError) {

@@ -1,6 +1,6 @@
-// The multi-machine rendezvous: URL parsing, addresses, the launcher's
-// environment, and the generation protocol against stale keys (ranks as
-// threads on a directory store), plus a Gloo job on top of it.
+// The multi-machine rendezvous: URL parsing, addresses, and the generation
+// protocol against stale keys (ranks as threads on a directory store), plus
+// a Gloo job on top of it. (The launcher's variables: sys_launch_env_test.cpp.)
 #include "dist/rendezvous.h"
 
 #include <gtest/gtest.h>
@@ -11,40 +11,13 @@
 
 #include "common/error.h"
 #include "dist_test_util.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::dist;
+using test_util::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UserError& e) {
-    return std::string(e.what()) + " | " + e.hint();
-  }
-  return "";
-}
-
-struct Env {
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved;
-  void set(const char* k, const char* v) {
-    const char* old = std::getenv(k);
-    saved.push_back({k, old ? std::optional<std::string>(old) : std::nullopt});
-    if (v)
-      setenv(k, v, 1);
-    else
-      unsetenv(k);
-  }
-  ~Env() {
-    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-      if (it->second)
-        setenv(it->first.c_str(), it->second->c_str(), 1);
-      else
-        unsetenv(it->first.c_str());
-    }
-  }
-};
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
@@ -99,29 +72,6 @@ TEST(RendezvousAddress, InterfacesAndBindableHosts) {
   EXPECT_NO_THROW(check_bindable("localhost"));
   EXPECT_NE(error_of([] { check_bindable("192.0.2.1"); }).find("not an address of this machine"), std::string::npos);
   EXPECT_NE(error_of([] { check_bindable("no-such-host.invalid"); }).find("cannot resolve"), std::string::npos);
-}
-
-TEST(RendezvousEnv, TorchrunVariables) {
-  Env env;
-  env.set("RANK", "3");
-  env.set("WORLD_SIZE", "8");
-  env.set("LOCAL_RANK", "1");
-  env.set("LOCAL_WORLD_SIZE", "2");
-  auto p = place_from_env();
-  EXPECT_EQ(p.rank, 3);
-  EXPECT_EQ(p.world_size, 8);
-  EXPECT_EQ(p.local_rank, 1);
-  EXPECT_EQ(p.local_world_size, 2);
-  env.set("LOCAL_RANK", nullptr);
-  env.set("LOCAL_WORLD_SIZE", nullptr);
-  EXPECT_EQ(place_from_env().local_world_size, -1);
-  env.set("RANK", "8");
-  EXPECT_NE(error_of([] { place_from_env(); }).find("out of range"), std::string::npos);
-  env.set("RANK", "x");
-  EXPECT_NE(error_of([] { place_from_env(); }).find("RANK='x'"), std::string::npos);
-  env.set("RANK", "0");
-  env.set("WORLD_SIZE", "0");
-  EXPECT_THROW(place_from_env(), UserError);
 }
 
 namespace {

@@ -81,6 +81,8 @@ inline ddp::dist::LaunchOptions worker_job(int world, std::vector<std::string> a
   return o;
 }
 
+inline void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }

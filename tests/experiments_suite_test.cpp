@@ -166,7 +166,7 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
     EXPECT_GT(w, 300u);
     EXPECT_GT(h, 300u);
     EXPECT_GT(fs::file_size(png), 5000u);
-    EXPECT_TRUE(fs::exists(dir + "/" + p + ".gp"));  // kept, so the user can tweak and redraw
+    EXPECT_TRUE(fs::exists(dir + "/plots/" + p + ".gp"));  // kept, so the user can tweak and redraw
     EXPECT_NE(read_file(dir + "/report.md").find(std::string("(") + p + ".png)"), std::string::npos);
   }
   EXPECT_TRUE(fs::exists(dir + "/logs/serial.log"));
@@ -194,6 +194,25 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   EXPECT_EQ(m3["configurations"], m["configurations"]);
   EXPECT_EQ(m3["configurations"][1]["backend"], "gloo");
   EXPECT_EQ(read_file(dir + "/report.md").find("| backend |"), std::string::npos);  // one backend: no column
+
+  // A results file that lost a field, or is gone: --replot names it and leaves the directory as it was
+  // (redrawing would record a successful run as failed).
+  const std::string metrics_before = read_file(dir + "/performance_metrics.json");
+  json renamed = par;
+  renamed["total_time"] = renamed["total_time_s"];
+  renamed.erase("total_time_s");
+  std::ofstream(dir + "/parallel_2p_results.json") << renamed.dump(2);
+  const Result bad = run({binary("run_experiments"), "--replot", dir}, tmp.path);
+  EXPECT_EQ(bad.status, 1) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find(dir + "/parallel_2p_results.json: the field 'total_time_s' is missing"), std::string::npos)
+      << bad.err;
+  EXPECT_NE(bad.err.find("fix:"), std::string::npos) << bad.err;
+  fs::remove(dir + "/parallel_2p_results.json");
+  const Result gone = run({binary("run_experiments"), "--replot", dir}, tmp.path);
+  EXPECT_EQ(gone.status, 1) << gone.out << gone.err;
+  EXPECT_NE(gone.err.find("cannot read the results file " + dir + "/parallel_2p_results.json"), std::string::npos)
+      << gone.err;
+  EXPECT_EQ(read_file(dir + "/performance_metrics.json"), metrics_before);
 }
 
 TEST(Experiments, TwoBackendsRunSideBySide) {
@@ -218,7 +237,7 @@ TEST(Experiments, TwoBackendsRunSideBySide) {
     EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
   for (const char* p : kPlots) {
     EXPECT_GT(png_size(dir + "/" + p + ".png").first, 300u) << p;
-    EXPECT_TRUE(fs::exists(dir + "/" + p + ".gp")) << p;
+    EXPECT_TRUE(fs::exists(dir + "/plots/" + p + ".gp")) << p;
   }
   const json serial = json::parse(read_file(dir + "/serial_results.json"));
   const json m = json::parse(read_file(dir + "/performance_metrics.json"));
@@ -250,17 +269,17 @@ TEST(Experiments, TwoBackendsRunSideBySide) {
   EXPECT_NEAR(cmp["time_ratio"].get<double>(), std::max(tg, tm) / std::min(tg, tm), 1e-12);
 
   // The plots' data and scripts carry both series.
-  const std::string sp = read_file(dir + "/speedup.dat"), gp = read_file(dir + "/speedup.gp");
+  const std::string sp = read_file(dir + "/plots/speedup.dat"), gp = read_file(dir + "/plots/speedup.gp");
   EXPECT_NE(sp.find("\"2 processes, gloo\""), std::string::npos) << sp;
   EXPECT_NE(sp.find("\"2 processes, mpi\""), std::string::npos) << sp;
   EXPECT_NE(gp.find("title 'measured, Gloo'"), std::string::npos) << gp;
   EXPECT_NE(gp.find("title 'measured, MPI'"), std::string::npos) << gp;
-  EXPECT_NE(read_file(dir + "/efficiency.dat").find("2 processes, mpi"), std::string::npos);
-  EXPECT_NE(read_file(dir + "/comparison.dat").find("2 processes, mpi"), std::string::npos);
-  const std::string tb = read_file(dir + "/time_breakdown.gp");
+  EXPECT_NE(read_file(dir + "/plots/efficiency.dat").find("2 processes, mpi"), std::string::npos);
+  EXPECT_NE(read_file(dir + "/plots/comparison.dat").find("2 processes, mpi"), std::string::npos);
+  const std::string tb = read_file(dir + "/plots/time_breakdown.gp");
   EXPECT_NE(tb.find("gloo"), std::string::npos) << tb;
   EXPECT_NE(tb.find("mpi"), std::string::npos) << tb;
-  EXPECT_NE(read_file(dir + "/loss_curves.gp").find("'loss_steps_parallel_2p_mpi.dat'"), std::string::npos);
+  EXPECT_NE(read_file(dir + "/plots/loss_curves.gp").find("'loss_steps_parallel_2p_mpi.dat'"), std::string::npos);
   const std::string report = read_file(dir + "/report.md");
   EXPECT_NE(report.find("| run | processes | backend |"), std::string::npos);
   EXPECT_NE(report.find("- 2 processes: "), std::string::npos);

@@ -19,6 +19,7 @@
 #include <random>
 
 #include "alloc_counter.h"
+#include "common/trace.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
 
@@ -41,7 +42,10 @@ Data synthetic(int samples) {
   return d;
 }
 
-// The training step of src/train/trainer.cpp, with the gradient all-reduce
+// (With a trace::Recorder armed, the same holds: recording writes into
+// buffers allocated before the steps.)
+//
+// The training step of src/train/step.cpp, with the gradient all-reduce
 // replaced by recording the reported ranges (as GradSync::ready does: into
 // fixed storage).
 struct Loop {
@@ -74,7 +78,9 @@ struct Loop {
   }
 };
 
-void expect_no_allocation_of_ours(int threads, ddp::nn::Precision precision = ddp::nn::Precision::fp32) {
+// traced: with a recorder armed over the counted steps.
+void expect_no_allocation_of_ours(int threads, ddp::nn::Precision precision = ddp::nn::Precision::fp32,
+                                  bool traced = false) {
   if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
   if (precision == ddp::nn::Precision::bf16 && ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::unsupported)
     GTEST_SKIP() << "no bf16 kernels on this CPU";
@@ -84,10 +90,18 @@ void expect_no_allocation_of_ours(int threads, ddp::nn::Precision precision = dd
   const int batch = 64;
   for (int s = 0; s < 3; ++s) loop.step(d, batch, s);  // warm-up: primitives, scratchpads, OpenMP pool
   const int steps = 20;
+  ddp::trace::Recorder recorder(3, 3 + steps);
+  if (traced) loop.net.set_trace(&recorder);
   loop.ready_calls = 0;
   alloc_counter::start();
-  for (int s = 3; s < 3 + steps; ++s) loop.step(d, batch, s);
+  for (int s = 3; s < 3 + steps; ++s) {
+    recorder.begin_step(s);
+    loop.step(d, batch, s);
+  }
   const auto c = alloc_counter::stop();
+  // Every layer's forward and backward, every step: 8 + 8.
+  EXPECT_EQ(recorder.events(ddp::trace::Thread::compute).size(), traced ? 16u * steps : 0u);
+  EXPECT_EQ(recorder.dropped(), 0u);
   EXPECT_EQ(loop.ready_calls, 4 * steps);  // one per layer with parameters
   EXPECT_EQ(loop.ready_lo, 0u);
   EXPECT_EQ(loop.ready_errors, 0);
@@ -112,6 +126,10 @@ TEST(NoAllocation, SteadyStateTrainingStepTwoThreads) { expect_no_allocation_of_
 TEST(NoAllocation, SteadyStateBf16TrainingStepOneThread) { expect_no_allocation_of_ours(1, ddp::nn::Precision::bf16); }
 
 TEST(NoAllocation, SteadyStateBf16TrainingStepTwoThreads) { expect_no_allocation_of_ours(2, ddp::nn::Precision::bf16); }
+
+TEST(NoAllocation, SteadyStateTrainingStepWithTracing) {
+  expect_no_allocation_of_ours(2, ddp::nn::Precision::fp32, true);
+}
 
 // The counter itself: it sees what our code allocates, and where.
 TEST(NoAllocation, CounterSeesOurAllocations) {

@@ -6,13 +6,15 @@
 
 #include "report/experiment.h"
 #include "report/metrics.h"
+#include "results_test_util.h"
 
 using namespace ddp::report;
 using nlohmann::json;
 
 namespace {
 
-// A results file as the trainers write it, reduced to what the metrics read.
+// A results file as the trainers write it: what the metrics read, the other
+// required fields from the schema's defaults.
 json results(int world, double total, double train, double wait_per_epoch, int epochs = 2, double accuracy = 0.97) {
   json e = json::array();
   for (int i = 0; i < epochs; ++i)
@@ -33,17 +35,17 @@ json results(int world, double total, double train, double wait_per_epoch, int e
                    {"allreduce_wait", wait_per_epoch},
                    {"optimizer", 0.01},
                    {"other", 0.1 * train / epochs}}}});
-  return {{"world_size", world},
-          {"threads_per_process", 1},
-          {"oversubscribed", world > 2},
-          {"config", {{"batch_size", 64}}},
-          {"steps_per_epoch", 100 / world},
-          {"samples_per_epoch", 6400},
-          {"epochs", e},
-          {"total_time_s", total},
-          {"train_time_s", train},
-          {"throughput_samples_per_s", 6400.0 * epochs / train},
-          {"final_test_accuracy", accuracy}};
+  return ddp::results::test::complete_results({{"world_size", world},
+                                                {"threads_per_process", 1},
+                                                {"oversubscribed", world > 2},
+                                                {"config", {{"batch_size", 64}}},
+                                                {"steps_per_epoch", 100 / world},
+                                                {"samples_per_epoch", 6400},
+                                                {"epochs", e},
+                                                {"total_time_s", total},
+                                                {"train_time_s", train},
+                                                {"throughput_samples_per_s", 6400.0 * epochs / train},
+                                                {"final_test_accuracy", accuracy}});
 }
 
 RunRecord ok_run(int repeat, const json& r) {
@@ -51,7 +53,7 @@ RunRecord ok_run(int repeat, const json& r) {
   rec.repeat = repeat;
   rec.ok = true;
   rec.exit_status = 0;
-  rec.results = r;
+  rec.results = ddp::results::run_result_from_json(r, "test fixture");
   rec.results_file = "x.json";
   return rec;
 }
@@ -115,7 +117,7 @@ TEST(ReportMetrics, SpeedupRangeCoversTheNoiseOfBothSides) {
 }
 
 TEST(ReportMetrics, ExposedCommunicationIsWaitOverTrainingTime) {
-  const json r = results(2, 12, 10, 0.5);  // 2 epochs x 0.5 s waiting, 10 s training
+  const auto r = ddp::results::run_result_from_json(results(2, 12, 10, 0.5));  // 2 epochs x 0.5 s waiting, 10 s training
   EXPECT_NEAR(exposed_comm_fraction(r), 1.0 / 10, 1e-12);
   const PhaseSums s = phase_sums(r);
   EXPECT_EQ(s.epochs, 2);

@@ -16,6 +16,7 @@
 #include "report/gnuplot.h"
 #include "report/plots.h"
 #include "report/scaling_model.h"
+#include "results_test_util.h"
 
 using namespace ddp::report;
 using nlohmann::json;
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-json results(int world, double total, int epochs = 3) {
+ddp::results::RunResult results(int world, double total, int epochs = 3) {
   json e = json::array();
   for (int i = 0; i < epochs; ++i)
     e.push_back({{"epoch", i + 1},
@@ -41,7 +42,7 @@ json results(int world, double total, int epochs = 3) {
   json steps = json::array();
   const int spe = 40 / world;
   for (int i = 0; i < spe * epochs; ++i) steps.push_back(2.3 * std::exp(-0.05 * i * world) + 0.05);
-  return {{"world_size", world},
+  return ddp::results::test::results_from({{"world_size", world},
           {"threads_per_process", 1},
           {"oversubscribed", world > 2},
           {"config", {{"batch_size", 64}}},
@@ -54,10 +55,10 @@ json results(int world, double total, int epochs = 3) {
           {"total_time_s", total},
           {"train_time_s", 0.8 * total},
           {"throughput_samples_per_s", 2560.0 * epochs / (0.8 * total)},
-          {"final_test_accuracy", 0.94}};
+          {"final_test_accuracy", 0.94}});
 }
 
-Configuration config(const std::string& name, const std::string& label, int p, const json& r) {
+Configuration config(const std::string& name, const std::string& label, int p, const ddp::results::RunResult& r) {
   Configuration c;
   c.name = name;
   c.label = label;
@@ -74,7 +75,7 @@ Configuration config(const std::string& name, const std::string& label, int p, c
 
 struct Fixture {
   json metrics;
-  std::map<std::string, json> results;
+  std::map<std::string, ddp::results::RunResult> results;
 };
 
 Configuration on_backend(Configuration c, const std::string& backend) {
@@ -82,7 +83,9 @@ Configuration on_backend(Configuration c, const std::string& backend) {
   return c;
 }
 
-Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false) {
+// mpi_overlap: what --overlap chose for the MPI runs ("thread" or "none").
+Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false,
+                const std::string& mpi_overlap = "thread") {
   std::vector<Configuration> cs = {config("serial", "serial", 1, results(1, 30)),
                                    on_backend(config("parallel_2p", "2 processes", 2, results(2, 18)), "gloo"),
                                    on_backend(config("parallel_4p", "4 processes", 4, results(4, 20)), "gloo")};
@@ -90,10 +93,12 @@ Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = 
     cs.insert(cs.begin() + 2, on_backend(config("parallel_2p_mpi", "2 processes", 2, results(2, 15)), "mpi"));
     cs.push_back(on_backend(config("parallel_4p_mpi", "4 processes", 4, results(4, 16)), "mpi"));
   }
+  for (auto& c : cs)  // what --overlap chose, as a parallel run records it
+    if (c.processes > 1) c.runs[0].results.overlap = c.backend == "mpi" ? mpi_overlap : "thread";
   if (failed_4p) {
     cs[2].runs[0].ok = false;
     cs[2].runs[0].exit_status = 1;
-    cs[2].runs[0].results = nullptr;
+    cs[2].runs[0].results = {};
   }
   json model = {{"status", "unavailable"}};
   if (with_model) {
@@ -156,7 +161,7 @@ TEST(ReportPlots, EveryPlotHasAScriptWithTitleAxesAndItsData) {
   for (const auto& p : plots) {
     SCOPED_TRACE(p.name);
     EXPECT_NE(p.script.find("set terminal pngcairo"), std::string::npos);
-    EXPECT_NE(p.script.find("set output '" + p.name + ".png'"), std::string::npos);
+    EXPECT_NE(p.script.find("set output '../" + p.name + ".png'"), std::string::npos);
     EXPECT_NE(p.script.find("title"), std::string::npos);
     EXPECT_NE(p.script.find("set xlabel"), std::string::npos);
     EXPECT_NE(p.script.find("set ylabel"), std::string::npos);
@@ -301,10 +306,12 @@ namespace {
 
 void expect_drawn(const std::string& gnuplot, const Fixture& f) {
   TempDir tmp;
+  const std::string plots = tmp.path + "/" + kPlotDir;
+  fs::create_directories(plots);
   for (const auto& p : make_plots(f.metrics, f.results)) {
-    for (const auto& [file, text] : p.data) std::ofstream(tmp.path + "/" + file) << text;
-    std::ofstream(tmp.path + "/" + p.name + ".gp") << p.script;
-    const auto run = run_gnuplot(gnuplot, tmp.path, p.name + ".gp");
+    for (const auto& [file, text] : p.data) std::ofstream(plots + "/" + file) << text;
+    std::ofstream(plots + "/" + p.name + ".gp") << p.script;
+    const auto run = run_gnuplot(gnuplot, plots, p.name + ".gp");
     EXPECT_TRUE(run.ok) << p.name << ": " << run.error;
     EXPECT_TRUE(run.error.empty()) << run.error;
     const auto [w, h] = png_size(tmp.path + "/" + p.name + ".png");
@@ -352,4 +359,24 @@ TEST(ReportMarkdown, ReportComparesTheBackendsAtEachN) {
   EXPECT_NE(md.find("- 4 processes: MPI took 16.00 s, Gloo 20.00 s: MPI was 1.25x as fast"), std::string::npos) << md;
   EXPECT_NE(md.find("`parallel_<N>p_mpi_results.json` (MPI)"), std::string::npos);
   EXPECT_EQ(report_markdown(fixture().metrics, {}, {}).find("Backends compared"), std::string::npos);
+}
+
+// Where the all-reduce ran follows each run's allreduce.overlap: with
+// --overlap none, MPI's runs have no communication thread.
+TEST(ReportMarkdown, TheReportSaysWhereEachBackendRanItsAllreduce) {
+  const std::string both = report_markdown(fixture(true, false, true).metrics, {"time_breakdown"}, {});
+  EXPECT_NE(both.find("Both run the all-reduce on each rank's communication thread, next to backward."),
+            std::string::npos) << both;
+  EXPECT_NE(both.find("after its backward pass; the rest of the all-reduce ran during backward, on the communication "
+                      "thread."),
+            std::string::npos) << both;
+
+  const std::string md = report_markdown(fixture(true, false, true, "none").metrics, {"time_breakdown"}, {});
+  EXPECT_EQ(md.find("Both run"), std::string::npos) << md;
+  EXPECT_NE(md.find("Gloo runs the all-reduce on each rank's communication thread, next to backward; MPI on the "
+                    "training thread, after backward (`--overlap none`)."),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("With a communication thread (`--overlap thread`), the rest of the all-reduce ran during "
+                    "backward, on the communication thread; without (`--overlap none`), all of it is exposed"),
+            std::string::npos) << md;
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "report/scaling_model.h"
+#include "results_test_util.h"
 
 using namespace ddp::report;
 using nlohmann::json;
@@ -119,14 +120,14 @@ TEST(ReportScalingModel, CalibratesFromASerialResultsFile) {
   // outside every layer. Buckets: [200, 401) starts in c (final after 1/4 of
   // backward), [0, 200) starts in a (final at the end), [400, 401) alone would
   // be final at once.
-  const json serial = {{"samples_per_epoch", 1000},
-                       {"test_samples", 500},
-                       {"config", {{"batch_size", 10}}},
-                       {"epochs",
-                        {{{"train_time_s", 2.0}, {"eval_time_s", 0.5}, {"time_breakdown_s", {{"backward", 1.0}}}},
-                         {{"train_time_s", 2.0}, {"eval_time_s", 0.5}, {"time_breakdown_s", {{"backward", 1.0}}}}}},
-                       {"layer_times_s",
-                        {{"a", {{"backward_s", 1.0}}}, {"b", {{"backward_s", 2.0}}}, {"c", {{"backward_s", 1.0}}}}}};
+  const auto serial = ddp::results::test::results_from(
+      {{"samples_per_epoch", 1000},
+       {"test_samples", 500},
+       {"config", {{"batch_size", 10}}},
+       {"epochs",
+        {{{"train_time_s", 2.0}, {"eval_time_s", 0.5}, {"time_breakdown_s", {{"backward", 1.0}}}},
+         {{"train_time_s", 2.0}, {"eval_time_s", 0.5}, {"time_breakdown_s", {{"backward", 1.0}}}}}},
+       {"layer_times_s", {{"a", {{"backward_s", 1.0}}}, {"b", {{"backward_s", 2.0}}}, {"c", {{"backward_s", 1.0}}}}}});
   const ModelParams m = calibrate(serial, {"a", "b", "c"}, {{"a", 0, 100}, {"c", 100, 300}}, {{200, 400}, {0, 200}});
   EXPECT_DOUBLE_EQ(m.train_samples, 1000);
   EXPECT_DOUBLE_EQ(m.test_samples, 500);
@@ -150,7 +151,7 @@ TEST(ReportScalingModel, CalibratesFromASerialResultsFile) {
   EXPECT_DOUBLE_EQ(half.buckets[0].bytes, 2);
   EXPECT_DOUBLE_EQ(half.buckets[0].ready_fraction, 0);
   EXPECT_DOUBLE_EQ(half.buckets[1].bytes, 800);
-  EXPECT_THROW(calibrate(json::object(), {"a"}, {{"a", 0, 1}}, {{0, 1}}), std::invalid_argument);
+  EXPECT_THROW(calibrate(ddp::results::RunResult{}, {"a"}, {{"a", 0, 1}}, {{0, 1}}), std::invalid_argument);
 }
 
 TEST(ReportScalingModel, ReportsNetworksAndThisMachine) {

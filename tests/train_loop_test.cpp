@@ -57,8 +57,8 @@ TEST(TrainLoop, AnotherSeedGivesAnotherCurve) {
   EXPECT_NE(a.step_losses, b.step_losses);
 }
 
-// (6,400 samples reach 90.3-91.9% depending on the seed: too close to the
-// bar for a test; 12,800 reach 93.5-95.7%.)
+// (6,400 samples land too close to the bar for a test, depending on the
+// seed; docs/performance.md, "Accuracy of short runs", has the figures.)
 TEST(TrainLoop, OneEpochOn12800SamplesBeats90Percent) {
   const auto r = run(small_config(12800));
   EXPECT_GT(r.final_test_accuracy, 0.90);
@@ -90,7 +90,7 @@ TEST(LearningRate, LinearScalingRampsOverTheWarmup) {
   train::TrainConfig cfg;
   cfg.learning_rate = 0.01;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.01);  // scaling "none"
-  cfg.lr_scaling = "linear";
+  cfg.lr_scaling = train::LrScaling::linear;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.04);  // no warm-up
   cfg.warmup_epochs = 2;
   EXPECT_DOUBLE_EQ(train::learning_rate_at(cfg, 4, 0, 100), 0.01);

@@ -1,6 +1,7 @@
 // Internal to src/data: maps in a freshly allocated buffer's pages with one
-// system call instead of one page fault per 4 KiB page. For the 188 MB of
-// MNIST's training images as floats, that is a quarter of the load time.
+// system call instead of one page fault per 4 KiB page. It serves the bytes
+// of an uncompressed IDX file as read (data/idx.cpp): for MNIST's training
+// images, 47 MB of raw bytes, about 11,500 faults saved.
 #pragma once
 #include <cstddef>
 #include <cstdint>

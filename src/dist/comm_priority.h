@@ -2,19 +2,20 @@
 // busy computing, the threads that move gradients (the gradient
 // synchroniser's thread, Gloo's event loop) only get a core when the
 // scheduler preempts a compute thread; every message of an all-reduce then
-// waits a scheduler tick, and a 1 ms all-reduce takes 10-20 ms. Giving those
+// waits a scheduler tick, and an all-reduce takes many times as long as it
+// would on an idle machine (docs/performance.md). Giving those
 // threads priority makes each wake-up immediate; they use little CPU.
 //
 // Priority alone has a trap. Gloo's event loop only try-locks a connection
 // before it reads from it, and epoll keeps reporting the unread bytes: while
 // another thread holds the lock, the loop spins. If that thread has a lower
 // priority and shares the loop's core, it never gets to release the lock
-// (measured: 1-2 s stalls at the end of an epoch, with the CPU burnt in the
-// kernel). Hence two more rules, in this file:
+// (stalls at the end of an epoch, with the CPU burnt in the kernel). Hence
+// two more rules:
 //  - every thread that calls into Gloo runs at the same real-time priority
 //    while it does (CommCallPriority), so the loop waits for it instead of
 //    preempting it;
-//  - each rank is bound to its own core(s) (bind_to_cores), so its
+//  - each rank is bound to its own core(s) (sys::bind_to_cores), so its
 //    communication threads share a core only with its own compute, and the
 //    equal-priority loop and caller take turns instead of spinning on two
 //    cores at once.
@@ -32,37 +33,13 @@ namespace ddp::dist {
 // Returns what it did, for the log ("realtime", "nice", or "none: <why>").
 // Threads that the favoured ones start later do not inherit the priority
 // (SCHED_RESET_ON_FORK): a library's polling helper thread at real-time
-// priority would starve the compute thread (measured with OpenMPI: forward
-// 70% slower).
+// priority would starve the compute thread (OpenMPI's polling helper
+// threads do: docs/performance.md, "Where the threads run").
 std::string prioritise_communication();
 // The same for the listed threads (kernel thread ids) only: for MPI, whose
 // own threads poll and must not be favoured; only the gradient
 // synchroniser's thread is (dist::GradSync::thread_id()).
 std::string prioritise_threads(const std::vector<int>& thread_ids);
-
-// Binds this process, and every thread it starts afterwards, to its share of
-// the cores it is allowed to use (its affinity mask, which taskset, cgroups
-// or Slurm may have narrowed): local rank r of n, with t compute threads
-// each, gets the r-th group of t allowed cores, counting round when n x t
-// exceeds them (oversubscribed ranks then share cores evenly). Call it
-// before any other thread exists. Returns what it did, for the log
-// ("cores 2-3", "core 1", or "none: <why>").
-std::string bind_to_cores(int local_rank, int local_world, int threads);
-
-// This machine's share of a world of `world` ranks: what the launcher says
-// (torchrun-style LOCAL_WORLD_SIZE, or OpenMPI's OMPI_COMM_WORLD_LOCAL_SIZE),
-// else all of them.
-int ranks_on_this_machine(int world);
-
-// Seconds the calling thread has spent ready to run but waiting for a core
-// (preempted by a favoured communication thread, or sharing a core), from
-// the kernel's /proc/thread-self/schedstat; -1 where the kernel does not
-// keep it. The difference of two readings is what the communication cost
-// the computing thread in CPU.
-double runnable_wait_seconds();
-
-// The cores this thread may run on, as bind_to_cores() words it.
-std::string current_binding();
 
 // While alive, the calling thread runs at the communication threads'
 // priority if prioritise_communication() made them real-time and it is not

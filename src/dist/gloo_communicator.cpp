@@ -10,21 +10,25 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/file_store.h>
 #include <gloo/rendezvous/prefix_store.h>
-#include <gloo/rendezvous/redis_store.h>
 #include <gloo/transport/tcp/device.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <limits>
+#include <mutex>
 
 #include "common/error.h"
 #include "dist/bf16.h"
+#include "dist/redis_auth.h"
+#include "dist/store_tag.h"
+#include "sys/env.h"
+#include "sys/launch_env.h"
 
 namespace ddp::dist {
 namespace {
@@ -141,11 +145,25 @@ class GlooCommunicator final : public Communicator {
       broken_ = true;
       throw UserError("rank " + std::to_string(rank()) + ": lost contact with a peer during " +
                           what + " (a peer process died or timed out after " +
-                          seconds_text(options_.timeout) + ")",
+                          seconds_text(options_.timeout) + ")" + silent_peer(e),
                       "the first error is usually on another rank: read its output; if the "
-                      "ranks are only slow, raise the timeout (DDP_GLOO_TIMEOUT_S). Gloo said: " +
+                      "ranks are only slow, raise the timeout (" + options_.timeout_setting + "). Gloo said: " +
                           gloo_detail(e));
     }
+  }
+
+  // After Gloo's timeout (its text says "Timed out" or "timeout"): who sent
+  // nothing. Gloo does not say which peer; in a world of two it can only be
+  // the other rank. In larger worlds the ranks waiting behind the silent one
+  // time out too, so the launcher names it (dist/launcher.h).
+  std::string silent_peer(const std::exception& e) const {
+    const std::string text = e.what();
+    if (text.find("Timed out") == std::string::npos && text.find("timeout") == std::string::npos) return "";
+    if (size() == 2)
+      return ": rank " + std::to_string(1 - rank()) + " sent nothing for " + seconds_text(options_.timeout) +
+             " (it went silent: stopped, hung, or far slower than this rank)";
+    return ": a peer sent nothing for " + seconds_text(options_.timeout) +
+           " (the launcher's report names a stopped rank)";
   }
 
   GlooOptions options_;
@@ -182,59 +200,86 @@ class TimedStore final : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
-std::string env_str(const char* name, bool required, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) {
-    if (required)
-      throw UserError(std::string("environment variable ") + name + " is not set",
-                      "start the parallel workers with the launcher (train_parallel), which sets "
-                      "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
-    return fallback;
+// Gloo's TCP loop (a thread of its own) checks every message that arrives
+// with GLOO_ENFORCE, which throws, and nothing catches there: bytes that no
+// rank of the job sent (the transport is not authenticated: anyone who
+// reaches a rank's port may connect before its peer does) would otherwise
+// abort the process with a core dump. One message and exit status 1
+// instead; the launcher then stops the other ranks.
+std::atomic<int> g_rank_for_terminate{-1};
+
+[[noreturn]] void on_uncaught_in_thread() {
+  std::string what = "an unknown exception";
+  if (auto e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      what = x.what();
+    } catch (...) {
+    }
   }
-  return v;
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  const bool from_transport = what.find("gloo/transport") != std::string::npos;
+  std::fprintf(stderr, "rank %d: error: %s: %s\n  fix: %s\n", g_rank_for_terminate.load(),
+               from_transport ? "Gloo's network thread received a message no rank of this job sends"
+                              : "an exception escaped a thread",
+               what.c_str(),
+               from_transport ? "someone not in this job connected to this rank's port (Gloo's traffic is neither "
+                                "authenticated nor encrypted): run jobs across machines only on a private network "
+                                "(docs/security.md)"
+                              : "this is a bug; please report it with the command you ran");
+  std::fflush(stderr);
+  ::_exit(1);
 }
 
-int env_int(const char* name, bool required, int fallback) {
-  const std::string v = env_str(name, required, "");
-  if (v.empty()) return fallback;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > std::numeric_limits<int>::max())
-    throw UserError(std::string("environment variable ") + name + "='" + v +
-                        "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number");
-  return static_cast<int>(x);
+void install_terminate_handler(int rank) {
+  g_rank_for_terminate = rank;
+  static std::once_flag once;
+  std::call_once(once, [] { std::set_terminate(on_uncaught_in_thread); });
+}
+
+// A peer's port refused us although the peer was alive: each of Gloo's
+// pairs accepts one connection, whoever makes it.
+std::string refused_note(const std::exception& e) {
+  if (std::string(e.what()).find("Connection refused") == std::string::npos) return "";
+  return "; if that rank was alive, another process may have connected to its port first (Gloo's traffic is not "
+         "authenticated: run across machines only on a private network, docs/security.md)";
+}
+
+// A variable our launcher sets (sys/launch_env.h): without it, this process
+// was not started as a rank.
+UserError not_set(const char* name) {
+  return UserError(std::string("environment variable ") + name + " is not set",
+                   "start the parallel workers with the launcher (train_parallel), which sets "
+                   "RANK, WORLD_SIZE, DDP_RENDEZVOUS_DIR and DDP_JOB_ID");
+}
+
+std::string required(const char* name) {
+  std::string v = sys::env_string(name);
+  if (v.empty()) throw not_set(name);
+  return v;
 }
 
 }  // namespace
 
-bool launched_by_launcher() {
-  const char* r = std::getenv("RANK");
-  const char* w = std::getenv("WORLD_SIZE");
-  return r && *r && w && *w;
-}
-
 GlooOptions gloo_options_from_env() {
   GlooOptions o;
-  o.rank = env_int("RANK", true, 0);
-  o.size = env_int("WORLD_SIZE", true, 1);
-  if (o.size < 1)
-    throw UserError("WORLD_SIZE=" + std::to_string(o.size) + " is not a valid world size",
-                    "WORLD_SIZE must be at least 1");
-  if (o.rank >= o.size)
-    throw UserError("RANK=" + std::to_string(o.rank) + " is out of range for WORLD_SIZE=" +
-                        std::to_string(o.size),
-                    "RANK must be in [0, WORLD_SIZE)");
-  o.redis_host = env_str("DDP_REDIS_HOST", false, "");
-  o.rendezvous_dir = env_str("DDP_RENDEZVOUS_DIR", o.redis_host.empty(), "");
-  o.redis_port = env_int("DDP_REDIS_PORT", false, o.redis_port);
+  const sys::EnvPlace place = sys::place_from_env();  // checks the values and RANK < WORLD_SIZE
+  if (place.rank < 0) throw not_set(sys::kRankVar);
+  if (place.world_size < 0) throw not_set(sys::kWorldSizeVar);
+  o.rank = place.rank;
+  o.size = place.world_size;
+  o.redis_host = sys::env_string("DDP_REDIS_HOST");
+  o.rendezvous_dir = o.redis_host.empty() ? required(sys::kRendezvousDirVar) : sys::env_string(sys::kRendezvousDirVar);
+  o.redis_port = sys::env_int("DDP_REDIS_PORT", o.redis_port, "the Redis server's port (default 6379)");
   if (o.redis_port < 1 || o.redis_port > 65535)
     throw UserError("DDP_REDIS_PORT=" + std::to_string(o.redis_port) + " is not a TCP port",
                     "set DDP_REDIS_PORT to the Redis server's port (default 6379)");
-  o.prefix = env_str("DDP_JOB_ID", true, "");
-  o.host = env_str("DDP_GLOO_HOST", false, o.host);
-  std::string t = env_str("DDP_GLOO_TIMEOUT_S", false, "");
+  o.prefix = required(sys::kJobIdVar);
+  o.secret = job_secret("");
+  if (!o.redis_host.empty()) o.redis = redis_credentials("");
+  o.host = sys::env_string("DDP_GLOO_HOST", o.host);
+  const std::string t = sys::env_string("DDP_GLOO_TIMEOUT_S");
   if (!t.empty()) {
     errno = 0;
     char* end = nullptr;
@@ -245,7 +290,7 @@ GlooOptions gloo_options_from_env() {
     o.timeout = std::chrono::milliseconds(static_cast<long long>(s * 1000.0 + 0.5));
     if (o.timeout.count() < 1) o.timeout = std::chrono::milliseconds(1);
   }
-  o.algorithm = env_str("DDP_GLOO_ALGORITHM", false, o.algorithm);
+  o.algorithm = sys::env_string("DDP_GLOO_ALGORITHM", o.algorithm);
   parse_algorithm(o.algorithm);  // validate early
   return o;
 }
@@ -265,6 +310,10 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     throw UserError("rank " + std::to_string(o.rank) + ": no rendezvous store",
                     "set DDP_RENDEZVOUS_DIR to a directory all ranks share, or DDP_REDIS_HOST "
                     "to a Redis server all ranks reach");
+  if (!o.redis_host.empty() && o.secret.empty())
+    throw UserError("rank " + std::to_string(o.rank) + ": a job that meets at a Redis server needs a job secret",
+                    "set DDP_JOB_SECRET (the same on every node) or give train_parallel --secret-file PATH "
+                    "(docs/security.md)");
   if (o.redis_host.empty() &&
       (::stat(o.rendezvous_dir.c_str(), &st) != 0 ||
        !S_ISDIR(st.st_mode) || ::access(o.rendezvous_dir.c_str(), R_OK | W_OK | X_OK) != 0))
@@ -276,6 +325,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
   // A dead peer shows up as EPIPE on a write; without this the default
   // SIGPIPE action would kill this process before Gloo can report it.
   std::signal(SIGPIPE, SIG_IGN);
+  install_terminate_handler(o.rank);
 
   const std::string me = "rank " + std::to_string(o.rank);
   try {
@@ -287,12 +337,15 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     // 2. Store: where ranks publish their addresses. A directory on a
     //    file system all ranks see (or a Redis server); the prefix keeps
     //    jobs apart.
+    //    Every value is tagged with the job secret (under the prefix, so
+    //    that the tag covers the full key).
     std::unique_ptr<gloo::rendezvous::Store> base_store;
     if (o.redis_host.empty())
       base_store = std::make_unique<gloo::rendezvous::FileStore>(o.rendezvous_dir);
     else
-      base_store = std::make_unique<gloo::rendezvous::RedisStore>(o.redis_host, o.redis_port);
-    gloo::rendezvous::PrefixStore prefix_store(o.prefix, *base_store);
+      base_store = make_redis_store(o.redis_host, o.redis_port, o.redis);
+    TaggedStore tagged(*base_store, {o.secret, o.job.empty() ? o.prefix : o.job, o.generation}, me);
+    gloo::rendezvous::PrefixStore prefix_store(o.prefix, tagged);
     TimedStore store(prefix_store, o.timeout);
 
     // 3. Rendezvous context: this rank's place in the world. The timeout
@@ -317,7 +370,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
                     "all ranks must start with the same store (DDP_RENDEZVOUS_DIR or "
                     "DDP_REDIS_HOST) and DDP_JOB_ID and "
                     "be able to reach " + o.host + "; a rank that died or never started makes "
-                    "the others fail here. Gloo said: " + gloo_detail(e));
+                    "the others fail here" + refused_note(e) + ". Gloo said: " + gloo_detail(e));
   }
 }
 

@@ -3,7 +3,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <string>
@@ -25,21 +24,29 @@ double thread_cpu_seconds() {
 }  // namespace
 
 Compression parse_compression(const std::string& name) {
-  if (name == "none") return Compression::none;
-  if (name == "bf16") return Compression::bf16;
-  throw UserError("unknown gradient compression '" + name + "'", "use --grad-compression none or bf16");
+  if (const auto c = enum_from_string<Compression>(name)) return *c;
+  throw UserError("unknown gradient compression '" + name + "'",
+                  "use --grad-compression " + enum_choices<Compression>());
 }
 
-const char* compression_name(Compression c) { return c == Compression::bf16 ? "bf16" : "none"; }
+const char* compression_name(Compression c) { return to_string(c); }
 
-Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores) {
-  if (flag == "thread") return Overlap::thread;
-  if (flag == "none") return Overlap::none;
-  if (flag != "auto") throw UserError("unknown overlap '" + flag + "'", "use --overlap auto, thread or none");
+Overlap choose_overlap(OverlapMode mode, const std::string& backend, int busy_threads, int cores) {
+  switch (mode) {
+    case OverlapMode::thread: return Overlap::thread;
+    case OverlapMode::none: return Overlap::none;
+    case OverlapMode::automatic: break;
+  }
   return backend == "mpi" && busy_threads == cores ? Overlap::none : Overlap::thread;
 }
 
-const char* overlap_name(Overlap o) { return o == Overlap::none ? "none" : "thread"; }
+Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores) {
+  const auto mode = enum_from_string<OverlapMode>(flag);
+  if (!mode) throw UserError("unknown overlap '" + flag + "'", "use --overlap " + enum_choices<OverlapMode>());
+  return choose_overlap(*mode, backend, busy_threads, cores);
+}
+
+const char* overlap_name(Overlap o) { return to_string(o); }
 
 GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
                    const std::vector<size_t>& segments, Compression compression, Overlap overlap)
@@ -50,28 +57,12 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
       threaded_(comm.size() > 1 && overlap == Overlap::thread),
       compression_(compression) {
   DDP_ASSERT(grads != nullptr || count == 0, "GradSync needs a gradient buffer");
-  const size_t per = bucket_bytes / sizeof(float) > 0 ? bucket_bytes / sizeof(float) : 1;
-  if (segments.empty()) {
-    for (size_t end = count; end > 0;) {
-      size_t begin = end > per ? end - per : 0;
-      begin_.push_back(begin);
-      end_.push_back(end);
-      end = begin;
-    }
-  } else {
-    std::vector<size_t> starts(segments);
-    std::sort(starts.begin(), starts.end());
-    DDP_ASSERT(starts.front() == 0 && starts.back() < count, "segments must start at 0 and lie inside the buffer");
-    size_t end = count;
-    for (auto it = starts.rbegin(); it != starts.rend(); ++it) {
-      if (end - *it >= per || *it == 0) {  // the bucket [*it, end) is full (or the buffer is done)
-        begin_.push_back(*it);
-        end_.push_back(end);
-        end = *it;
-      }
-    }
+  for (const auto& [begin, end] : bucket_layout(count, bucket_bytes, segments)) {
+    begin_.push_back(begin);
+    end_.push_back(end);
   }
   lo_ = count_;
+  timing_.resize(begin_.size());
   if (comm.size() > 1 && compression_ == Compression::bf16) half_.resize(count_);
   if (threaded_) {
     thread_ = std::thread([this] { comm_loop(); });
@@ -136,10 +127,12 @@ double GradSync::wait_for_bucket(size_t b) {
     if (comm_.size() == 1) return 0.0;
     const double cpu0 = thread_cpu_seconds();
     const auto t0 = Clock::now();
-    reduce_bucket(b);
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    reduce_bucket(b, trace::Thread::compute);
+    const auto t1 = Clock::now();
+    const double s = std::chrono::duration<double>(t1 - t0).count();
     last_comm_s_ += s;
     last_comm_cpu_s_ += thread_cpu_seconds() - cpu0;
+    end_wait(b, t0, t1);
     return s;
   }
   const auto t0 = Clock::now();
@@ -155,7 +148,16 @@ double GradSync::wait_for_bucket(size_t b) {
     }
   }
   if (error) std::rethrow_exception(error);
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  end_wait(b, t0, t1);
+  return std::chrono::duration<double>(t1 - t0).count();
+}
+
+void GradSync::end_wait(size_t b, Clock::time_point from, Clock::time_point to) {
+  BucketTiming& t = timing_[b];
+  t.wait_begin_ns = trace::ns(from);
+  t.wait_end_ns = trace::ns(to);
+  if (trace_) trace_->record(trace::Thread::compute, trace::Kind::wait, t.wait_begin_ns, t.wait_end_ns, static_cast<int64_t>(b));
 }
 
 void GradSync::end_finish() {
@@ -187,7 +189,7 @@ void GradSync::comm_loop() {
       const double cpu0 = thread_cpu_seconds();
       const auto t0 = Clock::now();
       try {
-        reduce_bucket(b);
+        reduce_bucket(b, trace::Thread::comm);
       } catch (...) {
         error = std::current_exception();
       }
@@ -208,16 +210,30 @@ void GradSync::comm_loop() {
   }
 }
 
-void GradSync::reduce_bucket(size_t b) {
+void GradSync::reduce_bucket(size_t b, trace::Thread thread) {
   float* p = grads_ + begin_[b];
   const size_t len = end_[b] - begin_[b];
+  const auto bucket = static_cast<int64_t>(b);
+  BucketTiming& t = timing_[b];
+  trace::Recorder* const tr = trace_ && trace_->armed() ? trace_ : nullptr;
   if (compression_ == Compression::bf16) {
     uint16_t* h = half_.data() + begin_[b];
+    const int64_t t0 = tr ? trace::now_ns() : 0;
     floats_to_bf16(p, h, len);
+    t.entry_ns = trace::now_ns();
     comm_.allreduce_sum_bf16(h, len);
+    t.exit_ns = trace::now_ns();
     bf16_to_floats(h, p, len);
+    if (tr) {
+      tr->record(thread, trace::Kind::to_bf16, t0, t.entry_ns, bucket);
+      tr->record(thread, trace::Kind::allreduce, t.entry_ns, t.exit_ns, bucket, static_cast<int64_t>(len * 2));
+      tr->record(thread, trace::Kind::from_bf16, t.exit_ns, trace::now_ns(), bucket);
+    }
   } else {
+    t.entry_ns = trace::now_ns();
     comm_.allreduce_sum(p, len);
+    t.exit_ns = trace::now_ns();
+    if (tr) tr->record(thread, trace::Kind::allreduce, t.entry_ns, t.exit_ns, bucket, static_cast<int64_t>(len * 4));
   }
 }
 

@@ -1,14 +1,8 @@
 // The DistributedDataParallel gradient synchroniser: averages one flat
 // gradient buffer over all ranks, overlapping the all-reduce with backward.
 //
-// The buffer is cut into buckets from its END (backward produces the last
-// layers' gradients first): bucket 0 is the last slice, bucket
-// num_buckets()-1 starts at element 0. Without segments, buckets are slices
-// of at most bucket_bytes. With segments (the offsets where the ranges that
-// backward reports begin: one per layer), buckets follow PyTorch DDP's rule:
-// whole segments are gathered from the end until a bucket holds at least
-// bucket_bytes; a segment is never split, so a bucket never waits for a
-// layer it does not need. Backward calls
+// The buffer is cut into buckets by dist::bucket_layout (dist/bucket_layout.h:
+// from the END, whole layers at a time). Backward calls
 // ready() for each range of gradients as soon as it is final; every bucket
 // whose elements are all final goes to a communication thread at once, which
 // all-reduces it (sum) while backward goes on. finish() waits for the rest;
@@ -16,7 +10,7 @@
 // The average is that sum times average_scale() (1.0f / world_size): the
 // optimizer applies it as it reads the gradients (optim::Sgd's grad_scale),
 // which saves the communication thread a pass over the whole buffer on the
-// core that backward is using (measured: 0.26 ms of a 18 ms step).
+// core that backward is using.
 //
 // Thread rule: between the first ready() of a step and finish(), only the
 // communication thread (finish() itself with Overlap::none) calls into the
@@ -24,17 +18,16 @@
 //
 // With a world of one there is no thread, and finish() returns at once
 // without touching the buffer. In steady state a step allocates nothing
-// (tests/nn_alloc_test.cpp counts).
+// (tests/dist_alloc_test.cpp counts).
 //
 // Overlap::none does without the thread: finish() all-reduces every bucket
 // on the calling thread, after backward. Overlap only pays where the
 // communication thread has a core that nothing else needs; where every core
 // computes (one single-threaded rank per core), the thread's all-reduce
 // takes its CPU from backward anyway, and adds its own costs: wake-ups,
-// preempting backward 7-9 times a step, spinning while the first rank to
-// arrive waits for the other, and evicting backward's working set. Measured
-// with MPI, 2 ranks on 2 cores, 8 interleaved rounds: speedup over serial
-// by median step 1.84x with the thread, 1.88x without (faster in 7 of 8).
+// preempting backward several times a step, spinning while the first rank
+// to arrive waits for the other, and evicting backward's working set
+// (docs/performance.md, "Overlap or not", has the measurements).
 //
 // Compression::bf16 halves the bytes on the wire: each bucket is rounded to
 // bfloat16 (nearest, ties to even), all-reduced as 16-bit values with the
@@ -42,26 +35,34 @@
 // to float. Every rank still ends with the same bits; the
 // average is exact to about 3 significant digits (bf16's 8-bit mantissa)
 // instead of float's. The bf16 copy of the buffer is allocated once, here.
+//
+// Every step it also notes when each bucket's all-reduce was entered and
+// waited for (last_step_buckets(): the trainer compares the ranks' entries
+// to split the wait, train/wait_split.h), and with set_trace() it records
+// the waits and all-reduces as trace events (common/trace.h).
 #pragma once
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "common/trace.h"
+#include "dist/bucket_layout.h"
 #include "dist/communicator.h"
+#include "dist/options.h"
 
 namespace ddp::dist {
 
-enum class Compression { none, bf16 };
-enum class Overlap { thread, none };
 // "none" or "bf16"; anything else throws ddp::UserError.
 Compression parse_compression(const std::string& name);
-const char* compression_name(Compression c);
+const char* compression_name(Compression c);  // to_string(c)
 
 // train_parallel's --overlap: "thread", "none", or "auto", which is none for
 // MPI when the ranks on this machine, `busy_threads` compute threads in
@@ -69,14 +70,26 @@ const char* compression_name(Compression c);
 // thread otherwise: with spare cores the thread costs nothing; with shared
 // cores (oversubscribed) a rank that waits must sleep, not spin; Gloo's
 // own event-loop thread moves the bytes either way. Anything else throws
-// ddp::UserError.
+// ddp::UserError. `backend` is Communicator::backend().
+Overlap choose_overlap(OverlapMode mode, const std::string& backend, int busy_threads, int cores);
 Overlap choose_overlap(const std::string& flag, const std::string& backend, int busy_threads, int cores);
-const char* overlap_name(Overlap o);
+const char* overlap_name(Overlap o);  // to_string(o)
+
+// When one bucket's all-reduce ran and was waited for in one step, in
+// nanoseconds of CLOCK_MONOTONIC (0: did not happen, as in a world of one).
+// Comparing the ranks' entry times tells how long a rank waited for a later
+// one (train/wait_split.h).
+struct BucketTiming {
+  int64_t entry_ns = 0;       // the communicator's all-reduce call began (after any bf16 rounding)
+  int64_t exit_ns = 0;        // ... and returned
+  int64_t wait_begin_ns = 0;  // finish() began waiting for this bucket on the training thread
+  int64_t wait_end_ns = 0;    // ... and the bucket was summed
+};
 
 class GradSync {
  public:
   // grads: the flat gradient buffer [count] floats, which must outlive this.
-  // bucket_bytes is rounded down to whole floats (at least one).
+  // The buckets are dist::bucket_layout(count, bucket_bytes, segments).
   GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
            const std::vector<size_t>& segments = {}, Compression compression = Compression::none,
            Overlap overlap = Overlap::thread);
@@ -130,12 +143,19 @@ class GradSync {
   // The kernel id of the communication thread (0 without one), to give it
   // priority (dist/comm_priority.h).
   int thread_id() const { return thread_id_; }
+  // Each bucket's timing in the last finished step, [bucket].
+  std::span<const BucketTiming> last_step_buckets() const { return timing_; }
+
+  // Records the waits (compute thread) and the all-reduces and bf16
+  // conversions (on the thread that runs them) into `trace`; null (the
+  // default) records nothing. Call between steps.
+  void set_trace(trace::Recorder* trace) { trace_ = trace; }
 
  private:
   void comm_loop();
-  // All-reduces bucket b in place (through bf16 with compression); throws
-  // what the communicator throws.
-  void reduce_bucket(size_t b);
+  // All-reduces bucket b in place (through bf16 with compression) on
+  // `thread` (for the trace); throws what the communicator throws.
+  void reduce_bucket(size_t b, trace::Thread thread);
   void start_step();
   void begin_finish();
   // Seconds spent waiting until bucket b is summed; if it (or an earlier
@@ -143,6 +163,8 @@ class GradSync {
   // rethrows the error.
   double wait_for_bucket(size_t b);
   void end_finish();
+  // Records the training thread's wait for bucket b, [from, to).
+  void end_wait(size_t b, std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to);
 
   Communicator& comm_;
   float* grads_;
@@ -152,6 +174,11 @@ class GradSync {
   bool threaded_;
   Compression compression_;
   std::vector<uint16_t> half_;  // bf16 copy of the buffer (Compression::bf16, world > 1)
+  // [bucket]: entry_ns / exit_ns written by whichever thread all-reduces the
+  // bucket (before it reports the bucket done, under mu_), the waits by the
+  // training thread.
+  std::vector<BucketTiming> timing_;
+  trace::Recorder* trace_ = nullptr;
 
   // Training thread only.
   bool in_step_ = false;

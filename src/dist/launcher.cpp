@@ -1,8 +1,6 @@
 #include "dist/launcher.h"
 
 #include <pthread.h>
-#include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -15,23 +13,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <random>
 #include <set>
 
 #include "common/error.h"
-
-extern char** environ;
+#include "dist/job_secret.h"
+#include "sys/env.h"
+#include "sys/job_dir.h"
+#include "sys/launch_env.h"
+#include "sys/process.h"
+#include "sys/random_id.h"
 
 namespace ddp::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
 
 std::string base_name(const std::string& path) {
   auto slash = path.find_last_of('/');
@@ -46,37 +41,6 @@ std::string sanitize(const std::string& s) {
   return out.empty() ? "ddp" : out;
 }
 
-std::string random_hex(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = getrandom(buf.data() + got, bytes - got, 0);
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  if (got < bytes) {  // fall back to std::random_device
-    std::random_device rd;
-    for (auto& b : buf) b = static_cast<unsigned char>(rd());
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char b : buf) {
-    s += hex[b >> 4];
-    s += hex[b & 15];
-  }
-  return s;
-}
-
-// Removes the rendezvous directory (and everything in it) on every path out.
-struct DirGuard {
-  std::string path;
-  ~DirGuard() {
-    if (path.empty()) return;
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
 // Blocks the supervision signals in this thread; restores the mask on exit.
 struct MaskGuard {
   sigset_t old{};
@@ -87,63 +51,37 @@ struct MaskGuard {
   }
 };
 
-// Everything a child needs, prepared before fork (after fork only
-// async-signal-safe calls are allowed: other threads may hold locks).
-struct ChildPlan {
-  std::vector<std::string> env_strings;
-  std::vector<char*> envp;
-  void finalize() {
-    envp.clear();
-    for (auto& s : env_strings) envp.push_back(s.data());
-    envp.push_back(nullptr);
-  }
-};
-
-void write_all(int fd, const char* s) {
-  size_t n = std::strlen(s);
-  while (n > 0) {
-    ssize_t w = ::write(fd, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-[[noreturn]] void run_child(pid_t parent, const char* path, char* const* argv, char* const* envp) {
-  // Die with the launcher, and do not start at all if it is already gone.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  // Default dispositions (ignored signals survive exec) and an empty mask.
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(sig, &sa, nullptr);  // fails harmlessly for reserved signals
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(path, argv, envp);
-  int err = errno;
-  write_all(2, "launcher: cannot execute ");
-  write_all(2, path);
-  write_all(2, ": ");
-  write_all(2, strerrordesc_np(err) ? strerrordesc_np(err) : "error");
-  write_all(2, "\n");
-  ::_exit(127);
-}
-
 struct Worker {
   pid_t pid = -1;
   bool running = false;
   int status = 0;
 };
 
+// A stopped rank (SIGSTOP, Ctrl-Z, a debugger) keeps SIGTERM pending until
+// it continues: SIGCONT follows, so it ends now rather than at the SIGKILL.
 void signal_running(std::vector<Worker>& workers, int sig) {
   for (auto& w : workers)
-    if (w.running) ::kill(w.pid, sig);
+    if (w.running) {
+      ::kill(w.pid, sig);
+      if (sig != SIGKILL && sig != SIGCONT) ::kill(w.pid, SIGCONT);
+    }
+}
+
+// The first running rank that is stopped (state T or t in /proc/PID/stat),
+// or -1. The others time out waiting for its contribution: it is the one to
+// name, not the rank whose timeout ended first.
+int stopped_rank(const std::vector<Worker>& workers) {
+  for (size_t r = 0; r < workers.size(); ++r) {
+    if (!workers[r].running) continue;
+    FILE* f = std::fopen(("/proc/" + std::to_string(workers[r].pid) + "/stat").c_str(), "r");
+    if (!f) continue;
+    char buf[512] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* paren = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+    if (n > 0 && paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't')) return static_cast<int>(r);
+  }
+  return -1;
 }
 
 // Reaps whatever has ended; returns the ranks that ended in this sweep.
@@ -166,9 +104,9 @@ std::vector<int> reap(std::vector<Worker>& workers, int& alive) {
 
 bool failed(int status) { return WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0); }
 
-}  // namespace
-
-int launch_local(const LaunchOptions& o) {
+// The checks launch_local makes before it starts anything (throws
+// UserError); returns the world size of the whole job.
+int checked_global_world(const LaunchOptions& o) {
   if (o.world_size < 1)
     throw UserError("cannot launch " + std::to_string(o.world_size) + " ranks",
                     "the number of processes must be at least 1");
@@ -185,187 +123,212 @@ int launch_local(const LaunchOptions& o) {
                     "the node's ranks must lie in [0, world size)");
   if (!(o.grace_s >= 0))
     throw UserError("negative grace period", "grace_s must be >= 0");
-  const std::string name = o.job_name.empty() ? base_name(exe) : o.job_name;
+  return global;
+}
 
-  // 1. A private rendezvous directory and a unique job id.
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string base = (tmpdir && *tmpdir) ? tmpdir : "/tmp";
-  std::string templ = base + "/ddp-XXXXXX";
-  std::vector<char> tbuf(templ.begin(), templ.end());
-  tbuf.push_back('\0');
-  if (!::mkdtemp(tbuf.data()))
-    throw UserError("cannot create a rendezvous directory in " + base + ": " +
-                        std::strerror(errno),
-                    "set TMPDIR to a writable directory");
-  DirGuard dir_guard{tbuf.data()};
-  const std::string rdv_dir = dir_guard.path;
-  const std::string job_id =
-      sanitize(name) + "-" + std::to_string(::getpid()) + "-" + random_hex(8);
+// What every worker of one job shares: where it meets the others, and how.
+struct JobIdentity {
+  int global = 1;
+  std::string rendezvous_dir, job_id, secret;
+  int keep_open_fd = -1;  // the job directory's descriptor (sys/job_dir.h)
+};
 
-  // 2. Environments and arguments, built before any fork.
-  // The launcher's own variables win over the caller's extra ones.
-  const std::set<std::string> reserved = {"RANK",       "WORLD_SIZE",         "LOCAL_RANK",
-                                          "LOCAL_WORLD_SIZE", "DDP_RENDEZVOUS_DIR", "DDP_JOB_ID"};
-  std::set<std::string> overridden = reserved;
-  for (auto& kv : o.env) overridden.insert(kv.first);
-  std::vector<std::string> inherited;
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry(*e);
-    auto eq = entry.find('=');
-    if (overridden.count(entry.substr(0, eq))) continue;
-    inherited.push_back(std::move(entry));
+// Local rank r's process: the launcher's own variables win over the
+// caller's extra ones.
+sys::SpawnOptions worker_spawn(const LaunchOptions& o, const JobIdentity& job, int r) {
+  static const std::set<std::string> reserved = {
+      sys::kRankVar,          sys::kWorldSizeVar, sys::kLocalRankVar, sys::kLocalWorldSizeVar,
+      sys::kRendezvousDirVar, sys::kJobIdVar,     kJobSecretVar};
+  sys::SpawnOptions so;
+  so.argv = o.argv;
+  for (auto& kv : o.env)
+    if (!reserved.count(kv.first)) so.env.push_back(kv);
+  so.env.push_back({sys::kRankVar, std::to_string(o.rank_offset + r)});
+  so.env.push_back({sys::kWorldSizeVar, std::to_string(job.global)});
+  so.env.push_back({sys::kLocalRankVar, std::to_string(r)});
+  so.env.push_back({sys::kLocalWorldSizeVar, std::to_string(o.world_size)});
+  so.env.push_back({sys::kRendezvousDirVar, job.rendezvous_dir});
+  so.env.push_back({sys::kJobIdVar, job.job_id});
+  so.env.push_back({kJobSecretVar, job.secret});  // "" clears it: a job without a secret
+  so.parent_death_signal = SIGKILL;
+  so.inherit_fds.push_back(job.keep_open_fd);
+  return so;
+}
+
+// With SIGCHLD ignored the kernel reaps children itself and their exit
+// statuses are lost: the default disposition while the job runs.
+struct ChldGuard {
+  struct sigaction old {};
+  bool changed = false;
+  ChldGuard() {
+    if (::sigaction(SIGCHLD, nullptr, &old) == 0 && old.sa_handler == SIG_IGN && !(old.sa_flags & SA_SIGINFO)) {
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      changed = ::sigaction(SIGCHLD, &dfl, nullptr) == 0;
+    }
   }
-  const int n = o.world_size;
-  std::vector<ChildPlan> plans(n);
-  for (int r = 0; r < n; ++r) {
-    auto& p = plans[r];
-    p.env_strings = inherited;
-    p.env_strings.push_back("RANK=" + std::to_string(o.rank_offset + r));
-    p.env_strings.push_back("WORLD_SIZE=" + std::to_string(global));
-    p.env_strings.push_back("LOCAL_RANK=" + std::to_string(r));
-    p.env_strings.push_back("LOCAL_WORLD_SIZE=" + std::to_string(n));
-    p.env_strings.push_back("DDP_RENDEZVOUS_DIR=" + rdv_dir);
-    p.env_strings.push_back("DDP_JOB_ID=" + job_id);
-    for (auto& kv : o.env)
-      if (!reserved.count(kv.first)) p.env_strings.push_back(kv.first + "=" + kv.second);
-    p.finalize();
+  ~ChldGuard() {
+    if (changed) ::sigaction(SIGCHLD, &old, nullptr);
   }
-  std::vector<std::string> arg_strings = o.argv;
-  std::vector<char*> argv;
-  for (auto& a : arg_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
+};
 
-  // 3. Supervision signals are taken synchronously (sigtimedwait) from here on.
-  sigset_t sup;
-  sigemptyset(&sup);
-  sigaddset(&sup, SIGINT);
-  sigaddset(&sup, SIGTERM);
-  sigaddset(&sup, SIGHUP);
-  sigaddset(&sup, SIGCHLD);
-  MaskGuard mask_guard(sup);
-  // With SIGCHLD ignored the kernel reaps children itself and their exit
-  // statuses are lost: use the default disposition while the job runs.
-  struct ChldGuard {
-    struct sigaction old {};
-    bool changed = false;
-    ChldGuard() {
-      if (::sigaction(SIGCHLD, nullptr, &old) == 0 && old.sa_handler == SIG_IGN &&
-          !(old.sa_flags & SA_SIGINFO)) {
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        changed = ::sigaction(SIGCHLD, &dfl, nullptr) == 0;
+// Starts the workers and watches them until all have ended: the first
+// failure or supervision signal stops the others (SIGTERM, then SIGKILL
+// after the grace period, or at once when asked twice).
+class Supervisor {
+ public:
+  Supervisor(const LaunchOptions& o, std::string name, const sigset_t& sup)
+      : o_(o), name_(std::move(name)), sup_(sup), workers_(o.world_size) {}
+
+  // Starts every worker; on a failed fork, stops those already started.
+  void start(const JobIdentity& job) {
+    for (int r = 0; r < o_.world_size; ++r) {
+      const pid_t pid = sys::spawn(worker_spawn(o_, job, r));
+      if (pid < 0) {
+        fork_errno_ = errno;
+        break;
       }
+      workers_[r].pid = pid;
+      workers_[r].running = true;
+      ++alive_;
     }
-    ~ChldGuard() {
-      if (changed) ::sigaction(SIGCHLD, &old, nullptr);
+    if (fork_errno_ != 0) {
+      std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name_.c_str(),
+                   o_.rank_offset + alive_, std::strerror(fork_errno_));
+      result_ = 1;
+      first_failure_ = alive_;
+      stop_all(SIGTERM);
     }
-  } chld_guard;
-
-  // 4. Start the workers.
-  std::vector<Worker> workers(n);
-  int alive = 0;
-  const pid_t self = ::getpid();
-  int fork_errno = 0;
-  for (int r = 0; r < n; ++r) {
-    pid_t pid = ::fork();
-    if (pid == 0) run_child(self, exe.c_str(), argv.data(), plans[r].envp.data());
-    if (pid < 0) {
-      fork_errno = errno;
-      break;
-    }
-    workers[r].pid = pid;
-    workers[r].running = true;
-    ++alive;
   }
 
-  // 5. Supervise.
-  int interrupted = 0;  // the signal that stopped the job, if any
-  int first_failure = -1;
-  int result = 0;
-  bool stopping = false, killed = false;
-  Clock::time_point deadline{};
-  auto stop_all = [&](int sig) {
-    signal_running(workers, sig);
-    if (!stopping) {
-      stopping = true;
-      deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                    std::chrono::duration<double>(o.grace_s));
+  // Until every worker has ended. Returns the job's exit status.
+  int supervise() {
+    while (alive_ > 0) {
+      const std::vector<int> ended = reap(workers_, alive_);
+      if (first_failure_ < 0 && !interrupted_) blame_failure(ended);
+      if (alive_ == 0) break;
+      if (stopping_ && !killed_ && Clock::now() >= deadline_) kill_all();
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      siginfo_t info;
+      on_signal(::sigtimedwait(&sup_, &info, &ts));
     }
-  };
-  if (fork_errno != 0) {
-    std::fprintf(stderr, "%s: cannot start rank %d: %s; stopping the other ranks\n", name.c_str(),
-                 o.rank_offset + alive, std::strerror(fork_errno));
-    result = 1;
-    first_failure = alive;
+    drain_signals();
+    if (fork_errno_ != 0 && !interrupted_)
+      throw UserError(name_ + ": cannot start " + std::to_string(o_.world_size) + " processes: " +
+                          std::strerror(fork_errno_),
+                      "use fewer processes or raise the process limit (ulimit -u)");
+    return interrupted_ ? 128 + interrupted_ : result_;
+  }
+
+ private:
+  void stop_all(int sig) {
+    signal_running(workers_, sig);
+    if (!stopping_) {
+      stopping_ = true;
+      deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.grace_s));
+    }
+  }
+
+  void kill_all() {
+    signal_running(workers_, SIGKILL);
+    killed_ = true;
+  }
+
+  // Of the ranks that ended in the same sweep, blames one killed by a
+  // signal first: the others most likely failed because it died.
+  void blame_failure(const std::vector<int>& ended) {
+    int blame = -1;
+    for (int r : ended)
+      if (failed(workers_[r].status) &&
+          (blame < 0 || (WIFSIGNALED(workers_[r].status) && !WIFSIGNALED(workers_[blame].status))))
+        blame = r;
+    if (blame < 0) return;
+    const int st = workers_[blame].status;
+    first_failure_ = blame;
+    const char* stopping = alive_ > 0 ? "; stopping the other ranks" : "";
+    if (WIFSIGNALED(st)) {
+      const int sig = WTERMSIG(st);
+      result_ = 128 + sig;
+      std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name_.c_str(), o_.rank_offset + blame, sig,
+                   sys::signal_name(sig).c_str(), stopping);
+    } else if (const int silent = stopped_rank(workers_); silent >= 0) {
+      result_ = WEXITSTATUS(st);
+      std::fprintf(stderr,
+                   "%s: rank %d went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank %d timed "
+                   "out waiting for it and exited with status %d; stopping the other ranks\n",
+                   name_.c_str(), o_.rank_offset + silent, o_.rank_offset + blame, result_);
+    } else {
+      result_ = WEXITSTATUS(st);
+      std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name_.c_str(), o_.rank_offset + blame, result_,
+                   stopping);
+    }
+    std::fflush(stderr);
     stop_all(SIGTERM);
   }
 
-  while (alive > 0) {
-    std::vector<int> ended = reap(workers, alive);
-    if (first_failure < 0 && !interrupted) {
-      // Of the ranks that ended in the same sweep, blame one killed by a
-      // signal first: the others most likely failed because it died.
-      int blame = -1;
-      for (int r : ended)
-        if (failed(workers[r].status) && (blame < 0 || (WIFSIGNALED(workers[r].status) &&
-                                                        !WIFSIGNALED(workers[blame].status))))
-          blame = r;
-      if (blame >= 0) {
-        int st = workers[blame].status;
-        first_failure = blame;
-        if (WIFSIGNALED(st)) {
-          int sig = WTERMSIG(st);
-          result = 128 + sig;
-          std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name.c_str(), o.rank_offset + blame,
-                       sig, signal_name(sig).c_str(),
-                       alive > 0 ? "; stopping the other ranks" : "");
-        } else {
-          result = WEXITSTATUS(st);
-          std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name.c_str(), o.rank_offset + blame,
-                       result, alive > 0 ? "; stopping the other ranks" : "");
-        }
-        std::fflush(stderr);
-        stop_all(SIGTERM);
-      }
-    }
-    if (alive == 0) break;
-    if (stopping && !killed && Clock::now() >= deadline) {
-      signal_running(workers, SIGKILL);
-      killed = true;
-    }
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    siginfo_t info;
-    int sig = ::sigtimedwait(&sup, &info, &ts);
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
-      if (!interrupted) {
-        interrupted = sig;
-        std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name.c_str(),
-                     signal_name(sig).c_str(), n);
-        std::fflush(stderr);
-        stop_all(sig);
-      } else if (!killed) {  // asked twice: no more patience
-        signal_running(workers, SIGKILL);
-        killed = true;
-      }
+  void on_signal(int sig) {
+    if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) return;
+    if (!interrupted_) {
+      interrupted_ = sig;
+      std::fprintf(stderr, "%s: received %s; stopping all %d ranks\n", name_.c_str(), sys::signal_name(sig).c_str(),
+                   o_.world_size);
+      std::fflush(stderr);
+      stop_all(sig);
+    } else if (!killed_) {  // asked twice: no more patience
+      kill_all();
     }
   }
 
-  // Take any supervision signal that arrived at the very end, so restoring
+  // Takes any supervision signal that arrived at the very end, so restoring
   // the mask does not deliver it after the cleanup decision.
-  for (;;) {
-    struct timespec zero = {0, 0};
-    int sig = ::sigtimedwait(&sup, nullptr, &zero);
-    if (sig <= 0) break;
-    if (sig != SIGCHLD && !interrupted) interrupted = sig;
+  void drain_signals() {
+    for (;;) {
+      struct timespec zero = {0, 0};
+      const int sig = ::sigtimedwait(&sup_, nullptr, &zero);
+      if (sig <= 0) break;
+      if (sig != SIGCHLD && !interrupted_) interrupted_ = sig;
+    }
   }
 
-  if (fork_errno != 0 && !interrupted)
-    throw UserError(name + ": cannot start " + std::to_string(n) + " processes: " +
-                        std::strerror(fork_errno),
-                    "use fewer processes or raise the process limit (ulimit -u)");
-  if (interrupted) return 128 + interrupted;
-  return result;
+  const LaunchOptions& o_;
+  const std::string name_;
+  const sigset_t sup_;
+  std::vector<Worker> workers_;
+  int alive_ = 0;
+  int fork_errno_ = 0;
+  int interrupted_ = 0;  // the signal that stopped the job, if any
+  int first_failure_ = -1;
+  int result_ = 0;
+  bool stopping_ = false, killed_ = false;
+  Clock::time_point deadline_{};
+};
+
+}  // namespace
+
+int launch_local(const LaunchOptions& o) {
+  JobIdentity job;
+  job.global = checked_global_world(o);
+  const std::string name = o.job_name.empty() ? base_name(o.argv[0]) : o.job_name;
+
+  // A private rendezvous directory (removed however the job ends:
+  // sys/job_dir.h), a unique job id, and the job secret.
+  const sys::JobDir dir(sys::env_string("TMPDIR", "/tmp"));
+  job.rendezvous_dir = dir.path();
+  job.job_id = sanitize(name) + "-" + std::to_string(::getpid()) + "-" + sys::random_hex(8);
+  job.secret = o.job_secret ? *o.job_secret : new_job_secret();
+  job.keep_open_fd = dir.keep_open_fd();
+
+  // Supervision signals are taken synchronously (sigtimedwait) from here on.
+  sigset_t sup;
+  sigemptyset(&sup);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&sup, sig);
+  const MaskGuard mask_guard(sup);
+  const ChldGuard chld_guard;
+
+  Supervisor supervisor(o, name, sup);
+  supervisor.start(job);
+  return supervisor.supervise();
 }
 
 }  // namespace ddp::dist

@@ -2,11 +2,14 @@
 // world_size copies of a program and supervises them.
 //
 //  - Makes a private rendezvous directory (mkdtemp "ddp-XXXXXX" under $TMPDIR
-//    or /tmp, mode 0700) and a unique job id, so that simultaneous launches
-//    never meet.
+//    or /tmp, mode 0700; sys/job_dir.h), a unique job id, so that
+//    simultaneous launches never meet, and a fresh job secret (unless the
+//    caller gives one), which the ranks' store values are tagged with
+//    (dist/store_tag.h).
 //  - Starts every worker (fork + exec) with RANK, WORLD_SIZE, LOCAL_RANK,
-//    LOCAL_WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID set, plus the caller's
-//    extra variables. Workers die with the launcher (PR_SET_PDEATHSIG) and
+//    LOCAL_WORLD_SIZE, DDP_RENDEZVOUS_DIR, DDP_JOB_ID, DDP_JOB_SECRET set
+//    (the secret in the environment, never in argv, which every user can
+//    read), plus the caller's extra variables. Workers die with the launcher (PR_SET_PDEATHSIG) and
 //    start with default signal dispositions and an empty signal mask.
 //  - If a worker is killed by a signal or exits non-zero, prints one line
 //    naming the rank and the cause, sends SIGTERM to the others, SIGKILL after
@@ -15,12 +18,16 @@
 //  - SIGINT / SIGTERM / SIGHUP to the launcher are forwarded to every worker
 //    (SIGKILL after grace_s); the launcher then returns 128 + that signal
 //    (130 / 143 / 129). A second such signal kills the workers at once.
-//  - The rendezvous directory is removed however the job ends.
+//  - The rendezvous directory is removed however the job ends, the launcher
+//    SIGKILLed included (by a guardian process once the launcher and its
+//    ranks are gone; sys/job_dir.h). While the launcher lives it stays,
+//    even when a rank dies.
 //
 // The calling thread blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD while the job
 // runs (restored on return). Only this launch's own children are waited for,
 // so several launches may run at once from different threads.
 #pragma once
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,7 +38,7 @@ struct LaunchOptions {
   int world_size = 1;
   std::vector<std::string> argv;  // argv[0] = path of the executable (no PATH search)
   // Extra variables for every worker (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-  // DDP_RENDEZVOUS_DIR and DDP_JOB_ID are always the launcher's own).
+  // DDP_RENDEZVOUS_DIR, DDP_JOB_ID and DDP_JOB_SECRET are always the launcher's own).
   std::vector<std::pair<std::string, std::string>> env;
   double grace_s = 3;    // how long stopped workers get between SIGTERM and SIGKILL
   std::string job_name;  // prefix of messages and of the job id; default: basename of argv[0]
@@ -41,6 +48,10 @@ struct LaunchOptions {
   // LOCAL_WORLD_SIZE the local ones; messages name global ranks.
   int rank_offset = 0;
   int global_world_size = 0;
+  // The job secret handed to every rank (DDP_JOB_SECRET). Unset: a fresh
+  // random one (a job whose ranks are all this launcher's); "": none (ranks
+  // that meet others, without a secret, at a file:// rendezvous).
+  std::optional<std::string> job_secret;
 };
 
 // Returns 0 when every worker exited with status 0, otherwise as described

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "dist/bf16.h"
+#include "sys/env.h"
 
 namespace ddp::dist {
 namespace {
@@ -33,22 +34,6 @@ std::string mpi_error_text(int code) {
   int len = 0;
   if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return "MPI error " + std::to_string(code);
   return std::string(buf, static_cast<size_t>(len));
-}
-
-// An environment integer >= 0, or `fallback` when unset. -1 when invalid
-// and `strict` is false.
-int env_int(const char* name, int fallback, bool strict) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > INT_MAX) {
-    if (!strict) return -1;
-    throw UserError(std::string("environment variable ") + name + "='" + v + "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number of microseconds, or unset it");
-  }
-  return static_cast<int>(x);
 }
 
 class MpiCommunicator final : public Communicator {
@@ -155,8 +140,13 @@ class MpiCommunicator final : public Communicator {
         broken_ = true;  // the request stays pending: never finalise after this
         char secs[32];
         std::snprintf(secs, sizeof secs, "%g", static_cast<double>(options_.timeout.count()) / 1000.0);
+        // MPI does not say whose contribution is missing; in a world of two
+        // it can only be the other rank's.
+        const std::string who = size_ == 2 ? " (rank " + std::to_string(1 - rank_) +
+                                                 " sent nothing: it went silent, stopped, hung, or far slower)"
+                                           : " (a peer is hung or far slower)";
         throw UserError("rank " + std::to_string(rank_) + ": MPI " + what + " waited more than " + secs +
-                            " s for the other ranks (a peer is hung or far slower)",
+                            " s for the other ranks" + who,
                         "read the other ranks' output; if they are only slow, raise --timeout");
       }
       if (options_.poll_us > 0 && waited > spin) std::this_thread::sleep_for(sleep);
@@ -172,38 +162,18 @@ class MpiCommunicator final : public Communicator {
 }  // namespace
 
 MpiOptions mpi_options_from_env(MpiOptions o) {
-  o.spin_us = env_int("DDP_MPI_SPIN_US", o.spin_us, true);
-  o.poll_us = env_int("DDP_MPI_POLL_US", o.poll_us, true);
+  o.spin_us = sys::env_int("DDP_MPI_SPIN_US", o.spin_us, "a whole number of microseconds");
+  o.poll_us = sys::env_int("DDP_MPI_POLL_US", o.poll_us, "a whole number of microseconds");
   return o;
 }
 
 std::string mpi_allreduce_algorithm() {
-  const char* v = std::getenv(kIallreduceAlgorithmVar);
-  const std::string s = v ? v : "0";
+  const std::string s = sys::env_string(kIallreduceAlgorithmVar, "0");
   if (s == "1") return "ring";
   if (s == "2") return "binomial";
   if (s == "3") return "rabenseifner";
   if (s == "4") return "recursive doubling";
   return "libnbc default";
-}
-
-bool launched_by_mpi() {
-  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"}) {
-    const char* s = std::getenv(v);
-    if (s && *s) return true;
-  }
-  return false;
-}
-
-MpiPlace mpi_place_from_env() {
-  MpiPlace p;
-  p.rank = env_int("OMPI_COMM_WORLD_RANK", -1, false);
-  if (p.rank < 0) p.rank = env_int("PMIX_RANK", -1, false);
-  if (p.rank < 0) p.rank = env_int("PMI_RANK", -1, false);
-  p.size = env_int("OMPI_COMM_WORLD_SIZE", -1, false);
-  if (p.size < 0) p.size = env_int("PMI_SIZE", -1, false);
-  p.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", -1, false);
-  return p;
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& o) {
@@ -219,10 +189,9 @@ std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& o) {
     // MPI_Iallreduce (OpenMPI's libnbc) picks a binomial tree whenever the
     // buffer is in place or there are fewer than 4 ranks: every byte goes
     // to rank 0 and back, one rank summing while the other waits. The ring
-    // splits both the copying and the summing evenly. Measured for 2 ranks
-    // here (tests/dist_mpi_test.cpp, MpiInside.DISABLED_AllreduceBench),
-    // 1.7 MB: ~0.15-0.19 ms against ~0.34-0.43 ms, and no slower for the
-    // small buckets. An explicit choice (environment, or mpirun --mca) wins.
+    // splits both the copying and the summing evenly: faster for the whole
+    // gradient and no slower for the small buckets (docs/performance.md,
+    // "MPI details"). An explicit choice (environment, or mpirun --mca) wins.
     if (o.ring_allreduce) ::setenv(kIallreduceAlgorithmVar, "1", /*overwrite=*/0);
     int provided = MPI_THREAD_SINGLE;
     const int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided);

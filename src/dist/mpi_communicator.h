@@ -8,18 +8,20 @@
 // core with backward. So each operation starts a non-blocking collective
 // and tests it: in a tight loop for the first `spin` microseconds, then with `poll`
 // microsecond sleeps between tests (1 us timer slack for the calling
-// thread). The spin is long (1 ms, ~6% of a step) because the rank that
+// thread). The spin is long (1 ms by default) because the rank that
 // waits is the one that arrived first: the others are still computing, so
 // its core has slack until they arrive; sleeping there instead costs a
-// timer wake-up per test (~20 us of CPU each on this VM) and makes the
+// timer wake-up per test and makes the
 // later rank wait for that wake-up. The sleeps bound what a peer that is
-// far behind (a checkpoint, an oversubscribed core) can cost. Measured here,
-// 2 ranks, interleaved runs: spin 1-3 ms ~1% faster than 200 us.
+// far behind (a checkpoint, an oversubscribed core) can cost.
+// docs/performance.md ("MPI details") has the measurements.
 //
 // Failure: MPI itself ends the whole job when a rank dies (mpirun names the
 // rank). A peer that is alive but silent for longer than `timeout` makes
-// this rank print which operation waited and call MPI_Abort, so the job
-// ends instead of hanging. Errors an MPI call returns become UserError.
+// the waiting operation throw a UserError naming it; the rank then exits
+// non-zero without finalising MPI (see below), and mpirun ends the job
+// instead of letting it hang. Errors an MPI call returns become UserError
+// too (MPI_ERRORS_RETURN).
 //
 // MPI is initialised (MPI_Init_thread, asking for MPI_THREAD_MULTIPLE; at
 // least MPI_THREAD_SERIALIZED is required, which the thread rule in
@@ -44,7 +46,7 @@ struct MpiOptions {
   // All-reduce as a ring, unless the user chose an algorithm (see
   // make_mpi_communicator). Turn off when ranks share cores: each of the
   // ring's 2(N-1) rounds then waits for a peer to be scheduled, and the
-  // binomial tree's 2 log2(N) rounds are faster (4 ranks on 2 cores: ~6%).
+  // binomial tree's 2 log2(N) rounds are faster (docs/performance.md).
   bool ring_allreduce = true;
 };
 
@@ -60,18 +62,5 @@ std::unique_ptr<Communicator> make_mpi_communicator(const MpiOptions& options = 
 // "ring", "binomial", "rabenseifner", "recursive doubling", or "libnbc
 // default" (a binomial tree for in-place buffers or < 4 ranks).
 std::string mpi_allreduce_algorithm();
-
-// True when this process was started by an MPI launcher: mpirun / mpiexec
-// of OpenMPI (OMPI_COMM_WORLD_SIZE) or a PMI/PMIx launcher such as Slurm's
-// srun --mpi=pmix (PMIX_RANK, PMI_RANK).
-bool launched_by_mpi();
-
-// This process's place as the MPI launcher describes it before MPI_Init
-// (OMPI_COMM_WORLD_RANK / _SIZE / _LOCAL_RANK, else PMIX_RANK / PMI_RANK /
-// PMI_SIZE); -1 where unknown. For messages before MPI is up.
-struct MpiPlace {
-  int rank = -1, size = -1, local_rank = -1;
-};
-MpiPlace mpi_place_from_env();
 
 }  // namespace ddp::dist

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,46 +15,11 @@
 #include <regex>
 
 #include "common/error.h"
-
-extern char** environ;
+#include "sys/env.h"
+#include "sys/fd.h"
+#include "sys/process.h"
 
 namespace ddp::dist {
-namespace {
-
-std::string signal_name(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
-void write_all(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-}  // namespace
-
-std::string find_executable(const std::string& name) {
-  if (name.empty()) return "";
-  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
-  const char* path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t colon = dirs.find(':', start);
-    if (colon == std::string::npos) colon = dirs.size();
-    std::string dir = dirs.substr(start, colon - start);
-    if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = colon + 1;
-  }
-  return "";
-}
 
 std::vector<std::string> mpirun_arguments(const MpirunOptions& o) {
   std::vector<std::string> a = {"-np", std::to_string(o.world_size)};
@@ -75,94 +39,48 @@ std::string mpirun_failure(const std::string& text) {
   if (std::regex_search(text, m, killed)) {
     const int sig = std::atoi(m[3].str().c_str());
     return "rank " + m[1].str() + " (on " + m[2].str() + ") was killed by signal " + m[3].str() + " (" +
-           signal_name(sig) + ")";
+           sys::signal_name(sig) + ")";
   }
   if (std::regex_search(text, m, exited)) return "rank " + m[1].str() + " exited with status " + m[2].str();
   return "";
 }
 
-int launch_mpirun(const MpirunOptions& o) {
+namespace {
+
+// mpirun's command line and environment; throws UserError when it cannot run.
+sys::SpawnOptions mpirun_spawn(const MpirunOptions& o) {
   if (o.world_size < 1)
     throw UserError("cannot launch " + std::to_string(o.world_size) + " ranks", "use at least 1 process");
   if (o.argv.empty()) throw UserError("no program to run under mpirun");
-  const std::string mpirun = find_executable(o.mpirun);
+  const std::string mpirun = sys::find_executable(o.mpirun);
   if (mpirun.empty())
     throw UserError("'" + o.mpirun + "' was not found in PATH: the MPI backend needs OpenMPI's mpirun",
                     "install it (Debian: apt-get install openmpi-bin libopenmpi-dev, or scripts/install_deps.sh), "
                     "or use --backend gloo");
-
-  // Everything the child needs, built before fork.
-  std::vector<std::string> args = {mpirun};
-  for (auto& a : mpirun_arguments(o)) args.push_back(a);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::pair<std::string, std::string>> extra = o.env;
+  sys::SpawnOptions so;
+  so.argv = {mpirun};
+  for (auto& a : mpirun_arguments(o)) so.argv.push_back(a);
+  so.env = o.env;
   if (::geteuid() == 0) {  // mpirun refuses root unless told twice
-    if (!std::getenv("OMPI_ALLOW_RUN_AS_ROOT")) extra.push_back({"OMPI_ALLOW_RUN_AS_ROOT", "1"});
-    if (!std::getenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM")) extra.push_back({"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"});
+    for (const char* v : {"OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"})
+      if (!sys::env_set(v)) so.env.push_back({v, "1"});
   }
-  std::vector<std::string> env_strings;
-  for (char** e = environ; e && *e; ++e) {
-    std::string entry(*e);
-    const std::string key = entry.substr(0, entry.find('='));
-    bool replaced = false;
-    for (auto& kv : extra) replaced = replaced || kv.first == key;
-    if (!replaced) env_strings.push_back(std::move(entry));
-  }
-  for (auto& kv : extra) env_strings.push_back(kv.first + "=" + kv.second);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  return so;
+}
 
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0)
-    throw UserError(std::string("cannot create a pipe: ") + std::strerror(errno), "check the process's open-file limit");
-
-  // The signals we pass on are taken synchronously while mpirun runs.
-  sigset_t sup, old;
-  sigemptyset(&sup);
-  sigaddset(&sup, SIGINT);
-  sigaddset(&sup, SIGTERM);
-  sigaddset(&sup, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sup, &old);
-
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(127);
-    ::dup2(pipefd[1], 2);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) ::signal(sig, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(argv[0], argv.data(), envp.data());
-    const char* msg = "cannot execute mpirun\n";
-    write_all(2, msg, std::strlen(msg));
-    ::_exit(127);
-  }
-  const int fork_errno = errno;
-  ::close(pipefd[1]);
-  if (pid < 0) {
-    ::close(pipefd[0]);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    throw UserError(std::string("cannot start mpirun: ") + std::strerror(fork_errno),
-                    "raise the process limit (ulimit -u)");
-  }
-
-  // Pass mpirun's standard error through, keeping its tail for the report.
+// Passes mpirun's standard error (read end `fd`) through until it closes,
+// and the signals in `sup` on to mpirun; returns the tail of what it wrote,
+// for the report. `interrupted`: the first signal taken.
+std::string relay_stderr(int fd, pid_t pid, const sigset_t& sup, int& interrupted) {
   std::string tail;
-  int interrupted = 0;
   bool open = true;
   while (open) {
-    struct pollfd p = {pipefd[0], POLLIN, 0};
-    int n = ::poll(&p, 1, 50);
-    if (n > 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) {
       char buf[4096];
-      ssize_t got = ::read(pipefd[0], buf, sizeof buf);
+      const ssize_t got = ::read(fd, buf, sizeof buf);
       if (got > 0) {
-        write_all(2, buf, static_cast<size_t>(got));
+        sys::write_all(STDERR_FILENO, buf, static_cast<size_t>(got));
         tail.append(buf, static_cast<size_t>(got));
         if (tail.size() > 65536) tail.erase(0, tail.size() - 32768);
       } else if (got == 0 || errno != EINTR) {
@@ -171,7 +89,7 @@ int launch_mpirun(const MpirunOptions& o) {
     }
     struct timespec zero = {0, 0};
     siginfo_t info;
-    int sig = ::sigtimedwait(&sup, &info, &zero);
+    const int sig = ::sigtimedwait(&sup, &info, &zero);
     if (sig > 0) {
       if (!interrupted) interrupted = sig;
       // A terminal's Ctrl-C already reached mpirun (same process group);
@@ -179,21 +97,14 @@ int launch_mpirun(const MpirunOptions& o) {
       if (info.si_code != SI_KERNEL) ::kill(pid, sig);
     }
   }
-  ::close(pipefd[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  for (;;) {  // signals that came at the very end
-    struct timespec zero = {0, 0};
-    int sig = ::sigtimedwait(&sup, nullptr, &zero);
-    if (sig <= 0) break;
-    if (!interrupted) interrupted = sig;
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return tail;
+}
 
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+// The job's exit status, with one line on stderr saying why it stopped.
+int report_end(const MpirunOptions& o, int status, int interrupted, const std::string& tail) {
+  const int code = sys::exit_status_of(status);
   if (interrupted) {
-    std::fprintf(stderr, "%s: stopped by %s\n", o.job_name.c_str(), signal_name(interrupted).c_str());
+    std::fprintf(stderr, "%s: stopped by %s\n", o.job_name.c_str(), sys::signal_name(interrupted).c_str());
     return 128 + interrupted;
   }
   if (code != 0) {
@@ -206,6 +117,46 @@ int launch_mpirun(const MpirunOptions& o) {
     std::fflush(stderr);
   }
   return code;
+}
+
+}  // namespace
+
+int launch_mpirun(const MpirunOptions& o) {
+  sys::SpawnOptions so = mpirun_spawn(o);
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    throw UserError(std::string("cannot create a pipe: ") + std::strerror(errno), "check the process's open-file limit");
+
+  // The signals we pass on are taken synchronously while mpirun runs.
+  sigset_t sup, old;
+  sigemptyset(&sup);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&sup, sig);
+  pthread_sigmask(SIG_BLOCK, &sup, &old);
+
+  so.stderr_fd = pipefd[1];
+  const pid_t pid = sys::spawn(so);
+  const int fork_errno = errno;
+  ::close(pipefd[1]);
+  if (pid < 0) {
+    ::close(pipefd[0]);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw UserError(std::string("cannot start mpirun: ") + std::strerror(fork_errno),
+                    "raise the process limit (ulimit -u)");
+  }
+  int interrupted = 0;
+  const std::string tail = relay_stderr(pipefd[0], pid, sup, interrupted);
+  ::close(pipefd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  for (;;) {  // signals that came at the very end
+    struct timespec zero = {0, 0};
+    const int sig = ::sigtimedwait(&sup, nullptr, &zero);
+    if (sig <= 0) break;
+    if (!interrupted) interrupted = sig;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return report_end(o, status, interrupted, tail);
 }
 
 }  // namespace ddp::dist

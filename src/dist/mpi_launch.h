@@ -15,24 +15,21 @@
 //    mpirun dies with this process (PR_SET_PDEATHSIG).
 #pragma once
 #include <string>
-#include <utility>
 #include <vector>
+
+#include "sys/env.h"
 
 namespace ddp::dist {
 
 struct MpirunOptions {
   int world_size = 1;
   std::vector<std::string> argv;  // the program (an absolute path) and its arguments
-  std::vector<std::pair<std::string, std::string>> env;  // extra variables for mpirun and the ranks
+  sys::EnvVars env;               // extra variables for mpirun and the ranks
   int cores = 1;                  // of this machine: more ranks than this needs --oversubscribe
   int threads_per_rank = 1;
   std::string job_name = "mpirun";  // prefix of this launcher's messages
-  std::string mpirun = "mpirun";    // a name looked up in PATH, or a path
+  std::string mpirun = "mpirun";    // a name looked up in PATH (sys::find_executable), or a path
 };
-
-// The full path of `name` (searched in PATH unless it contains '/'), or ""
-// when there is no such executable.
-std::string find_executable(const std::string& name);
 
 // mpirun's arguments (without the mpirun path) for these options.
 std::vector<std::string> mpirun_arguments(const MpirunOptions& options);

@@ -1,55 +1,40 @@
 #include "dist/rendezvous.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
-#include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "common/error.h"
+#include "dist/rendezvous_kv.h"
+#include "dist/store_tag.h"
+#include "sys/random_id.h"
 
 namespace ddp::dist {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+const auto kPause = std::chrono::milliseconds(20);  // between polls of the store
 
 const char* kUrlHint =
     "use redis://HOST[:PORT][/JOB] (a Redis server all ranks reach) or file:///ABSOLUTE/DIR (a directory "
     "all ranks share)";
-
-std::string random_hex() {
-  unsigned char b[8];
-  if (getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
-    std::random_device rd;
-    for (auto& x : b) x = static_cast<unsigned char>(rd());
-  }
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (unsigned char x : b) {
-    s += hex[x >> 4];
-    s += hex[x & 15];
-  }
-  return s;
-}
 
 int parse_port(const std::string& s, const std::string& url) {
   char* end = nullptr;
@@ -60,136 +45,52 @@ int parse_port(const std::string& s, const std::string& url) {
   return static_cast<int>(p);
 }
 
-// A tiny key-value view of the store the protocol runs on. Values are
-// short strings; put overwrites atomically; get never blocks.
-class Kv {
- public:
-  virtual ~Kv() = default;
-  virtual void put(const std::string& key, const std::string& value) = 0;
-  virtual std::optional<std::string> get(const std::string& key) = 0;
-  virtual void remove(const std::string& key) = 0;
-};
-
-class RedisKv final : public Kv {
- public:
-  RedisKv(const RendezvousSpec& s) : where_("Redis " + s.host + ":" + std::to_string(s.port)) {
-    struct timeval tv = {5, 0};
-    c_ = redisConnectWithTimeout(s.host.c_str(), s.port, tv);
-    if (!c_ || c_->err) {
-      const std::string why = c_ ? c_->errstr : "out of memory";
-      if (c_) redisFree(c_);
-      c_ = nullptr;
-      throw UserError("cannot reach the rendezvous server " + where_ + ": " + why,
-                      "start redis-server there (reachable from every node: bind to its network address and "
-                      "allow the port), or fix the address in --rendezvous");
-    }
-    redisSetTimeout(c_, tv);
-  }
-  ~RedisKv() override {
-    if (c_) redisFree(c_);
-  }
-  void put(const std::string& key, const std::string& value) override {
-    // Expire after a day: nothing the protocol writes outlives a stuck job for long.
-    command({"SET", key, value, "EX", "86400"});
-  }
-  std::optional<std::string> get(const std::string& key) override {
-    redisReply* r = command({"GET", key});
-    std::optional<std::string> out;
-    if (r->type == REDIS_REPLY_STRING) out = std::string(r->str, r->len);
-    freeReplyObject(r);
-    return out;
-  }
-  void remove(const std::string& key) override { freeReplyObject(command({"DEL", key})); }
-  // Deletes every key matching the glob pattern (SCAN, then DEL).
-  void remove_matching(const std::string& pattern) {
-    std::string cursor = "0";
-    do {
-      redisReply* r = command({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-      if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        cursor = std::string(r->element[0]->str, r->element[0]->len);
-        std::vector<std::string> del = {"DEL"};
-        for (size_t i = 0; i < r->element[1]->elements; ++i)
-          del.emplace_back(r->element[1]->element[i]->str, r->element[1]->element[i]->len);
-        freeReplyObject(r);
-        if (del.size() > 1) freeReplyObject(command(del));
-      } else {
-        freeReplyObject(r);
-        break;
-      }
-    } while (cursor != "0");
-  }
-
- private:
-  redisReply* command(const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data()));
-    if (!r)
-      throw UserError("lost the rendezvous server " + where_ + " during " + args[0] + ": " + c_->errstr,
-                      "keep redis-server running until every rank has started training");
-    if (r->type == REDIS_REPLY_ERROR) {
-      std::string why(r->str, r->len);
-      freeReplyObject(r);
-      if (auto dot = why.find(". "); dot != std::string::npos) why.resize(dot + 1);  // Redis explains at length
-      throw UserError("the rendezvous server " + where_ + " refused " + args[0] + ": " + why,
-                      why.rfind("DENIED", 0) == 0
-                          ? "Redis accepts other machines only with a password or with protected mode off: on a "
-                            "private network start it as redis-server --bind ADDR --protected-mode no"
-                          : "use a plain Redis server the ranks may write to (no password, not read-only)");
-    }
-    return r;
-  }
-  std::string where_;
-  redisContext* c_ = nullptr;
-};
-
-// One file per key in the shared directory; '/' in keys becomes '.'.
-class FileKv final : public Kv {
- public:
-  explicit FileKv(std::string dir) : dir_(std::move(dir)) {}
-  std::string path(const std::string& key) const {
-    std::string name = key;
-    for (char& c : name)
-      if (c == '/') c = '.';
-    return dir_ + "/" + name;
-  }
-  void put(const std::string& key, const std::string& value) override {
-    const std::string final_path = path(key);
-    const std::string tmp = dir_ + "/.tmp." + random_hex();
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-    bool ok = fd >= 0 && ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
-    if (fd >= 0) ok = (::close(fd) == 0) && ok;
-    if (!ok || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      throw UserError("cannot write " + final_path + ": " + std::strerror(err),
-                      "the rendezvous directory must be writable by every rank");
-    }
-  }
-  void remove(const std::string& key) override { ::unlink(path(key).c_str()); }
-  std::optional<std::string> get(const std::string& key) override {
-    int fd = ::open(path(key).c_str(), O_RDONLY);
-    if (fd < 0) return std::nullopt;
-    std::string s;
-    char buf[256];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
-    ::close(fd);
-    return s;
-  }
-
- private:
-  std::string dir_;
-};
-
 std::unique_ptr<Kv> open_kv(const RendezvousSpec& s) {
-  if (s.kind == RendezvousSpec::Kind::redis) return std::make_unique<RedisKv>(s);
+  if (s.kind == RendezvousSpec::Kind::redis) return std::make_unique<RedisKv>(s.host, s.port, s.redis);
   return std::make_unique<FileKv>(s.dir);
 }
+
+// The protocol's view of the store: every value sealed with the job's tag
+// (dist/store_tag.h). The generation key names the generation, so its tag
+// covers generation ""; the keys under JOB/G carry G. A value that does not
+// verify counts as absent, so that nobody outside the job can steer a rank
+// (nor can a key left by a run with another secret); each such key is
+// reported once, and the timeout message says they were seen.
+class SealedKv {
+ public:
+  SealedKv(const RendezvousSpec& spec, std::string who) : kv_(open_kv(spec)), spec_(spec), who_(std::move(who)) {}
+  void put(const std::string& key, const std::string& gen, const std::string& value) {
+    kv_->put(key, seal(scope(gen), key, value));
+  }
+  std::optional<std::string> get(const std::string& key, const std::string& gen) {
+    auto stored = kv_->get(key);
+    if (!stored) return std::nullopt;
+    auto value = unseal(scope(gen), key, *stored);
+    if (!value && reported_.insert(key).second) {
+      std::fprintf(stderr, "%s: ignoring '%s' in the rendezvous store: %s\n", who_.c_str(), key.c_str(),
+                   spec_.secret.empty() ? "it carries a job-secret tag and this rank has no job secret"
+                                        : "its value has no valid tag (someone else wrote it, or a run with "
+                                          "another job secret left it)");
+      std::fflush(stderr);
+    }
+    return value;
+  }
+  void remove(const std::string& key) { kv_->remove(key); }
+  // For timeout messages: "" or why the wait may have failed.
+  std::string foreign_note() const {
+    if (reported_.empty()) return "";
+    return "; values without a valid tag were ignored (" + *reported_.begin() +
+           (reported_.size() > 1 ? ", ..." : "") +
+           "): someone else wrote into the job's keys, or the ranks hold different job secrets";
+  }
+
+ private:
+  TagScope scope(const std::string& gen) const { return {spec_.secret, spec_.job, gen}; }
+  std::unique_ptr<Kv> kv_;
+  const RendezvousSpec& spec_;
+  std::string who_;
+  std::set<std::string> reported_;
+};
 
 std::string gen_key(const RendezvousSpec& s) { return s.job + "/gen"; }
 std::string hello_key(const RendezvousSpec& s, const std::string& g, int r) {
@@ -204,18 +105,6 @@ std::string seconds_text(std::chrono::milliseconds ms) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g s", static_cast<double>(ms.count()) / 1000.0);
   return buf;
-}
-
-int env_int(const char* name) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return -1;
-  errno = 0;
-  char* end = nullptr;
-  long x = std::strtol(v, &end, 10);
-  if (errno != 0 || *end != '\0' || x < 0 || x > INT_MAX)
-    throw UserError(std::string("environment variable ") + name + "='" + v + "' is not a non-negative integer",
-                    std::string("set ") + name + " to a whole number (the launcher's rank numbering)");
-  return static_cast<int>(x);
 }
 
 }  // namespace
@@ -333,92 +222,118 @@ void check_bindable(const std::string& host) {
                     "give an address of this machine (--host) or a network interface (--iface NAME)");
 }
 
-EnvPlace place_from_env() {
-  EnvPlace p;
-  p.rank = env_int("RANK");
-  p.world_size = env_int("WORLD_SIZE");
-  p.local_rank = env_int("LOCAL_RANK");
-  p.local_world_size = env_int("LOCAL_WORLD_SIZE");
-  if (p.world_size == 0) throw UserError("WORLD_SIZE=0 is not a valid world size", "WORLD_SIZE must be at least 1");
-  if (p.rank >= 0 && p.world_size > 0 && p.rank >= p.world_size)
-    throw UserError("RANK=" + std::to_string(p.rank) + " is out of range for WORLD_SIZE=" +
-                        std::to_string(p.world_size),
-                    "RANK must be in [0, WORLD_SIZE)");
-  return p;
+namespace {
+
+// What rank 0 does: publish a fresh generation, then welcome every rank
+// that says hello into it. Returns the generation.
+std::string lead(const RendezvousSpec& spec, const GlooOptions& base, SealedKv& kv, Clock::time_point deadline) {
+  const int size = base.size;
+  const std::string g = sys::random_hex();
+  if (spec.kind == RendezvousSpec::Kind::file) {
+    const std::string d = gloo_dir(spec, g);
+    if (::mkdir(d.c_str(), 0755) != 0)
+      throw UserError("rank 0: cannot create " + d + ": " + std::strerror(errno),
+                      "the rendezvous directory must be writable by every rank");
+  }
+  kv.put(gen_key(spec), "", g);
+  std::vector<bool> welcomed(size, false);
+  int missing = size - 1;
+  while (missing > 0) {
+    for (int r = 1; r < size; ++r) {
+      if (welcomed[r]) continue;
+      if (auto nonce = kv.get(hello_key(spec, g, r), g)) {
+        kv.put(welcome_key(spec, g, r), g, *nonce);
+        welcomed[r] = true;
+        --missing;
+      }
+    }
+    if (missing == 0) break;
+    if (Clock::now() > deadline) {
+      std::string who;
+      int listed = 0;
+      for (int r = 1; r < size; ++r)
+        if (!welcomed[r] && listed++ < 8) who += (who.empty() ? "" : ", ") + std::to_string(r);
+      if (missing > 8) who += ", ...";
+      throw UserError("rank 0: " + std::to_string(missing) + " of " + std::to_string(size - 1) +
+                          " other rank(s) did not join job '" + spec.job + "' at " + spec.url + " within " +
+                          seconds_text(base.timeout) + " (missing: " + who + ")" + kv.foreign_note(),
+                      "start every node with the same --rendezvous and job id, and WORLD_SIZE=" +
+                          std::to_string(size) + " ranks in all; raise --timeout if nodes start far apart");
+    }
+    std::this_thread::sleep_for(kPause);
+  }
+  return g;
+}
+
+// A generation as rank 0 writes it (random_hex: 16 hex digits), so that a
+// value nobody signed (a job without a secret) cannot name a path.
+bool well_formed(const std::string& g) {
+  if (g.size() != 16) return false;
+  for (char c : g)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+// What every other rank does: follow the newest generation, say hello into
+// it with a nonce only this rank knows, and wait to be welcomed with it.
+std::string follow(const RendezvousSpec& spec, const GlooOptions& base, SealedKv& kv, Clock::time_point deadline) {
+  const std::string me = "rank " + std::to_string(base.rank);
+  const std::string nonce = sys::random_hex();
+  std::string current;
+  for (;;) {
+    if (auto seen = kv.get(gen_key(spec), ""); seen && well_formed(*seen) && *seen != current) {
+      if (!current.empty()) kv.remove(hello_key(spec, current, base.rank));  // a stale generation's
+      current = *seen;
+      kv.put(hello_key(spec, current, base.rank), current, nonce);
+    }
+    if (!current.empty()) {
+      auto w = kv.get(welcome_key(spec, current, base.rank), current);
+      if (w && *w == nonce) return current;
+    }
+    if (Clock::now() > deadline)
+      throw UserError(me + ": rank 0 of job '" + spec.job + "' did not answer at " + spec.url + " within " +
+                          seconds_text(base.timeout) +
+                          (current.empty() ? " (no rank 0 has registered there)"
+                                           : " (the only generation there, " + current +
+                                                 ", is left over from an earlier run or its rank 0 is gone)") +
+                          kv.foreign_note(),
+                      "start rank 0 (node rank 0) with the same --rendezvous and job id; raise --timeout if "
+                      "nodes start far apart");
+    std::this_thread::sleep_for(kPause);
+  }
+}
+
+}  // namespace
+
+void load_credentials(RendezvousSpec& spec, const std::string& secret_file, const std::string& password_file) {
+  spec.secret = job_secret(secret_file);
+  if (spec.kind == RendezvousSpec::Kind::redis) spec.redis = redis_credentials(password_file);
+}
+
+std::string require_job_secret(const RendezvousSpec& spec) {
+  if (!spec.secret.empty()) return "";
+  if (spec.kind == RendezvousSpec::Kind::redis)
+    throw UserError("a job that meets at a Redis server (" + spec.url + ") needs a job secret",
+                    "give every node the same secret in a file only you can read, --secret-file PATH (make one: "
+                    "head -c 32 /dev/urandom | base64 > PATH; chmod 600 PATH), or in DDP_JOB_SECRET; never on "
+                    "the command line (docs/security.md)");
+  return "warning: no job secret (--secret-file PATH or DDP_JOB_SECRET): anyone who can write into " + spec.dir +
+         " can steer this job's ranks (docs/security.md)";
 }
 
 GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base, std::string& generation) {
-  const int rank = base.rank, size = base.size;
-  const std::string me = "rank " + std::to_string(rank);
   const auto deadline = Clock::now() + base.timeout;
-  const auto pause = std::chrono::milliseconds(20);
-  auto kv = open_kv(spec);
-  std::string g;
-  if (rank == 0) {
-    g = random_hex();
-    if (spec.kind == RendezvousSpec::Kind::file) {
-      const std::string d = gloo_dir(spec, g);
-      if (::mkdir(d.c_str(), 0755) != 0)
-        throw UserError("rank 0: cannot create " + d + ": " + std::strerror(errno),
-                        "the rendezvous directory must be writable by every rank");
-    }
-    kv->put(gen_key(spec), g);
-    std::vector<bool> welcomed(size, false);
-    int missing = size - 1;
-    while (missing > 0) {
-      for (int r = 1; r < size; ++r) {
-        if (welcomed[r]) continue;
-        if (auto nonce = kv->get(hello_key(spec, g, r))) {
-          kv->put(welcome_key(spec, g, r), *nonce);
-          welcomed[r] = true;
-          --missing;
-        }
-      }
-      if (missing == 0) break;
-      if (Clock::now() > deadline) {
-        std::string who;
-        int listed = 0;
-        for (int r = 1; r < size; ++r)
-          if (!welcomed[r] && listed++ < 8) who += (who.empty() ? "" : ", ") + std::to_string(r);
-        if (missing > 8) who += ", ...";
-        throw UserError("rank 0: " + std::to_string(missing) + " of " + std::to_string(size - 1) +
-                            " other rank(s) did not join job '" + spec.job + "' at " + spec.url + " within " +
-                            seconds_text(base.timeout) + " (missing: " + who + ")",
-                        "start every node with the same --rendezvous and job id, and WORLD_SIZE=" +
-                            std::to_string(size) + " ranks in all; raise --timeout if nodes start far apart");
-      }
-      std::this_thread::sleep_for(pause);
-    }
-  } else {
-    const std::string nonce = random_hex();
-    std::string current;
-    for (;;) {
-      if (auto seen = kv->get(gen_key(spec)); seen && !seen->empty() && *seen != current) {
-        if (!current.empty()) kv->remove(hello_key(spec, current, rank));  // a stale generation's
-        current = *seen;
-        kv->put(hello_key(spec, current, rank), nonce);
-      }
-      if (!current.empty()) {
-        auto w = kv->get(welcome_key(spec, current, rank));
-        if (w && *w == nonce) break;
-      }
-      if (Clock::now() > deadline)
-        throw UserError(me + ": rank 0 of job '" + spec.job + "' did not answer at " + spec.url + " within " +
-                            seconds_text(base.timeout) +
-                            (current.empty() ? " (no rank 0 has registered there)"
-                                             : " (the only generation there, " + current +
-                                                   ", is left over from an earlier run or its rank 0 is gone)"),
-                        "start rank 0 (node rank 0) with the same --rendezvous and job id; raise --timeout if "
-                        "nodes start far apart");
-      std::this_thread::sleep_for(pause);
-    }
-    g = current;
-  }
+  SealedKv kv(spec, "rank " + std::to_string(base.rank));
+  const std::string g = base.rank == 0 ? lead(spec, base, kv, deadline) : follow(spec, base, kv, deadline);
   generation = g;
   GlooOptions o = base;
+  o.secret = spec.secret;
+  o.job = spec.job;
+  o.generation = g;
   if (spec.kind == RendezvousSpec::Kind::redis) {
     o.redis_host = spec.host;
     o.redis_port = spec.port;
+    o.redis = spec.redis;
     o.rendezvous_dir.clear();
     o.prefix = spec.job + "/" + g;
   } else {
@@ -433,7 +348,7 @@ void clear_generation(const RendezvousSpec& spec, const std::string& generation,
   if (generation.empty()) return;
   try {
     if (spec.kind == RendezvousSpec::Kind::redis) {
-      RedisKv kv(spec);
+      RedisKv kv(spec.host, spec.port, spec.redis);
       kv.remove_matching(spec.job + "/" + generation + "/*");
     } else {
       FileKv kv(spec.dir);

@@ -29,11 +29,21 @@
 // generation's keys (clear_generation). A different job (another job id)
 // never meets this one; two runs started AT ONCE with the same job id are a
 // user error (each rank joins one of them; the incomplete one times out).
+//
+// Who may write. Every value of the protocol (and of Gloo's keys under
+// JOB/G) carries an HMAC tag keyed by the job secret (dist/store_tag.h;
+// JOB/gen's tag covers generation "", the others G). A value whose tag does
+// not verify counts as absent: the rank says so once on its standard error,
+// keeps waiting for the real one, and names it in its timeout message. So a
+// stranger can stop a job (write a key first, or keep overwriting JOB/gen)
+// but cannot make a rank join a generation or a peer that is not the job's.
+// A Redis server is logged in to (dist/redis_auth.h). docs/security.md.
 #pragma once
 #include <chrono>
 #include <string>
 
 #include "dist/gloo_communicator.h"
+#include "dist/job_secret.h"
 
 namespace ddp::dist {
 
@@ -45,10 +55,23 @@ struct RendezvousSpec {
   std::string host;    // redis
   int port = 6379;     // redis
   std::string job;     // job id ("ddp" unless the URL or --job-id names one)
+  std::string secret;  // the job secret ("": none; load_credentials)
+  RedisCredentials redis;  // redis: the login (load_credentials)
 };
 
 // Parses a rendezvous URL (see above). Throws UserError naming what is wrong.
 RendezvousSpec parse_rendezvous(const std::string& url);
+
+// Fills spec.secret (dist::job_secret: --secret-file, else DDP_JOB_SECRET)
+// and, for redis://, spec.redis (dist::redis_credentials). Throws UserError
+// for a secret or password file that cannot be used.
+void load_credentials(RendezvousSpec& spec, const std::string& secret_file, const std::string& password_file);
+
+// For ranks started by more than one launcher: with redis:// a job secret is
+// required (throws UserError saying how to give one); with file:// its
+// absence is allowed and the warning line to print is returned. "" when
+// spec.secret is set.
+std::string require_job_secret(const RendezvousSpec& spec);
 
 // Job ids: 1..64 letters, digits, '-', '_' or '.'. Throws UserError.
 void check_job_id(const std::string& job);
@@ -61,19 +84,10 @@ std::string interface_ipv4(const std::string& iface);
 // or a name) on this machine: the address Gloo will listen on.
 void check_bindable(const std::string& host);
 
-// This process's place in the job from a launcher's environment (RANK,
-// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE as torchrun sets them). Fields
-// not set are -1.
-struct EnvPlace {
-  int rank = -1, world_size = -1, local_rank = -1, local_world_size = -1;
-};
-// Throws UserError when a variable is set but is not a valid integer, or
-// when RANK is not in [0, WORLD_SIZE).
-EnvPlace place_from_env();
-
 // Meets the other ranks (the generation protocol above) and returns Gloo
-// options for the fresh generation (store, prefix, rank, size; host and
-// timeout are the caller's, copied from `base`). Waits at most base.timeout.
+// options for the fresh generation (store, prefix, rank, size, and the
+// spec's secret and Redis login; host and timeout are the caller's, copied
+// from `base`). Waits at most base.timeout.
 // `generation` receives G. Throws UserError when the store is unreachable or
 // not all ranks arrive in time, naming the missing ranks.
 GlooOptions join_rendezvous(const RendezvousSpec& spec, const GlooOptions& base, std::string& generation);

@@ -38,10 +38,12 @@ enum Param { kConv1W, kConv1B, kConv2W, kConv2B, kFc1W, kFc1B, kFc2W, kFc2B };
 
 using Clock = std::chrono::steady_clock;
 
-// Adds the time since `t` to `acc` and restarts `t`.
-inline void lap(Clock::time_point& t, double& acc) {
+// Adds the time since `t` to `acc` and restarts `t`; with a recorder, the
+// same interval is the event (kind, layer) of the compute thread.
+inline void lap(Clock::time_point& t, double& acc, trace::Recorder* tr, trace::Kind kind, int layer) {
   const auto now = Clock::now();
   acc += std::chrono::duration<double>(now - t).count();
+  if (tr) tr->record(trace::Thread::compute, kind, trace::ns(t), trace::ns(now), layer);
   t = now;
 }
 
@@ -172,17 +174,19 @@ int32_t* Cnn::labels(int n) { return batch(n).labels.data(); }
 LossResult Cnn::forward(int n, bool train, uint64_t dropout_seed) {
   Batch& b = batch(n);
   last_ = train ? &b : nullptr;
-  auto t = Clock::now();
+  trace::Recorder* const tr = train ? trace_ : nullptr;
   auto& f = times_.forward_s;
-  b.conv1.forward(rt_);                     lap(t, f[kConv1]);
-  b.pool1.forward(rt_);                     lap(t, f[kPool1]);
-  b.conv2.forward(rt_);                     lap(t, f[kConv2]);
-  b.pool2.forward(rt_);                     lap(t, f[kPool2]);
-  b.fc1.forward(rt_);                       lap(t, f[kFc1]);
-  b.dropout.forward(train, dropout_seed);   lap(t, f[kDropout]);
-  b.fc2.forward(rt_);                       lap(t, f[kFc2]);
+  auto lap_f = [&](Clock::time_point& t, int layer) { lap(t, f[layer], tr, trace::Kind::forward, layer); };
+  auto t = Clock::now();
+  b.conv1.forward(rt_);                     lap_f(t, kConv1);
+  b.pool1.forward(rt_);                     lap_f(t, kPool1);
+  b.conv2.forward(rt_);                     lap_f(t, kConv2);
+  b.pool2.forward(rt_);                     lap_f(t, kPool2);
+  b.fc1.forward(rt_);                       lap_f(t, kFc1);
+  b.dropout.forward(train, dropout_seed);   lap_f(t, kDropout);
+  b.fc2.forward(rt_);                       lap_f(t, kFc2);
   const LossResult r = b.loss.forward(b.labels.data());
-  lap(t, f[kLoss]);
+  lap_f(t, kLoss);
   return r;
 }
 
@@ -194,25 +198,26 @@ void Cnn::backward(const GradReady& grad_ready) {
   auto ready = [&](int first, int last) {
     if (grad_ready) grad_ready(specs[first].offset, specs[last].offset + specs[last].count - specs[first].offset);
   };
-  auto t = Clock::now();
   auto& g = times_.backward_s;
-  b.loss.backward();                                      lap(t, g[kLoss]);
+  auto lap_b = [&](Clock::time_point& t, int layer) { lap(t, g[layer], trace_, trace::Kind::backward, layer); };
+  auto t = Clock::now();
+  b.loss.backward();                                      lap_b(t, kLoss);
   // Weight gradients first in each layer, so their all-reduce starts before
   // the (longer) input-gradient computation.
   b.fc2.backward_weights(rt_);  ready(kFc2W, kFc2B);
-  b.fc2.backward_data(rt_);                               lap(t, g[kFc2]);
-  b.dropout.backward();                                   lap(t, g[kDropout]);
+  b.fc2.backward_data(rt_);                               lap_b(t, kFc2);
+  b.dropout.backward();                                   lap_b(t, kDropout);
   b.relu3.backward(rt_);
   b.fc1.backward_weights(rt_);  ready(kFc1W, kFc1B);
-  b.fc1.backward_data(rt_);                               lap(t, g[kFc1]);
+  b.fc1.backward_data(rt_);                               lap_b(t, kFc1);
   b.relu2.backward(rt_);
-  b.pool2.backward(rt_);                                  lap(t, g[kPool2]);
+  b.pool2.backward(rt_);                                  lap_b(t, kPool2);
   b.conv2.backward_weights(rt_);  ready(kConv2W, kConv2B);
-  b.conv2.backward_data(rt_);                             lap(t, g[kConv2]);
+  b.conv2.backward_data(rt_);                             lap_b(t, kConv2);
   b.relu1.backward(rt_);
-  b.pool1.backward(rt_);                                  lap(t, g[kPool1]);
+  b.pool1.backward(rt_);                                  lap_b(t, kPool1);
   b.conv1.backward_weights(rt_);  ready(kConv1W, kConv1B);
-  lap(t, g[kConv1]);
+  lap_b(t, kConv1);
 }
 
 void set_compute_threads(int threads) { omp_set_num_threads(threads); }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "nn/onednn.h"
+#include "common/trace.h"
 #include "nn/param.h"
 #include "nn/precision.h"
 #include "nn/softmax_xent.h"
@@ -89,6 +90,11 @@ class Cnn {
   // if needed; for the results file and tests.
   Implementations implementations(int n);
 
+  // Records each layer's forward (of training batches only: an evaluation
+  // is one event of the trainer's) and backward into `trace`'s compute
+  // thread; null (the default) records nothing.
+  void set_trace(trace::Recorder* trace) { trace_ = trace; }
+
  private:
   Batch& batch(int n);
 
@@ -99,6 +105,7 @@ class Cnn {
   std::map<int, std::unique_ptr<Batch>> batches_;
   Batch* last_ = nullptr;
   LayerTimes times_;
+  trace::Recorder* trace_ = nullptr;
 };
 
 // Sets the number of compute threads of this process (oneDNN's OpenMP).

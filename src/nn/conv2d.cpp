@@ -58,8 +58,8 @@ Conv2d::Conv2d(const Runtime& rt, const memory& src, const memory& diff_src, int
   dst_ = memory(fpd.dst_desc(), rt.engine);
   // dst is dead once the next layer has read it (the pool keeps its winners
   // in a workspace; the ReLU's backward reads the pool's output), so its
-  // gradient reuses its memory: 9.6 MB less per batch of 64, which two ranks
-  // sharing a 32 MB L3 feel (measured: serial ~3% faster, see README).
+  // gradient reuses its memory: 9.6 MB less per batch of 64, which counts
+  // when two ranks share one L3 cache (docs/performance.md, "One core").
   diff_dst_ = memory(fpd.dst_desc(), rt.engine, dst_.get_data_handle());
   fwd_ = Step(dnnl::convolution_forward(fpd), {{DNNL_ARG_SRC, src_.mem()},
                                                {DNNL_ARG_WEIGHTS, weights_.mem()},

@@ -43,8 +43,8 @@ Linear::Linear(const Runtime& rt, const memory& src, const memory& diff_src, int
   }
   // Weights in the plain layout of the parameter buffer: in f32 they are
   // used where they are, with no per-step reorder of the 1.6 MB fc1 matrix
-  // (measured: a blocked layout's faster forward does not pay for its
-  // reorder); in bf16 the one conversion a call is a plain copy that rounds
+  // (a blocked layout's faster forward does not pay for its reorder:
+  // docs/performance.md); in bf16 the one conversion a call is a plain copy that rounds
   // (a reorder into a blocked layout transposes and took 10-70x longer).
   // In bf16 the source is plain too: oneDNN's GEMM kernels take plain
   // weights only with a plain source (otherwise: reference kernels).

@@ -8,13 +8,9 @@
 
 namespace ddp::nn {
 
-const char* to_string(Precision p) { return p == Precision::bf16 ? "bf16" : "fp32"; }
+const char* to_string(Precision p) { return ddp::to_string(p); }
 
-std::optional<Precision> precision_from_string(std::string_view name) {
-  if (name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  return std::nullopt;
-}
+std::optional<Precision> precision_from_string(std::string_view name) { return enum_from_string<Precision>(name); }
 
 namespace {
 

@@ -10,16 +10,20 @@
 //         parameter and gradient buffers are the same in both, so a
 //         checkpoint of one resumes in the other.
 #pragma once
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "common/enum_names.h"
 
 namespace ddp::nn {
 
 enum class Precision { fp32, bf16 };
 
-const char* to_string(Precision p);                                     // "fp32" | "bf16"
-std::optional<Precision> precision_from_string(std::string_view name);  // exact names only
+// --precision's names (EnumNames below): "fp32" | "bf16"; exact names only.
+const char* to_string(Precision p);
+std::optional<Precision> precision_from_string(std::string_view name);
 
 // How oneDNN runs bf16 convolutions on this CPU (its effective ISA, so
 // ONEDNN_MAX_CPU_ISA counts):
@@ -44,3 +48,13 @@ bool bf16_forced();
 std::string check_precision_supported(Precision p);
 
 }  // namespace ddp::nn
+
+namespace ddp {
+
+template <>
+struct EnumNames<nn::Precision> {
+  static constexpr std::array<EnumName<nn::Precision>, 2> list{{{"fp32", nn::Precision::fp32},
+                                                                {"bf16", nn::Precision::bf16}}};
+};
+
+}  // namespace ddp

@@ -1,20 +1,21 @@
 #include "report/gnuplot.h"
 
-#include "report/subprocess.h"
+#include "sys/process.h"
+#include "sys/subprocess.h"
 
 namespace ddp::report {
 
-std::string find_gnuplot() { return find_in_path("gnuplot"); }
+std::string find_gnuplot() { return sys::find_executable("gnuplot"); }
 
 std::string check_gnuplot(const std::string& gnuplot) {
   if (gnuplot.empty()) return "gnuplot is not installed (not found in $PATH)";
-  ChildOptions o;
+  sys::ChildOptions o;
   o.argv = {gnuplot, "-e", "set terminal pngcairo; set output '/dev/null'; plot 1"};
   std::string messages;
   o.on_line = [&](const std::string& line, bool) {
     if (!line.empty()) messages += line + "\n";
   };
-  const ChildResult r = run_child(o);
+  const sys::ChildResult r = sys::run_child(o);
   if (r.exit_status != 0 || messages.find("unknown or ambiguous terminal") != std::string::npos)
     return "gnuplot (" + gnuplot + ") cannot draw PNGs with the pngcairo terminal" +
            (messages.empty() ? std::string() : ": " + messages.substr(0, messages.find('\n')));
@@ -23,14 +24,14 @@ std::string check_gnuplot(const std::string& gnuplot) {
 
 GnuplotRun run_gnuplot(const std::string& gnuplot, const std::string& dir, const std::string& script) {
   GnuplotRun run;
-  ChildOptions o;
+  sys::ChildOptions o;
   o.argv = {gnuplot, script};
   o.cwd = dir;
   std::string messages;
   o.on_line = [&](const std::string& line, bool) {
     if (!line.empty()) messages += line + "\n";
   };
-  const ChildResult r = run_child(o);
+  const sys::ChildResult r = sys::run_child(o);
   run.ok = r.exit_status == 0;
   run.error = run.ok ? "" : (messages.empty() ? "gnuplot exited with status " + std::to_string(r.exit_status) : messages);
   return run;
@@ -70,7 +71,8 @@ std::string gp_dquote(const std::string& s) {
 std::string gp_preamble(const std::string& png, int width, int height, const std::string& comment) {
   std::string s;
   s += "# " + comment + "\n";
-  s += "# Drawn by run_experiments; edit and redraw with:  gnuplot " + png.substr(0, png.rfind('.')) + ".gp\n";
+  const std::string name = png.substr(png.rfind('/') + 1);  // the script is named after its image
+  s += "# Drawn by run_experiments; edit and redraw with:  gnuplot " + name.substr(0, name.rfind('.')) + ".gp\n";
   s += "set terminal pngcairo size " + std::to_string(width) + "," + std::to_string(height) +
        " enhanced font 'DejaVu Sans,14' linewidth 1 rounded\n";
   s += "set output " + gp_quote(png) + "\n";

@@ -36,7 +36,9 @@ std::string gp_label(const std::string& s);
 std::string gp_dquote(const std::string& s);
 
 // The first lines of every script: pngcairo terminal of width x height with
-// readable fonts, output file, and the shared style (grid, tics, key).
+// readable fonts, the output file `png` (relative to where the script runs;
+// the script is named after it: ../speedup.png is drawn by speedup.gp), and
+// the shared style (grid, tics, key).
 std::string gp_preamble(const std::string& png, int width, int height, const std::string& comment);
 
 }  // namespace ddp::report

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "results/run_result.h"
+
 namespace ddp::report {
 
 struct Summary {
@@ -40,11 +42,11 @@ struct PhaseSums {
   double data = 0, forward = 0, backward = 0, allreduce_wait = 0, optimizer = 0, other = 0;
   double eval = 0, train = 0;  // eval_time_s and train_time_s summed over epochs
   double allreduce_busy = 0;
-  double comm_cpu = 0, compute_preempted = 0;  // NaN when a results file does not say
+  double comm_cpu = 0, compute_preempted = 0;  // NaN when a results file does not say (older files)
   int epochs = 0;
 };
-PhaseSums phase_sums(const nlohmann::json& results);
-double exposed_comm_fraction(const nlohmann::json& results);
+PhaseSums phase_sums(const ddp::results::RunResult& r);
+double exposed_comm_fraction(const ddp::results::RunResult& r);
 
 // One execution of a trainer.
 struct RunRecord {
@@ -58,7 +60,7 @@ struct RunRecord {
   // CPU time other processes (not this run) used during the run, in cores
   // (e.g. 0.5: half a core busy elsewhere on average); NaN when unknown.
   double background_cores = std::numeric_limits<double>::quiet_NaN();
-  nlohmann::json results;    // the parsed results file (null when failed)
+  ddp::results::RunResult results;  // the results file (meaningful when ok)
 };
 
 // One configuration: the serial baseline, or train_parallel with N processes
@@ -75,7 +77,7 @@ struct Configuration {
   bool any_ok() const;
   // The successful run whose total time is the (lower) median; -1 if none.
   int representative() const;
-  const nlohmann::json* representative_results() const;
+  const ddp::results::RunResult* representative_results() const;
 };
 
 // Metrics of one configuration ("configurations" entries of
@@ -110,6 +112,9 @@ std::vector<std::string> backend_comparison_sentences(const nlohmann::json& comp
 // backend column when names_backends(metrics).
 std::string results_table_text(const nlohmann::json& metrics);
 std::string results_table_markdown(const nlohmann::json& metrics);
+
+// printf(printf_format, v) for one double (e.g. "%.2f s"); "n/a" when v is NaN or infinite.
+std::string format_value(const char* printf_format, double v);
 
 // printf("%.<digits>f").
 std::string format_number(double v, int digits);

@@ -6,6 +6,8 @@
 #include <map>
 #include <stdexcept>
 
+#include "results/json_reader.h"
+
 namespace ddp::report {
 
 using nlohmann::json;
@@ -98,31 +100,21 @@ double effective_beta(double busy, const std::vector<Bucket>& buckets, int p, do
   return 2.0 * (p - 1) / p * bytes / bandwidth_part;
 }
 
-namespace {
-
-double num(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_number())
-    throw std::invalid_argument(std::string("the results lack the number '") + key + "'");
-  return j[key].get<double>();
-}
-
-}  // namespace
-
-ModelParams calibrate(const json& r, const std::vector<std::string>& layers, const std::vector<ParamBlock>& layout,
-                      const std::vector<std::pair<size_t, size_t>>& buckets, double bytes_per_element) {
+ModelParams calibrate(const results::RunResult& r, const std::vector<std::string>& layers,
+                      const std::vector<ParamBlock>& layout, const std::vector<std::pair<size_t, size_t>>& buckets,
+                      double bytes_per_element) {
   ModelParams m;
-  m.train_samples = num(r, "samples_per_epoch");
-  m.test_samples = num(r, "test_samples");
-  if (!r.contains("config")) throw std::invalid_argument("the results lack 'config'");
-  m.batch = static_cast<int>(num(r["config"], "batch_size"));
-  if (!r.contains("epochs") || r["epochs"].empty()) throw std::invalid_argument("the results have no epochs");
+  m.train_samples = static_cast<double>(r.samples_per_epoch);
+  m.test_samples = static_cast<double>(r.test_samples);
+  m.batch = r.config.batch_size;
+  if (r.epochs.empty()) throw std::invalid_argument("the results have no epochs");
   double train = 0, bwd = 0, eval = 0;
-  for (const auto& e : r["epochs"]) {
-    train += num(e, "train_time_s");
-    eval += num(e, "eval_time_s");
-    if (e.contains("time_breakdown_s")) bwd += num(e["time_breakdown_s"], "backward");
+  for (const auto& e : r.epochs) {
+    train += e.train_time_s;
+    eval += e.eval_time_s;
+    bwd += e.phases.backward;
   }
-  const double epochs = static_cast<double>(r["epochs"].size());
+  const double epochs = static_cast<double>(r.epochs.size());
   if (!(m.train_samples > 0) || !(m.test_samples > 0) || m.batch < 1 || !(train > 0))
     throw std::invalid_argument("the results have no training time or samples");
   m.t_step = train / (epochs * m.train_samples);
@@ -133,12 +125,14 @@ ModelParams calibrate(const json& r, const std::vector<std::string>& layers, con
   // backward is done; cumulative fractions from the per-layer times.
   std::map<std::string, double> done;  // layer -> fraction of backward done after it
   double total = 0;
-  const json lt = r.value("layer_times_s", json::object());
-  for (const auto& l : layers)
-    if (lt.contains(l)) total += lt[l].value("backward_s", 0.0);
+  const auto backward_s = [&](const std::string& layer) {
+    const auto it = r.layer_times_s.find(layer);
+    return it == r.layer_times_s.end() ? 0.0 : it->second.backward_s;
+  };
+  for (const auto& l : layers) total += backward_s(l);
   double acc = 0;
   for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-    if (lt.contains(*it)) acc += lt[*it].value("backward_s", 0.0);
+    acc += backward_s(*it);
     done[*it] = total > 0 ? acc / total : 1.0;
   }
   for (const auto& [begin, end] : buckets) {
@@ -213,14 +207,18 @@ json to_json(const ModelParams& m) {
 }
 
 ModelParams model_params_from_json(const json& j) {
+  const results::FieldReader f(j, "", "scaling_model.params");
   ModelParams m;
-  m.train_samples = num(j, "train_samples");
-  m.test_samples = num(j, "test_samples");
-  m.batch = static_cast<int>(num(j, "batch_per_process"));
-  m.t_step = num(j, "t_step_s_per_sample");
-  m.t_bwd = num(j, "t_bwd_s_per_sample");
-  m.t_eval = num(j, "t_eval_s_per_test_sample");
-  for (const auto& b : j.at("buckets")) m.buckets.push_back({num(b, "bytes"), num(b, "ready_fraction")});
+  m.train_samples = f.required<double>("train_samples");
+  m.test_samples = f.required<double>("test_samples");
+  m.batch = f.required<int>("batch_per_process");
+  m.t_step = f.required<double>("t_step_s_per_sample");
+  m.t_bwd = f.required<double>("t_bwd_s_per_sample");
+  m.t_eval = f.required<double>("t_eval_s_per_test_sample");
+  for (size_t i = 0; i < f.array("buckets").size(); ++i) {
+    const results::FieldReader b = f.element("buckets", i);
+    m.buckets.push_back({b.required<double>("bytes"), b.required<double>("ready_fraction")});
+  }
   return m;
 }
 
@@ -240,7 +238,10 @@ json to_json(const Network& n) {
   return {{"name", n.name}, {"alpha_s", n.alpha_s}, {"beta_bytes_per_s", n.beta_Bps}, {"gbit_per_s", n.beta_Bps * 8 / 1e9}};
 }
 
-Network network_from_json(const json& j) { return {j.at("name").get<std::string>(), num(j, "alpha_s"), num(j, "beta_bytes_per_s")}; }
+Network network_from_json(const json& j) {
+  const results::FieldReader f(j, "", "scaling_model.networks[]");
+  return {f.required<std::string>("name"), f.required<double>("alpha_s"), f.required<double>("beta_bytes_per_s")};
+}
 
 std::string model_backend(const std::vector<std::string>& backends) {
   if (std::find(backends.begin(), backends.end(), "gloo") != backends.end()) return "gloo";

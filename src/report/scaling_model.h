@@ -36,6 +36,8 @@
 #include <utility>
 #include <vector>
 
+#include "results/run_result.h"
+
 namespace ddp::report {
 
 struct Network {
@@ -108,9 +110,10 @@ struct ParamBlock {
 // buckets: the gradient buckets as [first, last) element ranges in the order
 // they are all-reduced (GradSync's bucket(i)), of bytes_per_element each. A
 // bucket is final when the layer holding its first element has run backward
-// (elements outside every block count as final at once). Throws
-// std::invalid_argument when the results lack what it needs.
-ModelParams calibrate(const nlohmann::json& serial_results, const std::vector<std::string>& layers,
+// (elements outside every block, and layers without times, count as final at
+// once). Throws std::invalid_argument when the results have no epochs,
+// samples or training time.
+ModelParams calibrate(const ddp::results::RunResult& serial_results, const std::vector<std::string>& layers,
                       const std::vector<ParamBlock>& layout, const std::vector<std::pair<size_t, size_t>>& buckets,
                       double bytes_per_element = 4);
 
@@ -133,6 +136,8 @@ nlohmann::json model_json(const ModelParams& m, const std::vector<Network>& netw
 // Gloo's) when it ran, else the first of `backends`; "" when there is none.
 std::string model_backend(const std::vector<std::string>& backends);
 
+// The JSON forms in performance_metrics.json's "scaling_model"; the readers
+// throw results::SchemaError naming a missing or mistyped field.
 nlohmann::json to_json(const ModelParams& m);
 ModelParams model_params_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const Prediction& p);

@@ -23,7 +23,7 @@ struct CheckpointData {
   std::vector<float> momentum;                  // [Cnn::num_params()], SGD velocity, same layout
 };
 
-// Writes <path> atomically (see report::write_file_atomic: temp file, fsync,
+// Writes <path> atomically (see sys::write_file_atomic: temp file, fsync,
 // rename, fsync of the directory). On any failure (disk full, quota, file
 // size limit, permission, ...) the temp file is removed, the previous <path>
 // is left intact and a UserError names the path, the cause and a fix. The

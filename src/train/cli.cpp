@@ -8,7 +8,9 @@
 #include <csignal>
 
 #include "common/error.h"
+#include "sys/atomic_file.h"
 #include "train/stop.h"
+#include "train/trace_window.h"
 
 namespace ddp::train {
 
@@ -45,46 +47,68 @@ CLI::Validator finite_in(double lo, double hi, bool lo_open) {
       range);
 }
 
-void add_training_flags(CLI::App& app, TrainConfig& cfg) {
-  app.add_option("-e,--epochs", cfg.epochs, "Number of training epochs")
-      ->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("-b,--batch-size", cfg.batch_size, "Batch size (per process)")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
-  app.add_option("--learning-rate", cfg.learning_rate, "Learning rate (also -lr)")
-      ->check(finite_in(0, 10, true))->capture_default_str();
-  app.add_option("--save-results", cfg.save_results, "Write the results as JSON to this path");
-  app.add_option("--dataset", cfg.dataset, "Dataset")
-      ->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
-  app.add_option("--data-dir", cfg.data_dir,
-                 "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
-  app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
-  app.add_option("--threads", cfg.threads, "Compute threads per process")
-      ->check(CLI::Range(1, 256))->capture_default_str();
-  app.add_option("--dropout", cfg.dropout, "Dropout probability")
-      ->check(finite_in(0, 0.95))->capture_default_str();
-  app.add_option("--precision", cfg.precision,
-                 "fp32, or bf16: mixed precision (bf16 convolutions and fc1, f32 master weights, gradients and "
-                 "loss); needs AVX-512, fast with AVX512_BF16 or AMX")
-      ->transform(CLI::Validator(
-          [](std::string& s) -> std::string {
-            const auto p = nn::precision_from_string(s);
-            if (!p) return "'" + s + "' is not fp32 or bf16";
-            s = std::to_string(static_cast<int>(*p));  // what CLI11 converts into the enum
-            return std::string();
-          },
-          "{fp32,bf16}"))
-      ->type_name("TEXT")
-      ->default_str(nn::to_string(cfg.precision));
-  app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
-  app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
-  app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
-      ->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
+void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) {
+  // In the order of train_serial's --help.
+  if (which.run) {
+    app.add_option("-e,--epochs", cfg.epochs, "Number of training epochs")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("-b,--batch-size", cfg.batch_size, "Batch size (per process)")
+        ->check(CLI::Range(1, 65536))->capture_default_str();
+    app.add_option("--learning-rate", cfg.learning_rate, "Learning rate (also -lr)")
+        ->check(finite_in(0, 10, true))->capture_default_str();
+  }
+  if (which.save_results)
+    app.add_option("--save-results", cfg.save_results, "Write the results as JSON to this path");
+  if (which.data) {
+    app.add_option("--dataset", cfg.dataset, "Dataset")
+        ->check(CLI::IsMember({"mnist", "fashion-mnist"}))->capture_default_str();
+    app.add_option("--data-dir", cfg.data_dir,
+                   "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
+    app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  }
+  if (which.run) {
+    app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();
+    app.add_option("--threads", cfg.threads, "Compute threads per process")
+        ->check(CLI::Range(1, 256))->capture_default_str();
+  }
+  if (which.dropout)
+    app.add_option("--dropout", cfg.dropout, "Dropout probability")->check(finite_in(0, 0.95))->capture_default_str();
+  if (which.precision)
+    add_enum_option(app, "--precision", cfg.precision,
+                    "fp32, or bf16: mixed precision (bf16 convolutions and fc1, f32 master weights, gradients and "
+                    "loss); needs AVX-512, fast with AVX512_BF16 or AMX");
+  if (which.progress) app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
+  if (which.checkpoints) {
+    app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
+    app.add_option("--checkpoint-every", cfg.checkpoint_every, "Epochs between checkpoints")
+        ->check(CLI::Range(1, 100000))->capture_default_str();
+    app.add_option("--resume", cfg.resume, "Continue from a checkpoint file, or 'auto': the newest in --checkpoint-dir");
+  }
+  if (which.trace) {
+    app.add_option("--trace", cfg.trace,
+                   "Write a timeline of the traced steps of every rank and thread to this file (Chrome trace JSON: "
+                   "open it in ui.perfetto.dev)");
+    app.add_option("--trace-steps", cfg.trace_steps,
+                   "The global steps --trace records, A:B (A inclusive, B exclusive; default: 10:14, or the last 4 "
+                   "steps of a shorter run)")
+        ->type_name("A:B")
+        ->check(CLI::Validator(
+            [](std::string& s) -> std::string {
+              try {
+                parse_trace_steps(s);
+              } catch (const UserError& e) {
+                return e.what();
+              }
+              return std::string();
+            },
+            "A:B"));
+  }
 }
 
 void validate(const TrainConfig& cfg) {
+  if (!cfg.trace_steps.empty() && cfg.trace.empty())
+    throw UserError("--trace-steps needs --trace", "name the trace file with --trace FILE");
   if (cfg.resume == "auto" && cfg.checkpoint_dir.empty())
     throw UserError("--resume auto needs --checkpoint-dir", "name the directory the checkpoints are in");
   if (cfg.warmup_epochs > cfg.epochs)
@@ -92,6 +116,11 @@ void validate(const TrainConfig& cfg) {
                         std::to_string(cfg.epochs),
                     "use at most as many warm-up epochs as epochs");
   nn::check_precision_supported(cfg.precision);
+}
+
+void check_output_paths(const TrainConfig& cfg) {
+  if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
+  if (!cfg.trace.empty()) sys::check_writable(cfg.trace, "trace.json");
 }
 
 int run_main(const std::string& program, const std::function<int()>& body) {

@@ -5,7 +5,7 @@
 namespace ddp::train {
 
 double learning_rate_at(const TrainConfig& cfg, int world_size, int64_t step, int64_t steps_per_epoch) {
-  if (cfg.lr_scaling != "linear" || world_size == 1) return cfg.learning_rate;
+  if (cfg.lr_scaling != LrScaling::linear || world_size == 1) return cfg.learning_rate;
   const double target = cfg.learning_rate * world_size;
   const int64_t warmup_steps = static_cast<int64_t>(cfg.warmup_epochs) * steps_per_epoch;
   if (warmup_steps <= 0 || step >= warmup_steps) return target;

@@ -1,12 +1,21 @@
 // Everything that defines a training run. Serial training is a run with a
 // world of one; the same struct drives both trainers.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 
+#include "common/enum_names.h"
+#include "dist/options.h"
 #include "nn/precision.h"
 
 namespace ddp::train {
+
+// --lr-scaling: how the learning rate grows with the world size.
+enum class LrScaling {
+  none,    // the same rate at every world size
+  linear,  // rate x world size (Goyal et al. 2017), ramped up over the warm-up
+};
 
 struct TrainConfig {
   // The seed's interface.
@@ -22,7 +31,7 @@ struct TrainConfig {
   uint64_t seed = 42;
   float dropout = 0.5f;
   double momentum = 0.9;
-  std::string lr_scaling = "none";  // none | linear (lr x world size)
+  LrScaling lr_scaling = LrScaling::none;
   int warmup_epochs = 0;            // linear ramp to the scaled lr
   // fp32 | bf16 (mixed precision, nn/precision.h). Not part of a
   // checkpoint's identity: a checkpoint resumes in either precision.
@@ -32,15 +41,18 @@ struct TrainConfig {
   int world_size = 1;           // processes
   double timeout_s = 60;        // a collective that takes longer is a dead peer
   size_t bucket_kb = 64;        // a bucket closes once it holds this much (whole layers)
-  std::string backend = "gloo"; // gloo | mpi
-  std::string allreduce_algorithm = "bcube";  // gloo: ring | bcube
-  std::string grad_compression = "none";      // none | bf16 (gradients all-reduced as bfloat16)
-  std::string overlap = "auto";               // auto | thread | none (dist::choose_overlap)
+  dist::Backend backend = dist::Backend::gloo;
+  dist::AllreduceAlgorithm allreduce_algorithm = dist::AllreduceAlgorithm::bcube;  // Gloo's
+  dist::Compression grad_compression = dist::Compression::none;  // bf16: gradients all-reduced as bfloat16
+  dist::OverlapMode overlap = dist::OverlapMode::automatic;     // dist::choose_overlap
   bool progress = true;         // progress bar / lines on rank 0
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none
   int checkpoint_every = 1;     // epochs
   std::string resume;           // a checkpoint path, "auto" (newest in checkpoint_dir), or empty
+  // Tracing (docs/tracing.md).
+  std::string trace;            // --trace: the Chrome trace file to write; empty: none
+  std::string trace_steps;      // --trace-steps A:B (global steps [A, B)); empty: trace_window's default
 };
 
 // The learning rate at global step `step` of a run with `steps_per_epoch`
@@ -48,3 +60,11 @@ struct TrainConfig {
 double learning_rate_at(const TrainConfig& cfg, int world_size, int64_t step, int64_t steps_per_epoch);
 
 }  // namespace ddp::train
+
+namespace ddp {
+template <>
+struct EnumNames<train::LrScaling> {
+  static constexpr std::array<EnumName<train::LrScaling>, 2> list{{{"none", train::LrScaling::none},
+                                                                   {"linear", train::LrScaling::linear}}};
+};
+}  // namespace ddp

@@ -52,7 +52,7 @@ std::string safetensors_header(const std::map<std::string, std::string>& metadat
 std::vector<uint8_t> encode_safetensors(const std::map<std::string, std::string>& metadata,
                                         const std::vector<TensorRef>& tensors);
 
-// Writes the file atomically (report::write_file_atomic): `path` is either
+// Writes the file atomically (sys::write_file_atomic): `path` is either
 // the old file or the complete new one, never anything in between.
 void write_safetensors(const std::string& path, const std::map<std::string, std::string>& metadata,
                        const std::vector<TensorRef>& tensors);

@@ -11,7 +11,7 @@ void print_summary(std::ostream& out, const RunResult& r) {
   std::snprintf(line, sizeof line, "processes %d x %d thread(s)%s, batch %d per process, %d epoch(s), %s\n",
                 r.world_size, r.threads_per_process,
                 r.oversubscribed ? " (OVERSUBSCRIBED: more threads than cores)" : "", r.config.batch_size,
-                r.config.epochs, nn::to_string(r.config.precision));
+                r.config.epochs, r.config.precision.c_str());
   out << line;
   std::snprintf(line, sizeof line, "final test accuracy %.2f%%\n", 100 * r.final_test_accuracy);
   out << line;
@@ -19,8 +19,7 @@ void print_summary(std::ostream& out, const RunResult& r) {
                 r.train_time_s, r.throughput);
   out << line;
   PhaseTimes sum;
-  for (const auto& e : r.epochs)
-    for (int f = 0; f < PhaseTimes::kFields; ++f) sum.begin()[f] += e.phases.begin()[f];
+  for (const auto& e : r.epochs) sum += e.phases;
   const double t = r.train_time_s > 0 ? r.train_time_s : 1;
   std::snprintf(line, sizeof line,
                 "time split: forward %.0f%%, backward %.0f%%, all-reduce wait %.0f%%, optimizer %.0f%%, data %.0f%%, "

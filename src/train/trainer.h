@@ -1,11 +1,14 @@
 // The one training loop. Serial training is this loop with a world of one
 // (a LocalCommunicator); data-parallel training is the same loop on every
-// rank with a real communicator.
+// rank with a real communicator. One step is train/step.h; checkpoints and
+// resuming are train/resume.h (check_resumable); what each epoch measures
+// on each rank is train/epoch_stats.h.
 #pragma once
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "train/config.h"
 #include "train/results.h"
+#include "train/resume.h"
 
 namespace ddp::train {
 
@@ -14,11 +17,6 @@ namespace ddp::train {
 // UserError on a dead peer, a timeout, or ranks that disagree.
 RunResult train(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& train_set,
                 const data::Dataset& test_set);
-
-// Checks, before any rank starts, that cfg.resume names a checkpoint this
-// run can continue (same model, data, batch size, world size, ...). Throws
-// UserError saying what differs.
-void check_resumable(const TrainConfig& cfg, int world_size, const data::Dataset& train_set);
 
 // Loads the datasets named by the config (with --limit applied).
 struct Datasets {

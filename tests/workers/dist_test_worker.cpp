@@ -7,8 +7,10 @@
 //                                           victim dies after joining; the others sleep or
 //                                           all-reduce until they notice
 //   dist_test_worker hang <victim>          victim sleeps forever; the others all-reduce
+//   dist_test_worker late <victim> <ms>     victim sleeps ms before joining; then all run collectives
 //   dist_test_worker gradsync <count> <bucket_bytes> <steps>
 //   dist_test_worker bench <floats> <reps>  rank 0 prints the median all-reduce time
+//   dist_test_worker clocks                 every rank's clock offset: on one machine, exactly 0
 //   dist_test_worker launch <n> <mode...>   act as the launcher for n copies of <mode...>
 //
 // If DDP_TEST_OUT is set, each rank writes DDP_TEST_OUT/rank<r>.info with its
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "dist/clock_sync.h"
 #include "dist/gloo_communicator.h"
 #include "dist/grad_sync.h"
 #include "dist/launcher.h"
@@ -209,6 +212,25 @@ int bench(size_t n, int reps) {
   return 0;
 }
 
+// Ranks on one machine share one clock: every rank must find every offset 0
+// (same_clock), the measured interval containing 0, and a positive round trip.
+int clocks() {
+  auto comm = join();
+  const std::vector<ClockOffset> c = synchronise_clocks(*comm, 8);
+  if (static_cast<int>(c.size()) != comm->size()) fail("one offset per rank expected");
+  for (size_t r = 0; r < c.size(); ++r) {
+    const auto& o = c[r];
+    std::printf("rank %d sees rank %zu: offset %lld ns, measured %lld +- %lld ns\n", comm->rank(), r,
+                static_cast<long long>(o.offset_ns), static_cast<long long>(o.measured_ns),
+                static_cast<long long>(o.round_trip_ns / 2));
+    if (!o.same_clock || o.offset_ns != 0 || o.uncertainty_ns != 0) fail("rank " + std::to_string(r) + ": not one clock");
+    if (r > 0 && (o.round_trip_ns <= 0 || std::llabs(o.measured_ns) > (o.round_trip_ns + 1) / 2))
+      fail("rank " + std::to_string(r) + ": the measured interval does not contain 0");
+  }
+  comm->barrier();
+  return 0;
+}
+
 int run(int argc, char** argv) {
   if (argc < 2) fail("usage: dist_test_worker <mode> ...");
   std::string mode = argv[1];
@@ -226,9 +248,14 @@ int run(int argc, char** argv) {
   if (mode == "collectives") return collectives();
   if (mode == "die" && argc == 5) return die(std::atoi(argv[2]), argv[3], argv[4]);
   if (mode == "hang" && argc == 3) return hang(std::atoi(argv[2]));
+  if (mode == "late" && argc == 4) {
+    if (g_rank == std::atoi(argv[2])) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[3])));
+    return collectives();
+  }
   if (mode == "gradsync" && argc == 5)
     return gradsync(std::strtoull(argv[2], nullptr, 10), std::strtoull(argv[3], nullptr, 10),
                     std::atoi(argv[4]));
+  if (mode == "clocks") return clocks();
   if (mode == "bench" && argc == 4) return bench(std::strtoull(argv[2], nullptr, 10), std::atoi(argv[3]));
   fail("bad arguments for mode " + mode);
 }

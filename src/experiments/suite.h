@@ -1,0 +1,58 @@
+// run_experiments' benchmark suite: the serial baseline and train_parallel at
+// each process count on each backend (as child processes: the programs a user
+// would run), then what parallelism bought, where the time went and what a
+// scaling model predicts, as JSON, plots and report.md in
+// <output-dir>/experiment_<timestamp>/.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "report/metrics.h"
+#include "train/config.h"
+
+namespace ddp::experiments {
+
+// The trainers' settings every run of the suite is given. train_serial's and
+// train_parallel's own defaults, but for Gloo's all-reduce algorithm: ring,
+// the algorithm the scaling model describes (train_parallel's is bcube).
+train::TrainConfig suite_training_defaults();
+
+// The suite's settings: run_experiments' flags.
+struct SuiteOptions {
+  // Passed on to every run under the trainers' flag names (runner.cpp's
+  // trainer_argv): epochs, batch size (per process), learning rate, dataset,
+  // data directory (empty: the dataset's default), limit (0: all samples),
+  // seed, threads per process; to the parallel runs also the learning-rate
+  // scaling and, on Gloo, the all-reduce algorithm. The other fields are not
+  // passed on: the trainers use their defaults.
+  train::TrainConfig train = suite_training_defaults();
+  std::vector<int> processes = {2, 4};           // the parallel runs' process counts
+  std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
+  std::string output_dir = "results";
+  int repeats = 1;
+};
+
+// Process counts sorted and each once; backends each once, in the order given.
+void normalise(SuiteOptions& o);
+
+// One experiment directory in the making (or being redrawn).
+struct Suite {
+  SuiteOptions o;
+  std::string dir;       // the experiment directory
+  std::string exe_dir;   // where train_serial and train_parallel are
+  std::string data_dir;  // absolute
+  std::vector<report::Configuration> configs;
+  int cores = 1;
+};
+
+// The serial baseline, then every process count on each backend side by side.
+std::vector<report::Configuration> plan_configurations(const SuiteOptions& o);
+
+// Checks everything that can be wrong up front (throws UserError), runs the
+// suite, writes the experiment directory. `command`: the command line, for
+// the report. Returns the exit status: 0, 1 when a run or a plot failed, 128 +
+// signal when interrupted.
+int run_suite(const SuiteOptions& o, const std::string& command);
+
+}  // namespace ddp::experiments

@@ -1,0 +1,70 @@
+#include "launch/run_rank.h"
+
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include "common/error.h"
+#include "sys/atomic_file.h"
+#include "train/cli.h"
+#include "train/epoch_stats.h"
+#include "train/stop.h"
+#include "train/summary.h"
+#include "train/trace_window.h"
+
+namespace ddp::launch {
+
+void check_before_launch(const train::TrainConfig& cfg) {
+  train::validate(cfg);
+  train::check_output_paths(cfg);
+  // A missing or corrupt file, or a checkpoint that does not fit, or a
+  // --trace-steps outside the run, is reported once, here, not by every rank.
+  const auto data = train::load_datasets(cfg);
+  if (!cfg.resume.empty()) train::check_resumable(cfg, cfg.world_size, data.train);
+  if (!cfg.trace.empty())
+    train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
+}
+
+void check_before_training(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm) {
+  std::optional<UserError> mine;
+  try {
+    train::validate(cfg);
+    // Rank 0 alone writes the results and reads the checkpoint (the other
+    // ranks may be on machines without that path).
+    if (comm.rank() == 0 && !cfg.save_results.empty()) sys::check_writable(cfg.save_results);
+    if (comm.rank() == 0 && !cfg.resume.empty()) train::check_resumable(cfg, comm.size(), data.train);
+  } catch (const UserError& e) {
+    mine = e;
+  }
+  const double failed = mine ? 1 : 0;
+  const std::vector<double> all = train::gather_rows(comm, &failed, 1);  // a collective: every rank learns
+  if (mine) throw *mine;
+  for (int r = 0; r < comm.size(); ++r)
+    if (all[static_cast<size_t>(r)] != 0)
+      throw UserError("rank " + std::to_string(r) + " refused to start the run (its message says why)",
+                      "fix what rank " + std::to_string(r) + " reports; no step was trained");
+}
+
+int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
+                     const std::string& binding) {
+  check_before_training(cfg, data, comm);
+  train::RunResult result;
+  try {
+    result = train::train(cfg, comm, data.train, data.test);
+    result.binding = binding;
+  } catch (const train::Stopped& s) {
+    if (comm.rank() == 0) throw;  // rank 0 speaks for the job
+    return 128 + s.signal;
+  }
+  if (comm.rank() == 0) {
+    train::print_summary(std::cout, result);
+    if (!cfg.save_results.empty()) {
+      sys::write_file_atomic(cfg.save_results, train::to_json(result, "train_parallel").dump(2) + "\n");
+      std::cout << "results written to " << cfg.save_results << "\n";
+    }
+  }
+  comm.barrier();  // no rank leaves while another may still need it
+  return 0;
+}
+
+}  // namespace ddp::launch

@@ -1,0 +1,62 @@
+// Checkpoints of a training run: where one is written during train(), and
+// how a run continues from one (train/checkpoint.h is the file format).
+// All randomness is a function of (seed, epoch, step, rank), so parameters,
+// momentum and the position are the whole state: a resumed run replays the
+// rest of the original bit for bit.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "dist/communicator.h"
+#include "nn/cnn.h"
+#include "optim/sgd.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/results.h"
+
+namespace ddp::train {
+
+// Checks, before any rank starts, that cfg.resume names a checkpoint this
+// run can continue (same model, data, batch size, world size, ...). Throws
+// UserError saying what differs.
+void check_resumable(const TrainConfig& cfg, int world_size, const data::Dataset& train_set);
+
+// Loads the checkpoint cfg.resume names ("auto": the newest in
+// cfg.checkpoint_dir) into path, its run metadata into run, and checks it
+// fits this run as check_resumable says.
+CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
+                                         int64_t steps_per_epoch, std::string& path, nlohmann::json& run);
+
+// Where a run starts: from scratch, or where a checkpoint left off.
+struct StartPoint {
+  int epoch = 0;              // 0-based epoch to continue
+  int64_t step = 0;           // steps of that epoch already done
+  int64_t global_step = 0;
+  std::vector<EpochRecord> history;  // finished epochs (rank 0's)
+  std::vector<float> step_losses;    // every step so far, mean over ranks (every rank's)
+  std::string path;                  // the checkpoint (rank 0's; empty: from scratch)
+};
+
+// Rank 0 reads the checkpoint into net and sgd and every rank receives its
+// state (a collective: all ranks call it).
+StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
+                       uint64_t checksum, int64_t steps_per_epoch);
+
+// Where a checkpoint is taken: `step` steps into 0-based `epoch` (step 0 of
+// epoch E+1 after epoch E ended).
+struct RunPosition {
+  int epoch = 0;
+  int64_t step = 0;
+  int64_t global_step = 0;
+};
+
+// Writes a checkpoint into r.config.checkpoint_dir (rank 0 only): net's
+// parameters, sgd's momentum, and in the metadata the run's config, r.epochs
+// and step_losses (every step so far, mean over ranks).
+void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,
+                      const std::vector<float>& step_losses);
+
+}  // namespace ddp::train
