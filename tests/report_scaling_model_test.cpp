@@ -194,3 +194,20 @@ TEST(ReportScalingModel, CommCostBurstAndSharedCpu) {
   c.cpu_shared = false;
   EXPECT_DOUBLE_EQ(predict(m, 2, c).compute_step_s, plain.compute_step_s);
 }
+
+// With a measured network's costs, this machine's curve is predict(m, p,
+// cost(p)): the same model model_validation holds against the measurement.
+TEST(ReportScalingModel, ThisMachineCurveUsesTheMeasuredNetworksCosts) {
+  const ModelParams m = hand_model();
+  MachineComm mc{10e-6, 1e8, 2, 1, 4};
+  const json plain = model_json(m, {}, &mc, {{2, 1.5}});
+  CommCost c{10e-6, 1e8};
+  c.cpu_s = 2e-3;
+  c.cpu_shared = true;
+  mc.cost = [c](int) { return c; };
+  const json costed = model_json(m, {}, &mc, {{2, 1.5}});
+  const double with = costed["this_machine"]["predictions"][1]["speedup"].get<double>();
+  EXPECT_DOUBLE_EQ(with, predict(m, 2, c).speedup);
+  EXPECT_LT(with, plain["this_machine"]["predictions"][1]["speedup"].get<double>());
+  EXPECT_DOUBLE_EQ(costed["this_machine"]["vs_measured"][0]["model_speedup"].get<double>(), with);
+}

@@ -1,4 +1,5 @@
 #include "experiments/calibration.h"
+#include "experiments/validation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -126,7 +127,9 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
     max_p = std::max(max_p, m.value("processes", 1));
     speedups.push_back({m.value("processes", 1), results::number_or(m.value("speedup", json::object()), "median", NAN)});
   }
-  report::MachineComm mc{alpha, beta, cores, threads, max_p};
+  report::MachineComm mc{alpha, beta, cores, threads, max_p, {}};
+  // The emulated network's curve is the model that model_validation checks.
+  if (net) mc.cost = [net, cores, threads](int p) { return comm_cost(*net, p, cores, threads, true); };
   json j = report::model_json(mp, report::default_networks(), beta > 0 ? &mc : nullptr, speedups);
   j["calibration"] = cal;
   if (net && j.contains("this_machine")) j["this_machine"]["network"] = net->value("spec", "");

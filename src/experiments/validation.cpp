@@ -22,32 +22,6 @@ double rel_error(double predicted, double measured) {
   return measured > 0 && std::isfinite(predicted) ? std::fabs(predicted - measured) / measured : NAN;
 }
 
-// The communication costs the model is validated with: the emulated
-// network's benchmark with --network (its tbf bucket too), else the loopback
-// benchmark's; the CPU per all-reduce fitted to the benchmark's samples.
-// cpu_shared when the compute threads fill each rank's cores.
-report::CommCost comm_cost(const json& b, int p, int cores, int threads, bool network) {
-  report::CommCost c;
-  c.alpha_s = number(b, "alpha_s");
-  c.beta_Bps = number(b, "beta_bytes_per_s");
-  if (network) c.burst_bytes = number(b, "bucket_bytes");
-  if (!std::isfinite(c.burst_bytes)) c.burst_bytes = 0;
-  std::vector<std::pair<double, double>> cpu;
-  for (const auto& s : b.value("samples", json::array()))
-    if (s.contains("cpu_seconds") && s["cpu_seconds"].is_number())
-      cpu.push_back({s["bytes"].get<double>(), s["cpu_seconds"].get<double>()});
-  try {
-    if (cpu.size() >= 2) std::tie(c.cpu_s, c.cpu_s_per_byte) = report::fit_line(cpu);
-  } catch (const std::exception&) {
-  }
-  c.cpu_s = std::max(0.0, c.cpu_s);
-  c.cpu_s_per_byte = std::max(0.0, c.cpu_s_per_byte);
-  // Cores of one rank: a node's share with --network, else the machine's share.
-  const double rank_cores = std::max(1.0, std::floor(static_cast<double>(cores) / p));
-  c.cpu_shared = threads >= rank_cores;
-  return c;
-}
-
 json validation_of(const json& cfg, const report::ModelParams& mp, const report::CommCost& c, int cores,
                    int threads) {
   const int p = cfg.value("processes", 1);
@@ -94,6 +68,28 @@ json network_block(const json& n) {
 }
 
 }  // namespace
+
+report::CommCost comm_cost(const json& b, int p, int cores, int threads, bool network) {
+  report::CommCost c;
+  c.alpha_s = number(b, "alpha_s");
+  c.beta_Bps = number(b, "beta_bytes_per_s");
+  if (network) c.burst_bytes = number(b, "bucket_bytes");
+  if (!std::isfinite(c.burst_bytes)) c.burst_bytes = 0;
+  std::vector<std::pair<double, double>> cpu;
+  for (const auto& s : b.value("samples", json::array()))
+    if (s.contains("cpu_seconds") && s["cpu_seconds"].is_number())
+      cpu.push_back({s["bytes"].get<double>(), s["cpu_seconds"].get<double>()});
+  try {
+    if (cpu.size() >= 2) std::tie(c.cpu_s, c.cpu_s_per_byte) = report::fit_line(cpu);
+  } catch (const std::exception&) {
+  }
+  c.cpu_s = std::max(0.0, c.cpu_s);
+  c.cpu_s_per_byte = std::max(0.0, c.cpu_s_per_byte);
+  // Cores of one rank: a node's share with --network, else the machine's share.
+  const double rank_cores = std::max(1.0, std::floor(static_cast<double>(cores) / p));
+  c.cpu_shared = threads >= rank_cores;
+  return c;
+}
 
 void add_model_validation(json& metrics, const std::vector<report::Configuration>& configs, const json& bench,
                           int cores, int threads) {

@@ -216,13 +216,15 @@ json model_json(const ModelParams& m, const std::vector<Network>& networks, cons
                {"cores", machine->cores},
                {"threads_per_process", machine->threads_per_process}};
     jm["predictions"] = json::array();
-    for (int p = 1; p <= machine->max_p; ++p)
-      jm["predictions"].push_back(to_json(predict(m, p, machine->alpha_s, machine->beta_Bps,
-                                                  shared_cores_slowdown(p, machine->threads_per_process, machine->cores))));
+    const auto machine_predict = [&](int p) {
+      const double slowdown = shared_cores_slowdown(p, machine->threads_per_process, machine->cores);
+      return machine->cost ? predict(m, p, machine->cost(p), slowdown)
+                           : predict(m, p, machine->alpha_s, machine->beta_Bps, slowdown);
+    };
+    for (int p = 1; p <= machine->max_p; ++p) jm["predictions"].push_back(to_json(machine_predict(p)));
     jm["vs_measured"] = json::array();
     for (const auto& [p, sp] : measured) {
-      const Prediction q = predict(m, p, machine->alpha_s, machine->beta_Bps,
-                                   shared_cores_slowdown(p, machine->threads_per_process, machine->cores));
+      const Prediction q = machine_predict(p);
       jm["vs_measured"].push_back({{"p", p},
                                    {"measured_speedup", std::isfinite(sp) ? json(sp) : json(nullptr)},
                                    {"model_speedup", q.speedup},

@@ -31,6 +31,7 @@
 // per-layer backward times of the serial run. On this machine, p processes of
 // T threads share C cores: compute is slowed by max(1, p T / C).
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -150,6 +151,11 @@ struct MachineComm {
   double alpha_s = 0, beta_Bps = 0;
   int cores = 1, threads_per_process = 1;
   int max_p = 8;  // predict for 1..max_p processes
+  // With a measured network (--network): the costs of p ranks' all-reduce
+  // beyond alpha and beta (the shaper's burst, the CPU taken from compute),
+  // so that the curve is the model that model_validation holds against the
+  // measurement; empty: alpha and beta alone.
+  std::function<CommCost(int p)> cost = {};
 };
 
 // The "scaling_model" section of performance_metrics.json: the formula, the
