@@ -7,15 +7,20 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <mutex>
+#include <optional>
 
 #include "common/error.h"
+#include "dist/job_secret.h"
 #include "netemu/describe.h"
 #include "netemu/measure.h"
 #include "netemu/network.h"
 #include "netemu/node_jobs.h"
+#include "sys/env.h"
+#include "sys/job_dir.h"
 
 using namespace ddp;
 
@@ -45,6 +50,16 @@ int run(const netemu::NetworkOptions& net_options, bool measure, double seconds,
     netemu::NodeJobOptions o;
     o.argv = command;
     o.pin = pin;
+    // {rendezvous}: a private job directory, removed however this ends (its
+    // guardian removes it after a SIGKILL), and a fresh job secret for the
+    // nodes (DDP_JOB_SECRET, inherited; unless the user set one).
+    std::optional<sys::JobDir> dir;
+    if (std::any_of(command.begin(), command.end(),
+                    [](const std::string& a) { return a.find("{rendezvous}") != std::string::npos; })) {
+      dir.emplace(sys::env_string("TMPDIR", "/tmp"));
+      o.rendezvous = dir->path();
+      if (!getenv(dist::kJobSecretVar)) setenv(dist::kJobSecretVar, dist::new_job_secret().c_str(), 1);
+    }
     std::mutex mu;
     o.on_line = [&](int node, const std::string& line, bool is_stderr) {
       std::lock_guard<std::mutex> lock(mu);
@@ -87,7 +102,8 @@ int main(int argc, char** argv) {
   app.add_flag("--hold", hold, "Keep the network up until Ctrl-C (enter a node with the nsenter command shown)");
   app.add_option("command", command,
                  "After --: a command run on every node at once; {node}, {nnodes}, {iface}, {addr}, {cores} and "
-                 "{ncores} are replaced by each node's own");
+                 "{ncores} are replaced by each node's own, {rendezvous} by a private directory made for the "
+                 "job (with a fresh job secret in DDP_JOB_SECRET)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

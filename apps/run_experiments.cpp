@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))->capture_default_str();
   app.add_option("--network", o.network,
                  "Emulate a cluster network: each rank of a parallel run on its own node (network namespace, core) "
-                 "joined by links of RATE[,DELAY], e.g. 1gbit or 10gbit; needs root (docs/network-emulation.md)");
+                 "joined by links of RATE[,DELAY], e.g. 1gbit or 10gbit; needs root (docs/network-emulation.md)")
+      ->check([](const std::string& v) { return v.empty() ? std::string("give a rate, e.g. 1gbit or 10gbit") : ""; });
   app.add_option("--replot", replot, "Only redraw the plots and report of an existing experiment directory");
   try {
     auto args = train::normalise_args(argc, argv);

@@ -11,8 +11,8 @@
 #   scripts/emulated_cluster.sh 2 1gbit -e 1 --dropout 0 --save-results /tmp/r.json
 #
 # Ctrl-C stops every node. The namespaces, links and qdiscs belong to the
-# emulated_cluster process and vanish with it however it ends; this script
-# removes the rendezvous directory. See docs/network-emulation.md.
+# emulated_cluster process and vanish with it however it ends, and so does
+# the rendezvous directory. See docs/network-emulation.md.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${BUILD_DIR:-$repo_root/build}"
@@ -30,6 +30,17 @@ if [[ $# -lt 2 ]]; then
 fi
 nodes="$1" rate="$2"
 shift 2
+if ! [[ "$nodes" =~ ^[1-9][0-9]*$ ]]; then
+  echo "emulated_cluster.sh: '$nodes' is not a number of nodes: NODES and RATE come first" >&2
+  echo "$usage" >&2
+  echo "  e.g. scripts/emulated_cluster.sh 2 1gbit -e 1" >&2
+  exit 2
+fi
+if ! [[ "$procs" =~ ^[1-9][0-9]*$ ]]; then
+  echo "emulated_cluster.sh: -p $procs: the processes per node must be a positive whole number" >&2
+  echo "$usage" >&2
+  exit 2
+fi
 for exe in emulated_cluster train_parallel; do
   if [[ ! -x "$build/$exe" ]]; then
     echo "emulated_cluster.sh: $build/$exe is missing; build it first: scripts/build.sh" >&2
@@ -45,11 +56,10 @@ if [[ " $* " != *" --threads "* ]]; then
   [[ "$procs" != 1 ]] && threads=(--threads 1)
 fi
 
-rendezvous="$(mktemp -d /tmp/emulated-cluster-XXXXXX)"
-trap 'rm -rf "$rendezvous"' EXIT
 cd "$repo_root"
-# Not exec: the trap must run after it. Ctrl-C reaches emulated_cluster,
-# which stops the nodes and returns 130.
-"$build/emulated_cluster" --nodes "$nodes" --rate "$rate" -- \
+# emulated_cluster makes the rendezvous directory ({rendezvous}) and a job
+# secret for the nodes, and removes the directory however it ends; Ctrl-C
+# reaches it, and it stops the nodes and returns 130.
+exec "$build/emulated_cluster" --nodes "$nodes" --rate "$rate" -- \
   "$build/train_parallel" --nnodes "{nnodes}" --node-rank "{node}" --nproc-per-node "$procs" \
-  --rendezvous "file://$rendezvous" --iface "{iface}" "${threads[@]}" "$@"
+  --rendezvous "file://{rendezvous}" --iface "{iface}" "${threads[@]}" "$@"

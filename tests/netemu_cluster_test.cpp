@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <sys/prctl.h>
 
+#include <filesystem>
 #include <functional>
+#include <regex>
 #include <nlohmann/json.hpp>
 
 #include "netemu/link_spec.h"
@@ -17,6 +19,7 @@
 using namespace apps_test;
 using namespace netemu_test;
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -249,3 +252,44 @@ TEST(EmulatedCluster, BadFlagsAreOneClearError) {
 }
 
 }  // namespace
+
+// {rendezvous}: one private directory for the job, the same on every node,
+// with a job secret in the environment; gone when emulated_cluster returns,
+// and (through its guardian) after a SIGKILL of emulated_cluster.
+TEST(EmulatedCluster, TheRendezvousPlaceholderIsAPrivateDirectoryThatGoesWithTheJob) {
+  NETEMU_REQUIRE_PRIVILEGES();
+  TempDir tmp;
+  const std::string show =
+      "test -d {rendezvous} && test -n \"$DDP_JOB_SECRET\" && echo dir={rendezvous} secret=${#DDP_JOB_SECRET}";
+  Proc ok({binary("emulated_cluster"), "--nodes", "2", "--rate", "1gbit", "--", "/bin/sh", "-c", show},
+          tmp.path + "/ok.log");
+  ASSERT_TRUE(ok.wait(60)) << ok.output();
+  ASSERT_EQ(ok.exit_code(), 0) << ok.output();
+  const std::string out = ok.output();
+  std::smatch m0;
+  ASSERT_TRUE(std::regex_search(out, m0, std::regex("\\[node 0\\] dir=(\\S+) secret=64"))) << out;
+  const std::string dir = m0[1];
+  EXPECT_NE(ok.output().find("[node 1] dir=" + dir + " secret=64"), std::string::npos) << ok.output();
+  EXPECT_FALSE(fs::exists(dir)) << dir;
+
+  Proc killed({binary("emulated_cluster"), "--nodes", "2", "--rate", "1gbit", "--", "/bin/sh", "-c",
+               "echo dir={rendezvous}; sleep 60"},
+              tmp.path + "/killed.log");
+  std::string killed_dir;
+  for (int i = 0; i < 1500 && killed_dir.empty(); ++i) {
+    std::smatch m;
+    const std::string out = killed.output();
+    if (std::regex_search(out, m, std::regex("dir=(\\S+)"))) killed_dir = m[1];
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(killed_dir.empty()) << killed.output();
+  ASSERT_TRUE(fs::exists(killed_dir));
+  kill(killed.pid, SIGKILL);
+  ASSERT_TRUE(killed.wait(10));
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    gone = !fs::exists(killed_dir);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(gone) << killed_dir << " outlived a SIGKILL of emulated_cluster";
+}

@@ -36,7 +36,7 @@ std::string experiment_dir(const std::string& out) {
 std::vector<std::string> rendezvous_dirs(const std::string& log) {
   std::vector<std::string> dirs;
   const std::string text = read_file(log);
-  const std::regex re("file://(/tmp/run-experiments-rdv-[A-Za-z0-9]+)");
+  const std::regex re("file://(/tmp/ddp-[A-Za-z0-9]+)");
   for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it)
     dirs.push_back((*it)[1]);
   return dirs;

@@ -12,7 +12,9 @@ TEST(NetemuLinkSpec, RatesAndDelaysWithUnits) {
   EXPECT_DOUBLE_EQ(parse_link_spec("10gbit").rate_bit_per_s, 1e10);
   EXPECT_DOUBLE_EQ(parse_link_spec("500mbit").rate_bit_per_s, 5e8);
   EXPECT_DOUBLE_EQ(parse_link_spec("2.5Gbit").rate_bit_per_s, 2.5e9);
-  EXPECT_DOUBLE_EQ(parse_link_spec("100kbit").rate_bit_per_s, 1e5);
+  EXPECT_DOUBLE_EQ(parse_link_spec("1500kbit").rate_bit_per_s, 1.5e6);
+  EXPECT_DOUBLE_EQ(parse_link_spec("1mbit").rate_bit_per_s, kMinRateBitPerS);   // the bounds themselves
+  EXPECT_DOUBLE_EQ(parse_link_spec("100gbit").rate_bit_per_s, kMaxRateBitPerS);
   EXPECT_DOUBLE_EQ(parse_link_spec("1gbit").delay_s, 0);
   const LinkSpec s = parse_link_spec("1gbit,100us");
   EXPECT_DOUBLE_EQ(s.rate_bit_per_s, 1e9);
@@ -33,7 +35,11 @@ TEST(NetemuLinkSpec, BadFormsNameTheProblem) {
       {"1gbit,", "is not a delay"},
       {"1gbit,100", "is not a delay"},
       {"1gbit,1ms,2", "more than two parts"},
-      {",1ms", "no link rate"}};
+      {",1ms", "no link rate"},
+      {"0.5kbit", "outside what an emulated link can be"},
+      {"999kbit", "outside what an emulated link can be"},
+      {"1e3gbit", "outside what an emulated link can be"},
+      {"1tbit", "outside what an emulated link can be"}};
   for (const auto& [text, phrase] : cases) {
     try {
       parse_link_spec(text);

@@ -17,6 +17,8 @@
 #include "netemu/network.h"
 #include "netemu/node_jobs.h"
 #include "netemu/privileges.h"
+#include "sys/env.h"
+#include "sys/job_dir.h"
 #include "sys/process.h"
 
 namespace ddp::experiments {
@@ -32,30 +34,28 @@ netemu::LinkSpec check_network(const std::string& spec) {
     throw UserError("--network " + spec + ": " + e.what(),
                     e.hint() + "; or leave --network out to run every rank on this machine over loopback");
   }
+  try {
+    netemu::require_delay_support(link);
+  } catch (const UserError& e) {
+    throw UserError("--network " + spec + ": " + e.what(), e.hint());
+  }
   return link;
 }
 
 namespace {
 
-// A private rendezvous directory for one job (0700), removed when this goes,
-// however the job ended (a SIGKILL of run_experiments leaves it in /tmp);
+// A private rendezvous directory for one job (sys::JobDir: 0700, removed
+// when this goes, and by its guardian process if run_experiments is killed),
 // and a fresh job secret for its ranks in DDP_JOB_SECRET, which the nodes'
-// processes inherit (never in argv, which ps shows), as train_parallel's
-// own launcher hands it to its ranks.
+// processes inherit (never in argv, which ps shows), as train_parallel's own
+// launcher hands it to its ranks.
 struct RendezvousDir {
-  std::string path;
-  RendezvousDir() {
-    char templ[] = "/tmp/run-experiments-rdv-XXXXXX";
-    if (!mkdtemp(templ))
-      throw UserError("cannot create a rendezvous directory in /tmp", "make /tmp writable, or free space in it");
-    path = templ;
+  sys::JobDir dir;
+  const std::string& path = dir.path();
+  RendezvousDir() : dir(sys::env_string("TMPDIR", "/tmp")) {
     setenv(dist::kJobSecretVar, dist::new_job_secret().c_str(), 1);
   }
-  ~RendezvousDir() {
-    unsetenv(dist::kJobSecretVar);
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+  ~RendezvousDir() { unsetenv(dist::kJobSecretVar); }
   RendezvousDir(const RendezvousDir&) = delete;
   RendezvousDir& operator=(const RendezvousDir&) = delete;
 };

@@ -60,6 +60,12 @@ LinkSpec parse_link_spec(const std::string& text) {
   if (rate.empty()) throw UserError("no link rate given in '" + text + "'", kForms);
   spec.rate_bit_per_s =
       scaled(rate, "rate", {{"bit", 1}, {"kbit", 1e3}, {"mbit", 1e6}, {"gbit", 1e9}, {"tbit", 1e12}});
+  // Below 1 Mbit/s a gradient takes minutes and tc's queue limits round to
+  // nothing; above 100 Gbit/s tbf's burst overflows and no core can copy as
+  // fast (on this 2-core machine even 10 Gbit/s is set by the CPU).
+  if (spec.rate_bit_per_s < kMinRateBitPerS || spec.rate_bit_per_s > kMaxRateBitPerS)
+    throw UserError("the rate in '" + text + "' is outside what an emulated link can be (1 Mbit/s to 100 Gbit/s)",
+                    "give a rate from 1mbit to 100gbit, e.g. 1gbit or 10gbit");
   if (comma != std::string::npos) {
     const std::string delay = text.substr(comma + 1);
     if (delay.find(',') != std::string::npos) throw UserError("'" + text + "' has more than two parts", kForms);

@@ -14,9 +14,12 @@ struct LinkSpec {
   std::string text;  // as given, for messages and results
 };
 
+// The rates an emulated link may have, in bit/s.
+inline constexpr double kMinRateBitPerS = 1e6, kMaxRateBitPerS = 100e9;
+
 // Parses RATE[,DELAY]. RATE: a positive number with a unit of bit/s as tc
 // writes it (bit, kbit, mbit, gbit, tbit; decimal prefixes: 1gbit = 1e9
-// bit/s). DELAY: a number with us, ms or s. Throws ddp::UserError naming
+// bit/s), from kMinRateBitPerS to kMaxRateBitPerS. DELAY: a number with us, ms or s. Throws ddp::UserError naming
 // the bad part and showing valid forms.
 LinkSpec parse_link_spec(const std::string& text);
 

@@ -151,19 +151,25 @@ void run_in(const std::string& nsenter, const std::string& netns_path, std::vect
 
 }  // namespace
 
+void require_delay_support(const LinkSpec& link) {
+  if (!(link.delay_s > 0)) return;
+  require_capabilities();
+  // Tried where it harms nothing: the loopback of a namespace of its own.
+  const NetnsHolder probe_ns;
+  const ProgramResult probe = run_program({program_path("nsenter"), "--net=" + probe_ns.path(), "--",
+                                           program_path("tc"), "qdisc", "add", "dev", "lo", "root", "netem", "delay",
+                                           "1ms"});
+  if (probe.exit_status != 0)
+    throw UserError("this kernel has no netem qdisc (sch_netem), so the delay in '" + link.text +
+                        "' cannot be added to the emulated links",
+                    "give the rate alone (e.g. " + link.text.substr(0, link.text.find(',')) +
+                        "): the latency is then the veth path's own, which the round-trip measurement reports");
+}
+
 void EmulatedNetwork::build_switch() {
+  require_delay_support(link_);
   switch_ = std::make_unique<NetnsHolder>();
   const std::string sw = switch_->path();
-  if (link_.delay_s > 0) {
-    // Tried where it harms nothing: the switch's own loopback.
-    const ProgramResult probe =
-        run_program({nsenter_, "--net=" + sw, "--", tc_, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"});
-    if (probe.exit_status != 0)
-      throw UserError("this kernel has no netem qdisc (sch_netem), so the delay in '" + link_.text +
-                          "' cannot be added to the emulated links",
-                      "give the rate alone (e.g. " + link_.text.substr(0, link_.text.find(',')) +
-                          "): the latency is then the veth path's own, which the round-trip measurement reports");
-  }
   run_in(nsenter_, sw, {ip_, "link", "set", "lo", "up"});
   run_in(nsenter_, sw, {ip_, "link", "add", "br0", "type", "bridge"});
   run_in(nsenter_, sw, {ip_, "link", "set", "br0", "up"});

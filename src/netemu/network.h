@@ -27,6 +27,11 @@
 
 namespace ddp::netemu {
 
+// Throws ddp::UserError (with the fix) when `link` asks for a delay and this
+// kernel has no netem qdisc, or the capabilities are missing; does nothing
+// for a rate alone. Builds nothing that outlives it (one probe namespace).
+void require_delay_support(const LinkSpec& link);
+
 struct NetworkOptions {
   int nodes = 2;            // 2..254
   LinkSpec link;            // parse_link_spec("1gbit")

@@ -29,7 +29,7 @@ struct Slot {
 }  // namespace
 
 std::vector<std::string> expand_placeholders(const std::vector<std::string>& argv, const EmulatedNetwork& net,
-                                             int node) {
+                                             int node, const std::string& rendezvous) {
   const Node& n = net.node(node);
   std::vector<std::string> out = argv;
   for (auto& a : out) {
@@ -39,6 +39,7 @@ std::vector<std::string> expand_placeholders(const std::vector<std::string>& arg
     replace_all(a, "{addr}", n.address);
     replace_all(a, "{cores}", core_list_text(n.cores));
     replace_all(a, "{ncores}", std::to_string(n.cores.size()));
+    replace_all(a, "{rendezvous}", rendezvous);
   }
   return out;
 }
@@ -50,7 +51,7 @@ NodeJobResult run_on_nodes(const EmulatedNetwork& net, const NodeJobOptions& o, 
   std::vector<std::thread> threads;
   for (int i = 0; i < n; ++i)
     threads.emplace_back([&, i] {
-      const auto argv = net.command(i, expand_placeholders(o.argv, net, i), o.pin);
+      const auto argv = net.command(i, expand_placeholders(o.argv, net, i, o.rendezvous), o.pin);
       int status = 127;
       try {
         status = run_streaming(

@@ -13,14 +13,16 @@
 namespace ddp::netemu {
 
 // Replaces, in every argument, {node} (the node's index), {nnodes}, {iface},
-// {addr} (its IPv4 address), {cores} (its core list, e.g. "0-1") and
-// {ncores} (how many). Other text is kept as it is.
+// {addr} (its IPv4 address), {cores} (its core list, e.g. "0-1"), {ncores}
+// (how many) and {rendezvous} (`rendezvous`, the same on every node). Other
+// text is kept as it is.
 std::vector<std::string> expand_placeholders(const std::vector<std::string>& argv, const EmulatedNetwork& net,
-                                             int node);
+                                             int node, const std::string& rendezvous = "");
 
 struct NodeJobOptions {
   std::vector<std::string> argv;  // argv[0] a path; with placeholders
   bool pin = true;                // pinned to the node's cores (EmulatedNetwork::command)
+  std::string rendezvous;         // what {rendezvous} becomes (a directory every node can reach)
   // Every line either stream of node `node` writes.
   std::function<void(int node, const std::string& line, bool is_stderr)> on_line;
   // After the first failure (or a stop signal), the other nodes get SIGTERM,

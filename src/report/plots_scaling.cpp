@@ -115,7 +115,7 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   // Left: speedup, log-log.
   s += "set title 'speedup' font ',15'\nset logscale y 2\nset yrange [0.5:" + std::to_string(kMaxRanks) + "]\n";
   s += "set ytics ('0.5' 0.5, '1' 1, '2' 2, '4' 4, '8' 8, '16' 16, '32' 32, '64' 64, '128' 128, '256' 256, '512' 512, '1024' 1024)\n";
-  s += "set ylabel 'speedup over one process'\nset key top left font ',13' spacing 1.0\n";
+  s += "set ylabel 'speedup over one process'\nset key top left font ',12' spacing 0.95\n";
   std::string plot = "x with lines dt 2 lw 2 lc rgb '#999999' title 'ideal'" + network_curves(nets, 0, true);
   if (machine) plot += ", \\\n     'scaling_machine.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title " +
                        gp_label(sm["this_machine"].contains("network")

@@ -108,6 +108,9 @@ std::string header_section(const json& m) {
   r += ", seed " + std::to_string(cfg.value("seed", 0)) + ", " + std::to_string(cfg.value("repeats", 1)) +
        " repeat(s) of each configuration";
   if (names_backends(m)) r += ", backends " + joined_backends(m);
+  if (m.contains("network") && m["network"].is_object())
+    r += "; the parallel runs over an emulated " + str(m["network"], "spec", "?") +
+         " network, each rank its own node (network namespace, core), the serial run as usual";
   r += "\n";
   r += "- **Command:** `" + str(ex, "command", "run_experiments") + "`\n\n";
 
@@ -209,7 +212,8 @@ std::string breakdown_section(const json& m) {
   r += "\n*compute / sample*: data + forward + backward + optimizer time of one rank per sample it trained, and "
        "in brackets against the serial run: more than 1x means the ranks slowed each other down, by sharing cores "
        "(oversubscription) or memory bandwidth, or by the communication thread, which copies the gradients "
-       "through loopback TCP on the same cores.\n";
+       "through " + std::string(m.contains("network") ? "the emulated network's TCP stack" : "loopback TCP") +
+       " on the same cores.\n";
   r += "\n![Where the time goes](time_breakdown.png)\n\n";
   return r;
 }
@@ -270,8 +274,11 @@ std::string model_machine_text(const json& sm, bool with_backend) {
   std::string r;
   if (sm.contains("this_machine")) {
     const json& tm = sm["this_machine"];
-    r += "The model of this machine (alpha = " + fmt("%.1f µs", 1e6 * num(tm, "alpha_s")) + ", beta = " +
-         fmt("%.3f GB/s", num(tm, "beta_bytes_per_s") / 1e9) +
+    const std::string net = tm.value("network", "");
+    r += (net.empty() ? std::string("The model of this machine (alpha = ")
+                      : "The model of the emulated " + net + " network, one rank per node (measured on it: alpha = ") +
+         fmt("%.1f µs", 1e6 * num(tm, "alpha_s")) + ", beta = " + fmt("%.3f GB/s", num(tm, "beta_bytes_per_s") / 1e9) +
+         (net.empty() ? "" : "; the all-reduce's CPU taken from compute, the shaper's burst free") +
          ", compute slowed by processes x threads / cores when they exceed the cores) against the measurements" +
          (with_backend ? " of the " + backend_name(str(sm, "measured_backend", "gloo")) + " runs" : std::string()) +
          ":\n\n";
