@@ -11,7 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -97,6 +99,39 @@ std::pair<uint32_t, uint32_t> png_size(const std::string& path) {
 
 const char* const kPlots[] = {"loss_curves", "speedup", "efficiency", "training_comparison", "time_breakdown", "scaling_model"};
 
+// The 2-rank run's trace (train_parallel --trace, its first repeat): it
+// parses, every rank has its lanes and events, the metrics name it, and
+// timeline.png is drawn from it and shown in report.md.
+void expect_trace_and_timeline(const std::string& dir, const json& m) {
+  const std::string file = "trace_parallel_2p.json";
+  ASSERT_TRUE(fs::exists(dir + "/" + file));
+  const json trace = json::parse(read_file(dir + "/" + file));
+  EXPECT_EQ(trace["otherData"]["world_size"], 2);
+  std::map<int, std::set<std::string>> lanes;  // pid (rank + 1) -> thread names
+  std::set<int> with_events;
+  for (const auto& e : trace["traceEvents"]) {
+    if (e["ph"] == "M" && e["name"] == "thread_name") lanes[e["pid"].get<int>()].insert(e["args"]["name"]);
+    if (e["ph"] == "X") with_events.insert(e["pid"].get<int>());
+  }
+  for (int pid : {1, 2}) {
+    SCOPED_TRACE("rank " + std::to_string(pid - 1));
+    EXPECT_TRUE(lanes[pid].count("compute"));
+    EXPECT_TRUE(lanes[pid].count("communication"));
+    EXPECT_TRUE(with_events.count(pid));
+  }
+  EXPECT_FALSE(m["configurations"][0].contains("trace_file"));  // the serial run records none
+  EXPECT_EQ(m["configurations"][1]["trace_file"], file);
+  EXPECT_EQ(m["configurations"][1]["runs"][0]["trace_file"], file);
+  EXPECT_EQ(m["timeline"]["trace_file"], file);
+  const auto [w, h] = png_size(dir + "/timeline.png");
+  EXPECT_GT(w, 300u);
+  EXPECT_GT(h, 300u);
+  EXPECT_TRUE(fs::exists(dir + "/plots/timeline.gp"));
+  const std::string report = read_file(dir + "/report.md");
+  EXPECT_NE(report.find("](timeline.png)"), std::string::npos) << report;
+  EXPECT_NE(report.find("`" + file + "`"), std::string::npos) << report;
+}
+
 std::vector<std::string> tiny_suite(const std::string& out) {
   return {binary("run_experiments"), "--limit", "640", "-e", "1", "-p", "2", "-o", out, "--data-dir", mnist_dir()};
 }
@@ -171,12 +206,15 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   }
   EXPECT_TRUE(fs::exists(dir + "/logs/serial.log"));
   EXPECT_TRUE(fs::exists(dir + "/logs/parallel_2p.log"));
+  expect_trace_and_timeline(dir, m);
 
-  // --replot redraws from the JSON files alone.
+  // --replot redraws from the JSON files alone (timeline.png from the saved trace).
   for (const char* p : kPlots) fs::remove(dir + "/" + p + ".png");
+  fs::remove(dir + "/timeline.png");
   const Result again = run({binary("run_experiments"), "--replot", dir}, tmp.path);
   EXPECT_EQ(again.status, 0) << again.out << again.err;
   for (const char* p : kPlots) EXPECT_TRUE(fs::exists(dir + "/" + p + ".png")) << p;
+  EXPECT_GT(png_size(dir + "/timeline.png").first, 300u);
   const json m2 = json::parse(read_file(dir + "/performance_metrics.json"));
   EXPECT_EQ(m2["configurations"], m["configurations"]);  // the same numbers, from the files alone
   EXPECT_EQ(m2["measurement"]["background_load_cores"]["n"], 2);
@@ -233,7 +271,7 @@ TEST(Experiments, TwoBackendsRunSideBySide) {
 
   for (const char* f : {"serial_results.json", "parallel_2p_results.json", "parallel_2p_mpi_results.json",
                         "performance_metrics.json", "report.md", "logs/serial.log", "logs/parallel_2p.log",
-                        "logs/parallel_2p_mpi.log"})
+                        "logs/parallel_2p_mpi.log", "trace_parallel_2p.json", "trace_parallel_2p_mpi.json"})
     EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
   for (const char* p : kPlots) {
     EXPECT_GT(png_size(dir + "/" + p + ".png").first, 300u) << p;
@@ -243,6 +281,7 @@ TEST(Experiments, TwoBackendsRunSideBySide) {
   const json m = json::parse(read_file(dir + "/performance_metrics.json"));
   EXPECT_EQ(m["status"], "ok");
   EXPECT_EQ(m["experiment"]["config"]["backends"], json({"gloo", "mpi"}));
+  EXPECT_EQ(m["timeline"]["configuration"], "parallel_2p");  // the first backend at the fewest ranks
   ASSERT_EQ(m["configurations"].size(), 3u);
   const double ts = serial["total_time_s"];
   for (int i : {1, 2}) {

@@ -98,6 +98,11 @@ TEST(EmulatedSuite, ARunOverA1GbitNetworkWritesTheNetworkAndTheModelsValidation)
   EXPECT_FALSE(dirs.empty()) << read_file(log);
   for (const auto& d : dirs) EXPECT_FALSE(fs::exists(d)) << d << " is left";
   EXPECT_NE(read_file(dir + "/report.md").find("over the emulated 1gbit network"), std::string::npos);
+  // Node 0's rank 0 wrote the trace of both nodes, and timeline.png is drawn from it.
+  const json trace = json::parse(read_file(dir + "/trace_parallel_2p.json"));
+  EXPECT_EQ(trace["otherData"]["world_size"], 2);
+  EXPECT_EQ(m["timeline"]["trace_file"], "trace_parallel_2p.json");
+  EXPECT_TRUE(fs::exists(dir + "/timeline.png"));
 }
 
 TEST(EmulatedSuite, CtrlCStopsEveryNodeAndLeavesNothing) {

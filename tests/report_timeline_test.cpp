@@ -131,11 +131,26 @@ TEST(Timeline, GnuplotDrawsIt) {
   ASSERT_NE(mkdtemp(dir.data()), nullptr);
   const auto p = make_timeline(two_rank_trace());
   ASSERT_TRUE(p.has_value());
-  for (const auto& [file, text] : p->data) std::ofstream(dir + "/" + file) << text;
-  std::ofstream(dir + "/timeline.gp") << p->script;
-  const auto run = run_gnuplot(gnuplot, dir, "timeline.gp");
+  // As in an experiment directory: the script and data in plots/, the image one level up.
+  const std::string plots = dir + "/" + kPlotDir;
+  fs::create_directories(plots);
+  for (const auto& [file, text] : p->data) std::ofstream(plots + "/" + file) << text;
+  std::ofstream(plots + "/timeline.gp") << p->script;
+  const auto run = run_gnuplot(gnuplot, plots, "timeline.gp");
   EXPECT_TRUE(run.ok) << run.error;
   EXPECT_TRUE(run.error.empty()) << run.error;
   EXPECT_GT(fs::file_size(dir + "/timeline.png"), 5000u);
   fs::remove_all(dir);
+}
+
+TEST(Timeline, ReportSectionNamesTheTraceAndSaysHowToReadIt) {
+  EXPECT_EQ(timeline_markdown(json::object()), "");  // no traced run: no section
+  const json m = {{"timeline",
+                   {{"title", "Steps 1 and 2 of 2 ranks, thread by thread"},
+                    {"trace_file", "trace_parallel_2p.json"},
+                    {"label", "2 processes, gloo"}}}};
+  const std::string md = timeline_markdown(m);
+  EXPECT_NE(md.find("![Steps 1 and 2 of 2 ranks, thread by thread](timeline.png)"), std::string::npos) << md;
+  EXPECT_NE(md.find("`trace_parallel_2p.json` (2 processes, gloo)"), std::string::npos) << md;
+  EXPECT_NE(md.find("ui.perfetto.dev"), std::string::npos) << md;
 }

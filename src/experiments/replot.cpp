@@ -33,6 +33,7 @@ report::RunRecord run_from(const json& r, const std::string& dir) {
   rr.repeat = r.value("repeat", 1);
   rr.exit_status = r.value("exit_status", -1);
   rr.log_file = r.value("log_file", "");
+  rr.trace_file = r.value("trace_file", "");
   rr.wall_s = r.value("wall_s", 0.0);
   rr.error = r.value("error", "");
   rr.background_cores = results::number_or(r, "background_load_cores", rr.background_cores);

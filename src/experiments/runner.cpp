@@ -12,6 +12,7 @@
 #include "experiments/network_runs.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
+#include "experiments/traces.h"
 #include "sys/subprocess.h"
 #include "results/run_result.h"
 
@@ -137,6 +138,11 @@ report::RunRecord run_one(Suite& s, const PlannedRun& p, size_t i, size_t n, Dis
 
   sys::ChildOptions co;
   co.argv = trainer_argv(s, c, results_path);
+  const std::string trace = trace_file_for(c, p.repeat);  // for timeline.png (traces.h)
+  if (!trace.empty()) {
+    fs::remove(s.dir + "/" + trace, ec);
+    co.argv.insert(co.argv.end(), {"--trace", s.dir + "/" + trace});
+  }
   co.log_path = s.dir + "/" + rec.log_file;
   {
     std::ofstream log(co.log_path);
@@ -159,6 +165,7 @@ report::RunRecord run_one(Suite& s, const PlannedRun& p, size_t i, size_t n, Dis
   rec.background_cores = sys::background_cores(before, sys::cpu_sample());
   rec.wall_s = res.seconds;
   rec.exit_status = res.exit_status;
+  if (!trace.empty() && fs::exists(s.dir + "/" + trace, ec)) rec.trace_file = trace;  // written after its last step
   d.end_status();
 
   if (res.exit_status == 0) {

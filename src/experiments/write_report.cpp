@@ -10,6 +10,7 @@
 #include "experiments/cpu_load.h"
 #include "experiments/signals.h"
 #include "experiments/text.h"
+#include "experiments/traces.h"
 #include "results/json_reader.h"
 #include "sys/atomic_file.h"
 #include "report/experiment.h"
@@ -63,13 +64,18 @@ struct Drawing {
 
 // Writes every plot's script and data into plots/ and runs gnuplot there; the
 // images land at the top of the experiment directory.
-Drawing draw_plots(const Suite& s, const json& m, const std::string& gnuplot) {
+Drawing draw_plots(const Suite& s, const json& m, const std::string& gnuplot, const Timeline& timeline) {
   Drawing out;
   std::map<std::string, results::RunResult> runs;
   for (const auto& c : s.configs)
     if (const results::RunResult* r = c.representative_results()) runs[c.name] = *r;
-  const auto plots = report::make_plots(m, runs);
+  auto plots = report::make_plots(m, runs);
   if (plots.empty()) out.notes.push_back("no plots: no run succeeded");
+  else if (timeline.plot) plots.push_back(*timeline.plot);
+  if (!plots.empty() && !timeline.problem.empty()) {
+    out.failed = true;
+    out.notes.push_back(timeline.problem);
+  }
   const std::string plot_dir = s.dir + "/" + report::kPlotDir;
   if (!plots.empty()) fs::create_directories(plot_dir);
   std::cout << "drawing " << plots.size() << " plots with gnuplot ..." << std::flush;
@@ -114,6 +120,8 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
                                        json::object());
   m["scaling_model"] = scaling_model(s.configs, bench, m, s.cores, s.o.train.threads);
   add_model_validation(m, s.configs, bench, s.cores, s.o.train.threads);
+  const Timeline timeline = experiment_timeline(s);
+  if (!timeline.info.is_null()) m["timeline"] = timeline.info;
   if (interrupted) m["status"] = "interrupted";
   sys::write_file_atomic(s.dir + "/performance_metrics.json", m.dump(2) + "\n");
 
@@ -123,7 +131,7 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
                             ", then redraw with: run_experiments --replot " + s.dir);
     drawing.failed = true;
   } else if (!interrupted) {
-    drawing = draw_plots(s, m, gnuplot);
+    drawing = draw_plots(s, m, gnuplot, timeline);
   }
   sys::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawing.drawn, drawing.notes));
 

@@ -117,6 +117,7 @@ json run_json(const RunRecord& r) {
              {"background_load_cores", finite_or_null(r.background_cores)}};
   if (r.ok) jr["total_time_s"] = r.results.total_time_s;
   else jr["error"] = r.error;
+  if (!r.trace_file.empty()) jr["trace_file"] = r.trace_file;
   return jr;
 }
 
@@ -183,9 +184,11 @@ void add_representative(json& m, const Configuration& c) {
 json configuration_metrics(const Configuration& c, const Configuration* serial) {
   json runs = json::array();
   std::vector<double> total, train, thr, acc, exposed, background;
+  std::string trace_file;  // the run that recorded a trace (experiments: the first)
   for (const auto& r : c.runs) {
     background.push_back(r.background_cores);
     runs.push_back(run_json(r));
+    if (trace_file.empty()) trace_file = r.trace_file;
     if (!r.ok) continue;
     total.push_back(r.results.total_time_s);
     train.push_back(r.results.train_time_s);
@@ -202,6 +205,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
             {"results_file", ok ? json(c.results_file) : json(nullptr)},
             {"runs", runs}};
   if (!c.backend.empty()) m["backend"] = c.backend;
+  if (!trace_file.empty()) m["trace_file"] = trace_file;
   const Summary t = summarize(total);
   m["total_time_s"] = to_json(t);
   m["train_time_s"] = to_json(summarize(train));

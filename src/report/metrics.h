@@ -53,6 +53,7 @@ struct RunRecord {
   int repeat = 1;            // 1-based
   std::string results_file;  // relative to the experiment directory
   std::string log_file;      // relative to the experiment directory
+  std::string trace_file;    // its --trace file, relative to the experiment directory; "" when it wrote none
   bool ok = false;
   int exit_status = -1;      // as a shell reports it: code, or 128 + signal
   std::string error;         // the run's last error lines when it failed

@@ -11,6 +11,7 @@
 #include "report/experiment.h"
 #include "report/plots.h"
 #include "report/metrics_json.h"
+#include "report/timeline.h"
 
 namespace ddp::report {
 
@@ -366,6 +367,9 @@ std::string files_section(const json& m, const std::vector<std::string>& plots) 
        std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
        ": each trainer's own results (per epoch, per rank, per step)\n";
   r += "- `logs/`: every run's output\n";
+  if (m.contains("timeline"))
+    r += "- `trace_<configuration>.json`: a few steps of each parallel configuration's first run, thread by thread "
+         "(Chrome trace JSON: open it in ui.perfetto.dev or chrome://tracing)\n";
   if (!plots.empty())
     r += "- `" + std::string(kPlotDir) + "/`: the gnuplot scripts and their data; edit one and redraw it with `cd " +
          kPlotDir + " && gnuplot <name>.gp`\n";
@@ -388,6 +392,7 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   image("efficiency", "Efficiency", "");
   image("training_comparison", "Time, throughput, accuracy and loss", "");
   if (has("time_breakdown")) r += breakdown_section(m);
+  if (has("timeline")) r += timeline_markdown(m);
   return r + model_section(m, has("scaling_model")) + files_section(m, plots);
 }
 

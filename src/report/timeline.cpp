@@ -9,6 +9,7 @@
 
 #include "report/gnuplot.h"
 #include "report/palette.h"
+#include "report/plot_common.h"
 
 namespace ddp::report {
 
@@ -139,7 +140,7 @@ std::vector<std::string> bars(const json& events, const Span& sp, const Lanes& l
 // Everything of the script but its plot command.
 std::string settings(const PlotFiles& p, const json& info, const Span& sp, const Lanes& lanes) {
   const int n = static_cast<int>(lanes.labels.size());
-  std::string s = gp_preamble("timeline.png", 1500, 240 + 75 * n, p.title);
+  std::string s = gp_preamble(plot::image("timeline"), 1500, 240 + 75 * n, p.title);
   s += "set title " + gp_label(p.title + " (" + info.value("backend", std::string("?")) + ", overlap " +
                                info.value("overlap", std::string("?")) + ")") + "\n";
   s += "set xlabel " + gp_label("milliseconds from the first rank's start of step " + std::to_string(sp.first) +
@@ -192,6 +193,21 @@ std::optional<PlotFiles> make_timeline(const json& trace, int steps) {
   p.data.push_back({"timeline.dat", data});
   p.script = settings(p, info, *sp, lanes) + (plot.empty() ? "plot NaN notitle" : plot) + "\n";
   return p;
+}
+
+std::string timeline_markdown(const json& metrics) {
+  if (!metrics.contains("timeline")) return "";
+  const json& t = metrics["timeline"];
+  const std::string title = t.value("title", std::string("Timeline"));
+  return "## Timeline\n\n![" + title + "](timeline.png)\n\nFrom `" +
+         t.value("trace_file", std::string("")) + "` (" + t.value("label", std::string("")) +
+         "): one lane per rank and thread, time running to the right, in the colours of the time breakdown "
+         "(forward blue, backward orange, all-reduce red and paler while it waits for a later rank, optimizer teal). "
+         "A red bar on a communication lane that lies under the orange backward of the same rank's compute lane is "
+         "communication hidden behind backward; a hatched bar on a compute lane is the part of the all-reduce that "
+         "backward did not hide, which that rank waited for. "
+         "The first run of each parallel configuration recorded such a trace (`trace_<configuration>.json`): open it "
+         "in ui.perfetto.dev or chrome://tracing to see every layer and bucket with its arguments.\n\n";
 }
 
 }  // namespace ddp::report
