@@ -13,7 +13,7 @@ scripts/fetch_data.sh
 scripts/build.sh
 
 echo "== tests (release build)"
-(cd build && ctest --output-on-failure --timeout 900)
+(cd build && ctest --output-on-failure --timeout 900 -j"$(nproc)")
 
 if [[ "${SANITIZE:-1}" != 0 ]]; then
   echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -21,9 +21,9 @@ if [[ "${SANITIZE:-1}" != 0 ]]; then
   cmake --build build-asan -j"$(nproc)" --target test_common test_sys test_data test_nn test_dist test_train test_results
   # LeakSanitizer needs ptrace, which some sandboxes forbid; leaks are not the point here.
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  (cd build-asan && ctest --output-on-failure --timeout 900 -R '^(Idx|Dataset|Sampler|Cnn|Gloo|Launcher|GradSync|BindToCores|CommCallPriority|RunnableWait|RanksOnThisMachine|Safetensors|Checkpoint|LearningRate|TrainLoop)')
+  (cd build-asan && ctest --output-on-failure --timeout 900 -j"$(nproc)" -R '^(Idx|Dataset|Sampler|Cnn|Gloo|Launcher|GradSync|BindToCores|CommCallPriority|RunnableWait|RanksOnThisMachine|Safetensors|Checkpoint|LearningRate|TrainLoop)')
   # The rooms whose tests are all unit tests: every one of them.
-  (cd build-asan && ctest --output-on-failure --timeout 900 -L '^(common|sys|results)$')
+  (cd build-asan && ctest --output-on-failure --timeout 900 -j"$(nproc)" -L '^(common|sys|results)$')
 fi
 
 if [[ "${FUZZ_SECONDS:-30}" != 0 ]]; then
