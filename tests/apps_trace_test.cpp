@@ -110,7 +110,10 @@ TEST(Trace, BadPathsAndWindowsAreRefusedBeforeTraining) {
       {{"--trace", tmp.path + "/t.json", "--trace-steps", "100:104"}, "outside the steps this run trains", 1},
       {{"--trace", tmp.path + "/t.json", "--trace-steps", "7"}, "A:B", 0},
       {{"--trace", tmp.path + "/t.json", "--trace-steps", "9:9"}, "holds no step", 0},
-      {{"--trace-steps", "1:3"}, "--trace-steps needs --trace", 1}};
+      {{"--trace-steps", "1:3"}, "--trace-steps needs --trace", 1},
+      {{"--trace", "/dev/null"}, "is not a regular file", 1},
+      {{"--trace", tmp.path + "/t.json", "--save-results", tmp.path + "/t.json"}, "name the same file", 1},
+      {{"--trace", ""}, "give a file name", 0}};
   for (const char* program : {"train_serial", "train_parallel"}) {
     for (const auto& c : cases) {
       std::vector<std::string> argv = {binary(program), "--data-dir", mnist_dir(), "--limit", "640", "-e", "1"};
@@ -127,5 +130,19 @@ TEST(Trace, BadPathsAndWindowsAreRefusedBeforeTraining) {
       EXPECT_LT(p.seconds, 5.0) << what;
     }
   }
+  EXPECT_FALSE(std::filesystem::exists(tmp.path + "/t.json"));
+}
+
+// The trace is a diagnostic: a file it cannot write (here: larger than the
+// process may write, as on a full disk) is a warning, and training goes on.
+TEST(Trace, AFullDiskForTheTraceIsAWarningAndTrainingGoesOn) {
+  TempDir tmp;
+  Proc p({binary("train_serial"), "--data-dir", mnist_dir(), "--limit", "640", "-e", "1", "--no-progress", "--trace",
+          tmp.path + "/t.json"},
+         tmp.path + "/full.log", {}, /*file_size_limit=*/4096);  // the log fits, the trace (~11 KB) not
+  ASSERT_TRUE(p.wait(60));
+  EXPECT_EQ(p.exit_code(), 0) << p.output();
+  EXPECT_NE(p.output().find("warning: the trace was not written, training goes on"), std::string::npos) << p.output();
+  EXPECT_NE(p.output().find("final test accuracy"), std::string::npos) << p.output();
   EXPECT_FALSE(std::filesystem::exists(tmp.path + "/t.json"));
 }

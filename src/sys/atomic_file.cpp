@@ -67,10 +67,35 @@ std::string parent_of(const std::string& path) {
   return parent.empty() ? "." : parent.string();
 }
 
+// The file a write to `given` must replace: through symbolic links to
+// their target (renaming over the link would replace the link itself).
+// Throws UserError when that exists and is not a regular file: renaming
+// over a device (/dev/null, /dev/full), a FIFO or a socket would replace
+// it with a plain file.
+std::string file_to_replace(const std::string& given) {
+  std::error_code ec;
+  std::string path = given;
+  if (fs::is_symlink(fs::symlink_status(given, ec))) {
+    path = fs::weakly_canonical(given, ec).string();
+    if (ec) throw UserError(given + ": cannot follow its symbolic link: " + ec.message(), "give the path of a file");
+  }
+  const fs::file_status st = fs::status(path, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st) && !fs::is_directory(st))
+    throw UserError(given + " is not a regular file (" +
+                        (fs::is_character_file(st) ? "a character device"
+                         : fs::is_block_file(st)   ? "a block device"
+                         : fs::is_fifo(st)         ? "a FIFO"
+                                                   : "a socket or other special file") +
+                        "): it would be replaced by the file written there",
+                    "give the path of a regular file, e.g. /tmp/out.json");
+  return path;
+}
+
 }  // namespace
 
-void write_file_atomic(const std::string& path, const std::vector<Piece>& pieces) {
+void write_file_atomic(const std::string& given, const std::vector<Piece>& pieces) {
   ignore_sigxfsz();
+  const std::string path = file_to_replace(given);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = -1;
   bool tmp_exists = false;
@@ -128,7 +153,8 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   write_file_atomic(path, {{contents.data(), contents.size()}});
 }
 
-void check_writable(const std::string& path, const std::string& example_name) {
+void check_writable(const std::string& given, const std::string& example_name) {
+  const std::string path = file_to_replace(given);
   const std::string dir = parent_of(path);
   std::error_code ec;
   fs::create_directories(dir, ec);

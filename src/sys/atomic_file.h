@@ -8,8 +8,12 @@
 
 namespace ddp::sys {
 
+// A symbolic link is written through (its target is replaced, the link
+// stays); a path that is not a regular file (a device such as /dev/null, a
+// FIFO) is refused, since renaming over it would replace it.
 // Throws ddp::UserError naming the path and the cause (disk full, file too
-// large, permission, missing directory) with a hint; removes its temp file.
+// large, permission, missing directory, not a regular file) with a hint;
+// removes its temp file.
 // The first call makes the process ignore SIGXFSZ (if it had the default
 // action), so a file size limit becomes an error to report, not a kill.
 struct Piece {

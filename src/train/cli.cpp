@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -84,7 +85,8 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) 
   if (which.trace) {
     app.add_option("--trace", cfg.trace,
                    "Write a timeline of the traced steps of every rank and thread to this file (Chrome trace JSON: "
-                   "open it in ui.perfetto.dev)");
+                   "open it in ui.perfetto.dev)")
+        ->check([](const std::string& v) { return v.empty() ? std::string("give a file name, e.g. trace.json") : ""; });
     app.add_option("--trace-steps", cfg.trace_steps,
                    "The global steps --trace records, A:B (A inclusive, B exclusive; default: 10:14, or the last 4 "
                    "steps of a shorter run)")
@@ -98,7 +100,7 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) 
               }
               return std::string();
             },
-            "A:B"));
+            ""));
   }
 }
 
@@ -116,6 +118,11 @@ void validate(const TrainConfig& cfg) {
 void check_output_paths(const TrainConfig& cfg) {
   if (!cfg.save_results.empty()) sys::check_writable(cfg.save_results);
   if (!cfg.trace.empty()) sys::check_writable(cfg.trace, "trace.json");
+  std::error_code ec;
+  if (!cfg.save_results.empty() && !cfg.trace.empty() &&
+      std::filesystem::weakly_canonical(cfg.save_results, ec) == std::filesystem::weakly_canonical(cfg.trace, ec))
+    throw UserError("--trace and --save-results name the same file, " + cfg.trace + ": one would overwrite the other",
+                    "give the trace another name, e.g. trace.json");
 }
 
 int run_main(const std::string& program, const std::function<int()>& body) {

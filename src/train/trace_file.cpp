@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "common/error.h"
 #include "nn/cnn.h"
 #include "sys/atomic_file.h"
 #include "train/epoch_stats.h"
@@ -216,13 +217,19 @@ json trace_json(std::span<const RankEvent> events, const TraceContext& context, 
   return {{"traceEvents", out}, {"displayTimeUnit", "ms"}, {"otherData", other_data(context, origin, dropped)}};
 }
 
-void write_trace(dist::Communicator& comm, trace::Recorder& recorder, const TraceContext& context,
-                 const std::string& path) {
+std::string write_trace(dist::Communicator& comm, trace::Recorder& recorder, const TraceContext& context,
+                        const std::string& path) {
   recorder.close();
   uint64_t dropped = 0;
   const int64_t offset = context.clocks.empty() ? 0 : context.clocks.at(static_cast<size_t>(comm.rank())).offset_ns;
   const std::vector<RankEvent> events = gather_trace(comm, recorder, offset, dropped);
-  if (comm.rank() == 0) sys::write_file_atomic(path, trace_json(events, context, dropped).dump() + "\n");
+  if (comm.rank() != 0) return "";
+  try {
+    sys::write_file_atomic(path, trace_json(events, context, dropped).dump() + "\n");
+  } catch (const UserError& e) {
+    return std::string(e.what()) + (e.hint().empty() ? "" : " (fix: " + e.hint() + ")");
+  }
+  return "";
 }
 
 RunTrace::RunTrace(const TrainConfig& cfg, TraceWindow window) : path_(cfg.trace) {
@@ -233,18 +240,19 @@ RunTrace::RunTrace(const TrainConfig& cfg, TraceWindow window) : path_(cfg.trace
 
 bool RunTrace::end_step(dist::Communicator& comm, int64_t step) {
   if (!recorder_ || !recorder_->window_complete(step)) return false;
-  write_trace(comm, *recorder_, context_, path_);
+  error_ = write_trace(comm, *recorder_, context_, path_);
   return true;
 }
 
 bool RunTrace::flush(dist::Communicator& comm, int64_t end_step) {
   if (!recorder_ || recorder_->closed() || end_step <= recorder_->first_step()) return false;
   context_.steps.end = std::min(context_.steps.end, end_step);
-  write_trace(comm, *recorder_, context_, path_);
+  error_ = write_trace(comm, *recorder_, context_, path_);
   return true;
 }
 
 std::string RunTrace::written_message() const {
+  if (!error_.empty()) return "warning: the trace was not written, training goes on: " + error_;
   return "trace of steps " + std::to_string(context_.steps.first) + ":" + std::to_string(context_.steps.end) +
          " written to " + path_ + " (open it in ui.perfetto.dev)";
 }

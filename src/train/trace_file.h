@@ -54,10 +54,12 @@ std::vector<RankEvent> gather_trace(dist::Communicator& comm, const trace::Recor
 nlohmann::json trace_json(std::span<const RankEvent> events, const TraceContext& context, uint64_t dropped);
 
 // Gathers (a collective: every rank calls it) and, on rank 0, writes `path`
-// atomically. Closes the recorder. Throws UserError when the file cannot be
-// written or a peer fails.
-void write_trace(dist::Communicator& comm, trace::Recorder& recorder, const TraceContext& context,
-                 const std::string& path);
+// atomically. Closes the recorder. Returns "" when written (or on ranks
+// other than 0), else why the file could not be written, with the fix: the
+// trace is a diagnostic, so a full disk must not end the training. Throws
+// when a peer fails.
+std::string write_trace(dist::Communicator& comm, trace::Recorder& recorder, const TraceContext& context,
+                        const std::string& path);
 
 // --trace for one run on one rank: the recorder, armed over the window's
 // steps, and the file, written once the window's last step is done.
@@ -81,11 +83,13 @@ class RunTrace {
   // the global steps before end_step (every rank calls it with the same
   // end_step). True when it wrote.
   bool flush(dist::Communicator& comm, int64_t end_step);
-  // "trace of steps A:B written to PATH" for the log.
+  // "trace of steps A:B written to PATH" for the log, or, when the file
+  // could not be written, a warning saying why and that training went on.
   std::string written_message() const;
 
  private:
   std::string path_;
+  std::string error_;  // why the file was not written ("" : written)
   TraceContext context_;
   std::unique_ptr<trace::Recorder> recorder_;
 };
