@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
                "scaling model, as JSON, plots and report.md in <output-dir>/experiment_<timestamp>/."};
   // The trainers' flags that every run is given, registered as the trainers register them.
   train::add_training_flags(app, o.train,
-                            {.run = true, .data = true, .save_results = false, .dropout = false, .progress = false,
-                             .checkpoints = false, .trace = false});
+                            {.run = true, .data = true, .save_results = false, .dropout = false, .precision = false,
+                             .progress = false, .checkpoints = false, .trace = false});
   train::add_parallel_flags(app, o.train,
                             {.world_size = false, .backend = false, .lr_scaling = true, .warmup = false,
                              .allreduce_algorithm = true, .communication = false});

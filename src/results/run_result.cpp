@@ -69,6 +69,7 @@ RunConfig config_from(const FieldReader& f) {
   c.backend = f.required<std::string>("backend");
   c.lr_scaling = f.required<std::string>("lr_scaling");
   c.warmup_epochs = f.required<int>("warmup_epochs");
+  c.precision = f.optional<std::string>("precision", "fp32");
   c.bucket_kb = f.required<size_t>("bucket_kb");
   c.allreduce_algorithm = f.optional<std::string>("allreduce_algorithm", "");
   c.grad_compression = f.optional<std::string>("grad_compression", "none");
@@ -154,6 +155,7 @@ json to_json(const RunConfig& c) {
           {"backend", c.backend},
           {"lr_scaling", c.lr_scaling},
           {"warmup_epochs", c.warmup_epochs},
+          {"precision", c.precision},
           {"bucket_kb", c.bucket_kb},
           {"allreduce_algorithm", c.allreduce_algorithm},
           {"grad_compression", c.grad_compression},
@@ -192,6 +194,7 @@ json to_json(const RunResult& r) {
           {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
                          {"overlap", r.overlap}, {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
           {"resumed_from", r.resumed_from},
+          {"onednn", r.onednn},
           {"epochs", epochs},
           {"per_rank", per_rank},
           {"step_losses", r.step_losses},
@@ -226,6 +229,7 @@ RunResult run_result_from_json(const json& j, const std::string& source) {
   r.data_checksum = f.required<uint64_t>("data_checksum");
   read_allreduce(f.object("allreduce"), r);
   r.resumed_from = f.optional<std::string>("resumed_from", "");
+  if (f.has("onednn")) r.onednn = f.any_object("onednn");
   read_lists(f, r);
   r.startup_s = f.required<double>("startup_s");
   r.final_test_accuracy = f.required<double>("final_test_accuracy");
