@@ -177,7 +177,7 @@ json to_json(const RunResult& r) {
   }
   json layers = json::object();
   for (const auto& [name, t] : r.layer_times_s) layers[name] = {{"forward_s", t.forward_s}, {"backward_s", t.backward_s}};
-  return {{"program", r.program},
+  json j = {{"program", r.program},
           {"config", to_json(r.config)},
           {"world_size", r.world_size},
           {"threads_per_process", r.threads_per_process},
@@ -194,7 +194,6 @@ json to_json(const RunResult& r) {
           {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
                          {"overlap", r.overlap}, {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
           {"resumed_from", r.resumed_from},
-          {"onednn", r.onednn},
           {"epochs", epochs},
           {"per_rank", per_rank},
           {"step_losses", r.step_losses},
@@ -204,6 +203,13 @@ json to_json(const RunResult& r) {
           {"total_time_s", r.total_time_s},
           {"train_time_s", r.train_time_s},
           {"throughput_samples_per_s", r.throughput}};
+  // config.precision and onednn came with bf16: a file without oneDNN's
+  // record is of an older version (or read from one), and is written back
+  // as it was, without either unless the precision says more than the
+  // default an absent field reads as.
+  if (!r.onednn.empty()) j["onednn"] = r.onednn;
+  else if (r.config.precision == "fp32") j["config"].erase("precision");
+  return j;
 }
 
 EpochRecord epoch_from_json(const json& j, const std::string& source) { return epoch_from(FieldReader(j, source)); }
