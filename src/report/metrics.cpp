@@ -86,6 +86,13 @@ double exposed_comm_fraction(const RunResult& r) {
   return r.train_time_s > 0 ? s.allreduce_wait / r.train_time_s : kNaN;
 }
 
+bool Configuration::is_serial() const { return name == "serial" || name.rfind("serial_", 0) == 0; }
+
+bool is_serial(const json& c) {
+  const std::string name = c.value("name", "");
+  return name == "serial" || name.rfind("serial_", 0) == 0;
+}
+
 bool Configuration::any_ok() const {
   return std::any_of(runs.begin(), runs.end(), [](const RunRecord& r) { return r.ok; });
 }
@@ -202,6 +209,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
             {"results_file", ok ? json(c.results_file) : json(nullptr)},
             {"runs", runs}};
   if (!c.backend.empty()) m["backend"] = c.backend;
+  m["precision"] = c.precision;
   const Summary t = summarize(total);
   m["total_time_s"] = to_json(t);
   m["train_time_s"] = to_json(summarize(train));
