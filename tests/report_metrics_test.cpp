@@ -361,6 +361,7 @@ TEST(ReportMetrics, EachRunIsMeasuredAgainstTheSerialRunOfItsPrecision) {
   EXPECT_EQ(cs[1]["precision"], "bf16");
   EXPECT_DOUBLE_EQ(cs[0]["speedup"]["median"].get<double>(), 1);
   EXPECT_DOUBLE_EQ(cs[1]["speedup"]["median"].get<double>(), 30.0 / 18);  // bf16 serial against fp32 serial
+  EXPECT_DOUBLE_EQ(cs[1]["efficiency"]["median"].get<double>(), 1);       // but the baseline of bf16's runs
   EXPECT_DOUBLE_EQ(cs[2]["speedup"]["median"].get<double>(), 30.0 / 20);  // fp32 against fp32
   EXPECT_DOUBLE_EQ(cs[3]["speedup"]["median"].get<double>(), 18.0 / 12);  // bf16 against bf16
   EXPECT_DOUBLE_EQ(cs[3]["efficiency"]["median"].get<double>(), 18.0 / 12 / 2);

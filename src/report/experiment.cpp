@@ -43,7 +43,8 @@ json performance_metrics(const json& experiment, const json& machine, const json
   if (names_precisions(m)) {
     m["definitions"]["speedup"] =
         m["definitions"]["speedup"].get<std::string>() +
-        "; T_serial is the serial run of the same precision, and a serial run's speedup is against the fp32 serial run";
+        "; T_serial is the serial run of the same precision, but for a serial run's speedup, which is against the fp32 "
+        "serial run (its efficiency stays 1: it is the baseline of its precision)";
     if (const json cmp = precision_comparison(cs); !cmp.empty()) {
       m["precision_comparison"] = cmp;
       m["definitions"]["precision_comparison"] =

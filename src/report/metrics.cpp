@@ -219,7 +219,9 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   m["background_load_cores"] = to_json(summarize(background));
   const Summary sp = speedup_of(c, serial, t);
   m["speedup"] = to_json(sp);
-  m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
+  // Parallel efficiency: a serial run is its own precision's baseline (a bf16
+  // serial run's speedup over the fp32 one is what bf16 buys, not parallelism).
+  m["efficiency"] = to_json(efficiency_summary(c.is_serial() ? speedup_of(c, &c, t) : sp, c.processes));
   if (c.representative_results()) add_representative(m, c);
   else m["oversubscribed"] = nullptr;
   return m;

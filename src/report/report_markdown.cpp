@@ -150,8 +150,9 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
        "processes; *test accuracy*: after the last epoch; *exposed comm*: the share of the training time spent "
        "waiting for the gradient all-reduce that backward did not hide.";
   if (names_precisions(m))
-    r += " T_serial is the serial run of the same precision; the bf16 serial run's speedup and efficiency are "
-         "against the fp32 serial run (what bf16 buys on one process).";
+    r += " T_serial is the serial run of the same precision, but for the bf16 serial run's speedup, which is "
+         "against the fp32 serial run: what bf16 buys on one process (its efficiency is 100%, as the baseline of the "
+         "bf16 runs).";
   r += "\n\n";
   r += "Each process trains on batches of " + std::to_string(cfg.value("batch_size", 0)) +
        ", so N processes take a global batch N times larger and 1/N of the steps per epoch (weak scaling per step). "
