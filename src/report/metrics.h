@@ -128,6 +128,11 @@ const Configuration* baseline_of(const std::vector<Configuration>& configs, cons
 nlohmann::json precision_comparison(const nlohmann::json& configurations);
 // One sentence per entry of precision_comparison: how much faster bf16 was, and what it cost in accuracy.
 std::vector<std::string> precision_comparison_sentences(const nlohmann::json& comparison);
+// report.md's words for them: which precision ran ("fp32", "bf16 mixed
+// precision (...)", or both side by side), and the comparison as a paragraph
+// and a list ("" without one).
+std::string precision_description(const nlohmann::json& metrics);
+std::string precision_comparison_markdown(const nlohmann::json& metrics);
 
 // For each process count that ran on more than one backend (in increasing
 // order): {"processes", "backends": {backend: {"status", medians of

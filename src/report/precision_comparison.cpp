@@ -1,5 +1,6 @@
 // The precisions of an experiment: which ran, each run's baseline, and each
-// run compared across fp32 and bf16 (declared in report/metrics.h).
+// run compared across fp32 and bf16, as data and as report.md's text
+// (declared in report/metrics.h).
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -133,6 +134,27 @@ std::vector<std::string> precision_comparison_sentences(const json& comparison) 
     several_backends = several_backends || (e["backend"].is_string() && e["backend"] != "gloo");
   for (const auto& e : comparison) out.push_back(compare_sentence(e, several_backends));
   return out;
+}
+
+std::string precision_description(const json& m) {
+  const auto ps = precisions(m);
+  const std::string bf16 = "bf16 mixed precision (convolutions and fc1 in bf16 with f32 accumulation; master weights, "
+                           "gradients, momentum, the all-reduce and the loss in fp32)";
+  if (ps.size() > 1)
+    return "fp32 and " + bf16 + ", side by side: each parallel run is measured against the serial run of its own "
+           "precision, the bf16 serial run against the fp32 one";
+  if (!ps.empty() && ps[0] == "bf16") return bf16;
+  return ps.empty() ? "fp32" : ps[0];
+}
+
+std::string precision_comparison_markdown(const json& m) {
+  if (!m.contains("precision_comparison") || m["precision_comparison"].empty()) return "";
+  std::string r = "**Precisions compared.** The same training in fp32 and in bf16 mixed precision: bf16 runs the "
+                  "convolutions and fc1 at about twice fp32's arithmetic rate on a CPU with AVX512_BF16 or AMX, and "
+                  "moves half the bytes through the memory-bound layers; its rounding (8 bits of mantissa) shows in "
+                  "the accuracy, if anywhere.\n\n";
+  for (const auto& sentence : precision_comparison_sentences(m["precision_comparison"])) r += "- " + sentence + "\n";
+  return r + "\n";
 }
 
 }  // namespace ddp::report

@@ -85,29 +85,6 @@ std::string backends_section(const json& m) {
   return r + "\n";
 }
 
-// Which precision ran: fp32, bf16 (mixed), or both side by side.
-std::string precision_text(const json& m) {
-  const auto ps = precisions(m);
-  const std::string bf16 = "bf16 mixed precision (convolutions and fc1 in bf16 with f32 accumulation; master weights, "
-                           "gradients, momentum, the all-reduce and the loss in fp32)";
-  if (ps.size() > 1)
-    return "fp32 and " + bf16 + ", side by side: each parallel run is measured against the serial run of its own "
-           "precision, the bf16 serial run against the fp32 one";
-  if (!ps.empty() && ps[0] == "bf16") return bf16;
-  return ps.empty() ? "fp32" : ps[0];
-}
-
-// The precisions side by side, one sentence per run made in both.
-std::string precisions_section(const json& m) {
-  if (!m.contains("precision_comparison") || m["precision_comparison"].empty()) return "";
-  std::string r = "**Precisions compared.** The same training in fp32 and in bf16 mixed precision: bf16 runs the "
-                  "convolutions and fc1 at about twice fp32's arithmetic rate on a CPU with AVX512_BF16 or AMX, and "
-                  "moves half the bytes through the memory-bound layers; its rounding (8 bits of mantissa) shows in "
-                  "the accuracy, if anywhere.\n\n";
-  for (const auto& sentence : precision_comparison_sentences(m["precision_comparison"])) r += "- " + sentence + "\n";
-  return r + "\n";
-}
-
 // The title and what ran where: machine, software, settings, command.
 std::string header_section(const json& m) {
   const json& ex = m.value("experiment", json::object());
@@ -132,7 +109,7 @@ std::string header_section(const json& m) {
        " repeat(s) of each configuration";
   if (names_backends(m)) r += ", backends " + joined_backends(m);
   r += "\n";
-  r += "- **Precision:** " + precision_text(m) + "\n";
+  r += "- **Precision:** " + precision_description(m) + "\n";
   r += "- **Command:** `" + str(ex, "command", "run_experiments") + "`\n\n";
 
   return r;
@@ -159,7 +136,7 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
        "With the same learning rate the larger global batch makes fewer, larger updates, which is why the loss of "
        "the parallel runs falls more slowly per epoch.\n\n";
   r += backends_section(m);
-  r += precisions_section(m);
+  r += precision_comparison_markdown(m);
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
