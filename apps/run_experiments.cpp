@@ -28,8 +28,8 @@ int main(int argc, char** argv) {
                "scaling model, as JSON, plots and report.md in <output-dir>/experiment_<timestamp>/."};
   // The trainers' flags that every run is given, registered as the trainers register them.
   train::add_training_flags(app, o.train,
-                            {.run = true, .data = true, .save_results = false, .dropout = false, .progress = false,
-                             .checkpoints = false, .trace = false});
+                            {.run = true, .data = true, .save_results = false, .dropout = false, .precision = false,
+                             .progress = false, .checkpoints = false, .trace = false});
   train::add_parallel_flags(app, o.train,
                             {.world_size = false, .backend = false, .lr_scaling = true, .warmup = false,
                              .allreduce_algorithm = true, .communication = false});
@@ -41,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--backends", o.backends,
                  "Communication backends of the parallel runs, each run at every process count: gloo, mpi "
                  "(e.g. --backends gloo mpi)")
+      ->delimiter(',')->capture_default_str();
+  app.add_option("--precision", o.precisions,
+                 "Precisions of every run, serial included: fp32, bf16 (mixed precision; needs AVX-512, fast with "
+                 "AVX512_BF16 or AMX); --precision fp32 bf16 runs each process count in both, side by side")
       ->delimiter(',')->capture_default_str();
   app.add_option("-o,--output-dir", o.output_dir, "Where the experiment_<timestamp> directory goes")->capture_default_str();
   app.add_option("--repeats", o.repeats, "Run each configuration R times; report the median, min and max")

@@ -9,6 +9,10 @@
 //      threads: samples/s after warm-up, and the time of each part of a step
 //      (forward / backward of every layer, loss, optimizer, data) with the
 //      layers' GFLOP/s.
+//   3b. The same in bf16 mixed precision (--precision bf16), interleaved with
+//      the fp32 runs, where the CPU has native bf16: the bf16 dot-product
+//      peak (vdpbf16ps, and AMX's tile product where there is AMX), the bf16
+//      limit, and the bf16 throughput as a ratio to fp32 and a share of it.
 //   4. train_serial and train_parallel (2, 4, 8 ranks) as child processes on
 //      the same --limit: throughput (from their results files), speed-up
 //      over serial, start-up time to the first step, peak RSS of every rank.
@@ -62,6 +66,7 @@ constexpr double kTargetRanks2 = 1.9;       // x serial
 constexpr double kTargetOversub = 0.9;      // x the 2-rank figure, at 4 and 8 ranks
 constexpr double kTargetStartup = 0.5;      // s
 constexpr double kTargetRss = 150;          // MB per rank
+constexpr double kTargetBf16 = 1.6;         // x fp32, serial, 1 thread (issue 15)
 
 struct Options {
   int repeats = 3;
@@ -135,12 +140,13 @@ double process_cpu_seconds() {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) / 1e9;
 }
 
-SerialRun train_in_process(const data::Dataset& train, int threads, const Options& o) {
+SerialRun train_in_process(const data::Dataset& train, int threads, const Options& o,
+                           nn::Precision precision = nn::Precision::fp32) {
   nn::set_compute_threads(threads);
   // The model, optimizer and gradient synchroniser as the trainer builds
   // them, over a world of one; each step is the trainer's (train::train_step).
   const train::GradientLayout layout = train::gradient_layout(64 * 1024);
-  nn::Cnn net(0.5f, layout.count - layout.num_params);
+  nn::Cnn net(0.5f, layout.count - layout.num_params, precision);
   net.init(42);
   optim::Sgd sgd(layout.num_params, 0.9f);
   dist::LocalCommunicator local;
@@ -273,6 +279,124 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
 }
 
+// The split of a step by layer (in process; mean over every measured step of
+// every repeat), on 1 thread (runs1) and 2 (runs2). `what` goes into the title.
+void print_step_split(const char* what, const std::vector<SerialRun>& runs1, const std::vector<SerialRun>& runs2,
+                      const Options& o, nlohmann::json& split_json, nlohmann::json& step_us) {
+  auto split = [&](const std::vector<SerialRun>& runs, int layer, bool fwd) {
+    double s = 0;
+    int n = 0;
+    for (const auto& r : runs) {
+      s += fwd ? r.layers.forward_s[layer] : r.layers.backward_s[layer];
+      n += r.steps;
+    }
+    return s / n;
+  };
+  auto per_step = [&](const std::vector<SerialRun>& runs, double SerialRun::*field) {
+    double s = 0;
+    for (const auto& r : runs) s += r.*field;
+    return s / static_cast<double>(runs.size());
+  };
+  const double flops = nn::Cnn::flops_per_sample();
+  std::printf("\nstep of batch %d%s, in process (mean over %d x %d steps): microseconds and GFLOP/s\n", o.batch,
+              what, o.repeats, o.steps);
+  std::printf("%-10s %10s %8s %10s %8s %7s  | 2 threads: %9s %8s %9s %8s\n", "part", "fwd us", "GF/s", "bwd us",
+              "GF/s", "% step", "fwd us", "GF/s", "bwd us", "GF/s");
+  const double step1 = per_step(runs1, &SerialRun::step_s);
+  double total1 = 0, total2 = 0;
+  split_json = nlohmann::json::object();
+  for (int l = 0; l < nn::kNumLayers; ++l) {
+    const auto fl = layer_flops(l);
+    const double f1 = split(runs1, l, true), b1 = split(runs1, l, false);
+    const double f2 = split(runs2, l, true), b2 = split(runs2, l, false);
+    total1 += f1 + b1;
+    total2 += f2 + b2;
+    auto gf = [&](double flop, double s) { return flop > 0 ? fmt("%8.1f", flop * o.batch / s / 1e9) : std::string("       -"); };
+    std::printf("%-10s %10.1f %s %10.1f %s %6.1f%%  |            %9.1f %s %9.1f %s\n", nn::layer_name(l), f1 * 1e6,
+                gf(fl.fwd, f1).c_str(), b1 * 1e6, gf(fl.bwd, b1).c_str(), 100 * (f1 + b1) / step1, f2 * 1e6,
+                gf(fl.fwd, f2).c_str(), b2 * 1e6, gf(fl.bwd, b2).c_str());
+    split_json[nn::layer_name(l)] = {{"forward_us", f1 * 1e6}, {"backward_us", b1 * 1e6},
+                                     {"forward_us_2_threads", f2 * 1e6}, {"backward_us_2_threads", b2 * 1e6}};
+  }
+  const double d1 = per_step(runs1, &SerialRun::data_s), d2 = per_step(runs2, &SerialRun::data_s);
+  const double p1 = per_step(runs1, &SerialRun::optimizer_s), p2 = per_step(runs2, &SerialRun::optimizer_s);
+  const double s1 = per_step(runs1, &SerialRun::sync_s), s2 = per_step(runs2, &SerialRun::sync_s);
+  const double w1 = per_step(runs1, &SerialRun::step_s), w2 = per_step(runs2, &SerialRun::step_s);
+  auto line = [&](const char* what, double a, double b) {
+    std::printf("%-10s %10.1f %8s %10s %8s %6.1f%%  |            %9.1f\n", what, a * 1e6, "", "", "", 100 * a / w1,
+                b * 1e6);
+  };
+  line("data", d1, d2);
+  line("optimizer", p1, p2);
+  line("grad sync", s1, s2);
+  line("other", w1 - total1 - d1 - p1 - s1, w2 - total2 - d2 - p2 - s2);
+  std::printf("%-10s %10.1f %8.1f %10s %8s %6.1f%%  |            %9.1f %8.1f\n", "step", w1 * 1e6,
+              flops * o.batch / w1 / 1e9, "", "", 100.0, w2 * 1e6, flops * o.batch / w2 / 1e9);
+  step_us = {{"1_thread", w1 * 1e6}, {"2_threads", w2 * 1e6}};
+}
+
+// ---- bf16 (issue 15) ----
+
+// The bf16 limits of one core: peak / FLOP per sample, for vdpbf16ps and for
+// AMX (NaN where absent), and the one of the unit oneDNN's conv2 kernel
+// (87% of the FLOPs) runs on here.
+struct Bf16Limits {
+  double dot = NAN, amx = NAN, used = NAN;
+};
+
+Bf16Limits bf16_peak_rows(const Options& o, nlohmann::json& out) {
+  Figure dot, amx;
+  LoadProbe probe;
+  for (int r = 0; r < o.repeats; ++r) {
+    if (const auto p = bench::measure_bf16_dot_peak(0.5); p.gflops > 0) dot.v.push_back(p.gflops_per_cpu_s);
+    if (const auto p = bench::measure_amx_bf16_peak(0.5); p.gflops > 0) amx.v.push_back(p.gflops_per_cpu_s);
+  }
+  const double flops = nn::Cnn::flops_per_sample(), others = probe.others();
+  Bf16Limits l;
+  if (!dot.v.empty()) l.dot = dot.max() * 1e9 / flops;
+  if (!amx.v.empty()) l.amx = amx.max() * 1e9 / flops;
+  std::string conv2;
+  for (const auto& [what, impl] : nn::Cnn(0.5f, 0, nn::Precision::bf16).implementations(o.batch))
+    if (what == "conv2.forward") conv2 = impl;
+  const bool on_amx = conv2.find("amx") != std::string::npos;
+  l.used = on_amx ? l.amx : l.dot;
+  const std::string per = " / " + fmt("%.1f", flops / 1e6) + " MFLOP";
+  if (!dot.v.empty()) {
+    row("bf16 dot-product peak, 1 core (vdpbf16ps)", range(dot, "%.1f") + " GFLOP/s", "per CPU-second", "", "", others);
+    row("  bf16 limit = that" + per, with_commas(l.dot) + " samples/s", on_amx ? "" : "oneDNN's conv2 runs here", "",
+        "", NAN);
+  }
+  if (!amx.v.empty()) {
+    row("bf16 AMX tile peak, 1 core (tdpbf16ps)", range(amx, "%.1f") + " GFLOP/s", "per CPU-second", "", "", others);
+    row("  bf16 limit = that" + per, with_commas(l.amx) + " samples/s", on_amx ? "oneDNN's conv2 runs here" : "", "",
+        "", NAN);
+  }
+  out["bf16_peak_gflops_per_cpu_s"] = {{"vdpbf16ps", dot.json()}, {"amx", amx.json()}};
+  out["bf16_limit_samples_per_s"] = {{"vdpbf16ps", l.dot}, {"amx", l.amx}, {"conv2_unit", on_amx ? "amx" : "vdpbf16ps"}};
+  out["bf16_conv2_forward_impl"] = conv2;
+  return l;
+}
+
+// The in-process bf16 figures against the fp32 ones of the same repeats
+// (b: bf16, f: fp32; 1 and 2 threads, and 1 thread per CPU-second).
+void bf16_serial_rows(const Figure& b1, const Figure& b2, const Figure& b1cpu, const Figure& f1, const Figure& f2,
+                      const Figure& f1cpu, double bf16_limit, const std::vector<double>& others1,
+                      const std::vector<double>& others2, nlohmann::json& out) {
+  const double x1 = b1.median() / f1.median(), x2 = b2.median() / f2.median(), xcpu = b1cpu.median() / f1cpu.median();
+  row("serial bf16, 1 thread (in process)", range_commas(b1) + " /s",
+      fmt("%.2fx fp32", x1) + fmt(", %.1f%% of bf16 limit", 100 * b1.median() / bf16_limit), ">= 1.6x fp32",
+      verdict(x1 >= kTargetBf16), mean(others1));
+  row("  the same, per CPU-second it got", range_commas(b1cpu) + " /s",
+      fmt("%.2fx fp32", xcpu) + fmt(", %.1f%% of bf16 limit", 100 * b1cpu.median() / bf16_limit), "", "", NAN);
+  row("serial bf16, 2 threads (in process)", range_commas(b2) + " /s",
+      fmt("%.2fx fp32", x2) + fmt(", %.0f%% of 2x bf16 limit", 50 * b2.median() / bf16_limit), "", "",
+      mean(others2));
+  out["serial_bf16_1_thread"] = b1.json();
+  out["serial_bf16_2_threads"] = b2.json();
+  out["serial_bf16_1_thread_per_cpu_s"] = b1cpu.json();
+  out["bf16_over_fp32"] = {{"1_thread", x1}, {"2_threads", x2}, {"1_thread_per_cpu_s", xcpu}};
+}
+
 int run(int argc, char** argv) {
   Options o;
   CLI::App app{"Benchmarks this machine's FP32 peak and the training programs against it.", "ddp_bench"};
@@ -333,6 +457,10 @@ int run(int argc, char** argv) {
   out["peak_gflops"] = peak.json();
   out["isa"] = isa;
   out["limit_samples_per_s"] = limit;
+  const bool bf16 = nn::cpu_bf16().support == nn::Bf16Support::native;
+  const Bf16Limits bf16_limits = bf16 ? bf16_peak_rows(o, out) : Bf16Limits{};
+  if (!bf16)
+    row("bf16: no native bf16 (oneDNN ISA " + nn::cpu_bf16().isa + ")", "-", "bf16 figures skipped", "", "", NAN);
 
   // 2. The gradient all-reduce alone, 2 ranks, float and bf16 (forked
   //    now, before this process has threads of its own).
@@ -367,14 +495,28 @@ int run(int argc, char** argv) {
   Figure t1, t2, t1cpu;
   std::vector<double> o1, o2;
   std::vector<SerialRun> runs1, runs2;
+  Figure b1, b2, b1cpu;  // bf16, interleaved with fp32 so that both see the same machine
+  std::vector<double> ob1, ob2;
+  std::vector<SerialRun> bf16_runs1, bf16_runs2;
   for (int r = 0; r < o.repeats; ++r) {
     runs1.push_back(train_in_process(train, 1, o));
     t1.v.push_back(runs1.back().samples_per_s);
     t1cpu.v.push_back(runs1.back().samples_per_cpu_s);
     o1.push_back(runs1.back().others);
+    if (bf16) {
+      bf16_runs1.push_back(train_in_process(train, 1, o, nn::Precision::bf16));
+      b1.v.push_back(bf16_runs1.back().samples_per_s);
+      b1cpu.v.push_back(bf16_runs1.back().samples_per_cpu_s);
+      ob1.push_back(bf16_runs1.back().others);
+    }
     runs2.push_back(train_in_process(train, 2, o));
     t2.v.push_back(runs2.back().samples_per_s);
     o2.push_back(runs2.back().others);
+    if (bf16) {
+      bf16_runs2.push_back(train_in_process(train, 2, o, nn::Precision::bf16));
+      b2.v.push_back(bf16_runs2.back().samples_per_s);
+      ob2.push_back(bf16_runs2.back().others);
+    }
   }
   const double ratio2 = t2.median() / t1.median();
   row("serial, 1 thread (in process)", range_commas(t1) + " /s", fmt("%.1f%% of limit", 100 * t1.median() / limit),
@@ -389,6 +531,7 @@ int run(int argc, char** argv) {
   out["serial_1_thread"] = t1.json();
   out["serial_2_threads"] = t2.json();
   out["serial_1_thread_per_cpu_s"] = t1cpu.json();
+  if (bf16) bf16_serial_rows(b1, b2, b1cpu, t1, t2, t1cpu, bf16_limits.used, ob1, ob2, out);
 
   // 4. The programs.
   Figure serial_prog, serial_startup, serial_rss;
@@ -473,61 +616,13 @@ int run(int argc, char** argv) {
     }
   }
 
-  // 5. The split of a step (in process; mean over every measured step of every repeat).
-  auto split = [&](const std::vector<SerialRun>& runs, int layer, bool fwd) {
-    double s = 0;
-    int n = 0;
-    for (const auto& r : runs) {
-      s += fwd ? r.layers.forward_s[layer] : r.layers.backward_s[layer];
-      n += r.steps;
-    }
-    return s / n;
-  };
-  auto per_step = [&](const std::vector<SerialRun>& runs, double SerialRun::*field) {
-    double s = 0;
-    for (const auto& r : runs) s += r.*field;
-    return s / static_cast<double>(runs.size());
-  };
-  std::printf("\nstep of batch %d, in process (mean over %d x %d steps): microseconds and GFLOP/s\n", o.batch,
-              o.repeats, o.steps);
-  std::printf("%-10s %10s %8s %10s %8s %7s  | 2 threads: %9s %8s %9s %8s\n", "part", "fwd us", "GF/s", "bwd us",
-              "GF/s", "% step", "fwd us", "GF/s", "bwd us", "GF/s");
-  const double step1 = per_step(runs1, &SerialRun::step_s);
-  double total1 = 0, total2 = 0;
-  nlohmann::json split_json = nlohmann::json::object();
-  for (int l = 0; l < nn::kNumLayers; ++l) {
-    const auto fl = layer_flops(l);
-    const double f1 = split(runs1, l, true), b1 = split(runs1, l, false);
-    const double f2 = split(runs2, l, true), b2 = split(runs2, l, false);
-    total1 += f1 + b1;
-    total2 += f2 + b2;
-    auto gf = [&](double flop, double s) { return flop > 0 ? fmt("%8.1f", flop * o.batch / s / 1e9) : std::string("       -"); };
-    std::printf("%-10s %10.1f %s %10.1f %s %6.1f%%  |            %9.1f %s %9.1f %s\n", nn::layer_name(l), f1 * 1e6,
-                gf(fl.fwd, f1).c_str(), b1 * 1e6, gf(fl.bwd, b1).c_str(), 100 * (f1 + b1) / step1, f2 * 1e6,
-                gf(fl.fwd, f2).c_str(), b2 * 1e6, gf(fl.bwd, b2).c_str());
-    split_json[nn::layer_name(l)] = {{"forward_us", f1 * 1e6}, {"backward_us", b1 * 1e6},
-                                     {"forward_us_2_threads", f2 * 1e6}, {"backward_us_2_threads", b2 * 1e6}};
-  }
-  const double d1 = per_step(runs1, &SerialRun::data_s), d2 = per_step(runs2, &SerialRun::data_s);
-  const double p1 = per_step(runs1, &SerialRun::optimizer_s), p2 = per_step(runs2, &SerialRun::optimizer_s);
-  const double s1 = per_step(runs1, &SerialRun::sync_s), s2 = per_step(runs2, &SerialRun::sync_s);
-  const double w1 = per_step(runs1, &SerialRun::step_s), w2 = per_step(runs2, &SerialRun::step_s);
-  auto line = [&](const char* what, double a, double b) {
-    std::printf("%-10s %10.1f %8s %10s %8s %6.1f%%  |            %9.1f\n", what, a * 1e6, "", "", "", 100 * a / w1,
-                b * 1e6);
-  };
-  line("data", d1, d2);
-  line("optimizer", p1, p2);
-  line("grad sync", s1, s2);
-  line("other", w1 - total1 - d1 - p1 - s1, w2 - total2 - d2 - p2 - s2);
-  std::printf("%-10s %10.1f %8.1f %10s %8s %6.1f%%  |            %9.1f %8.1f\n", "step", w1 * 1e6,
-              flops * o.batch / w1 / 1e9, "", "", 100.0, w2 * 1e6, flops * o.batch / w2 / 1e9);
-  out["step_split"] = split_json;
-  out["step_us"] = {{"1_thread", w1 * 1e6}, {"2_threads", w2 * 1e6}};
+  // 5. The split of a step.
+  print_step_split("", runs1, runs2, o, out["step_split"], out["step_us"]);
+  if (bf16) print_step_split(", bf16", bf16_runs1, bf16_runs2, o, out["step_split_bf16"], out["step_us_bf16"]);
 
   const double load_end = sys::load_average();
   std::printf("\nload average (1 min): %.2f at start, %.2f at end (%d cores); 'others' cores' = CPU used by other\n"
-              "processes during that figure, from /proc/stat. Targets from issue 6.\n",
+              "processes during that figure, from /proc/stat. Targets from issues 6 and 15.\n",
               load_start, load_end, sys::online_cores());
   out["load_average"] = {{"start", load_start}, {"end", load_end}};
   out["cpu_model"] = sys::cpu_model();

@@ -19,6 +19,13 @@ struct Peak {
 };
 Peak measure_fma_peak(double seconds);
 
+// One core's bf16 dot-product throughput (FLOP: 2 per product, as oneDNN
+// and the model count them): a loop of vdpbf16ps (AVX512_BF16, isa
+// "avx512_bf16"), and of AMX's tdpbf16ps tile product (isa "amx_bf16").
+// gflops 0 and isa "none" where the CPU (or, for AMX, the kernel) lacks it.
+Peak measure_bf16_dot_peak(double seconds);
+Peak measure_amx_bf16_peak(double seconds);
+
 // A child program run to completion.
 struct ChildRun {
   int exit_code = -1;          // 128 + signal when killed

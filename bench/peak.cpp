@@ -1,4 +1,7 @@
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <time.h>
 
@@ -48,6 +51,77 @@ __attribute__((target("avx2,fma"))) float fma_avx2(long iters) {
   return out[0] + out[1] + out[2] + out[3] + out[4] + out[5] + out[6] + out[7];
 }
 
+// 16 zmm accumulators of vdpbf16ps (AVX512_BF16): each instruction does
+// 16 lanes x 2 bf16 products, added into f32: 64 FLOP.
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16_avx512(long iters) {
+  __m512 a[16];
+  for (int k = 0; k < 16; ++k) a[k] = _mm512_set1_ps(0.001f * static_cast<float>(k));
+  const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3380);  // 1, ~6e-8
+  for (long i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) a[k] = _mm512_dpbf16_ps(a[k], x, y);
+  }
+  __m512 s = a[0];
+  for (int k = 1; k < 16; ++k) s = _mm512_add_ps(s, a[k]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  float sum = 0;
+  for (float v : out) sum += v;
+  return sum;
+}
+
+// AMX: tdpbf16ps multiplies a 16x32 bf16 tile by a 32x16 one into a 16x16
+// f32 tile, 16 x 16 x 32 x 2 = 16,384 FLOP. Four independent accumulators
+// from two A and two B tiles (as oneDNN's kernels block them).
+struct TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+__attribute__((target("amx-tile,amx-bf16"))) float dpbf16_amx(long iters) {
+  alignas(64) TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  alignas(64) static uint16_t ab[16 * 32];
+  alignas(64) static float c[16 * 16];
+  for (auto& v : ab) v = 0x3380;
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ab, 64);
+  _tile_loadd(5, ab, 64);
+  _tile_loadd(6, ab, 64);
+  _tile_loadd(7, ab, 64);
+  for (long i = 0; i < iters; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, 64);
+  _tile_release();
+  return c[0];
+}
+
+bool cpu_has_avx512_bf16() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
+// AMX needs the CPU (CPUID.7.0:EDX bits 22 and 24) and the kernel's
+// permission for the tile data state (Linux 5.16+, arch_prctl).
+bool amx_usable() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
 volatile float g_sink;
 
 double thread_cpu_seconds() {
@@ -94,6 +168,16 @@ Peak measure_fma_peak(double seconds) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return gflops_of(fma_avx2, 12.0 * 8 * 2, seconds, "avx2+fma");
   return {0, 0, "scalar"};
+}
+
+Peak measure_bf16_dot_peak(double seconds) {
+  if (!cpu_has_avx512_bf16()) return {0, 0, "none"};
+  return gflops_of(dpbf16_avx512, 16.0 * 64, seconds, "avx512_bf16");
+}
+
+Peak measure_amx_bf16_peak(double seconds) {
+  if (!amx_usable()) return {0, 0, "none"};
+  return gflops_of(dpbf16_amx, 4.0 * 16384, seconds, "amx_bf16");
 }
 
 }  // namespace ddp::bench

@@ -331,6 +331,90 @@ TEST(Experiments, TwoBackendsRunSideBySide) {
   EXPECT_EQ(json::parse(read_file(dir + "/performance_metrics.json"))["configurations"], m["configurations"]);
 }
 
+// --precision fp32 bf16: each run in both precisions side by side, each
+// parallel run against the serial run of its own precision, the bf16 serial
+// run against the fp32 one; the table, the report and the plots say which ran.
+TEST(Experiments, TwoPrecisionsRunSideBySide) {
+  TempDir tmp;
+  const std::string out = tmp.path + "/results";
+  auto argv = tiny_suite(out);
+  argv.insert(argv.begin() + 1, {"--precision", "fp32", "bf16"});
+  const Result r = run(argv, tmp.path);
+  if (r.status == 1 && r.err.find("needs AVX-512") != std::string::npos) GTEST_SKIP() << "no bf16 kernels on this CPU";
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const auto dirs = experiment_dirs(out);
+  ASSERT_EQ(dirs.size(), 1u);
+  const std::string dir = dirs[0];
+  EXPECT_NE(r.out.find("[run 1/4] serial, fp32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[run 2/4] serial, bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[run 3/4] 2 processes, fp32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[run 4/4] 2 processes, bf16"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nserial: bf16 took "), std::string::npos) << r.out;  // the comparison
+  EXPECT_NE(r.out.find("\n2 processes: bf16 took "), std::string::npos) << r.out;
+
+  const json m = json::parse(read_file(dir + "/performance_metrics.json"));
+  EXPECT_EQ(m["status"], "ok");
+  EXPECT_EQ(m["experiment"]["config"]["precisions"], json({"fp32", "bf16"}));
+  ASSERT_EQ(m["configurations"].size(), 4u);
+  const char* names[] = {"serial", "serial_bf16", "parallel_2p", "parallel_2p_bf16"};
+  std::map<std::string, json> results;
+  for (int i = 0; i < 4; ++i) {
+    const json& c = m["configurations"][i];
+    SCOPED_TRACE(names[i]);
+    EXPECT_EQ(c["name"], names[i]);
+    const std::string precision = i % 2 ? "bf16" : "fp32";
+    EXPECT_EQ(c["precision"], precision);
+    results[names[i]] = json::parse(read_file(dir + "/" + std::string(names[i]) + "_results.json"));
+    EXPECT_EQ(results[names[i]]["config"]["precision"], precision);  // the run was in the precision it is filed under
+    EXPECT_NE(read_file(dir + "/logs/" + names[i] + ".log").find("--precision " + precision), std::string::npos);
+  }
+  auto t = [&](const char* name) { return results[name]["total_time_s"].get<double>(); };
+  auto speedup = [&](int i) { return m["configurations"][i]["speedup"]["median"].get<double>(); };
+  EXPECT_NEAR(speedup(1), t("serial") / t("serial_bf16"), 1e-9);                 // bf16 serial against fp32 serial
+  EXPECT_NEAR(speedup(2), t("serial") / t("parallel_2p"), 1e-9);                 // each parallel run against
+  EXPECT_NEAR(speedup(3), t("serial_bf16") / t("parallel_2p_bf16"), 1e-9);       // its own precision's serial run
+  const json& cmp = m["precision_comparison"];
+  ASSERT_EQ(cmp.size(), 2u);
+  EXPECT_NEAR(cmp[1]["time_ratio"].get<double>(), t("parallel_2p") / t("parallel_2p_bf16"), 1e-9);
+
+  const std::string report = read_file(dir + "/report.md");
+  EXPECT_NE(report.find("- **Precision:** fp32 and bf16"), std::string::npos) << report;
+  EXPECT_NE(report.find("| 2 processes, bf16 | 2 |"), std::string::npos) << report;
+  EXPECT_NE(report.find("- 2 processes: bf16 took "), std::string::npos) << report;
+  const std::string gp = read_file(dir + "/plots/speedup.gp");
+  EXPECT_NE(gp.find("title 'measured, fp32'"), std::string::npos) << gp;
+  EXPECT_NE(gp.find("title 'measured, bf16'"), std::string::npos) << gp;
+  EXPECT_NE(read_file(dir + "/plots/efficiency.dat").find("2 processes, bf16"), std::string::npos);
+  EXPECT_EQ(m["scaling_model"]["measured_precision"], "fp32");  // the model is fp32's
+
+  // --replot redraws both precisions from the files alone.
+  fs::remove(dir + "/speedup.png");
+  const Result again = run({binary("run_experiments"), "--replot", dir}, tmp.path);
+  EXPECT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(fs::exists(dir + "/speedup.png"));
+  EXPECT_EQ(json::parse(read_file(dir + "/performance_metrics.json"))["configurations"], m["configurations"]);
+}
+
+TEST(Experiments, UnknownOrUnsupportedPrecisionIsRefusedBeforeAnyRun) {
+  TempDir tmp;
+  const Result r = run({binary("run_experiments"), "--precision", "fp32,fp16", "-o", tmp.path + "/out", "--data-dir",
+                        mnist_dir()},
+                       tmp.path);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("unknown precision 'fp16'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fix: use --precision fp32"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp.path + "/out"));
+  // A CPU without AVX-512 (as oneDNN is told to see it) has no bf16 kernels.
+  const Result old = run({binary("run_experiments"), "--precision", "bf16", "-o", tmp.path + "/out", "--data-dir",
+                          mnist_dir()},
+                         tmp.path, {{"ONEDNN_MAX_CPU_ISA", "AVX2"}});
+  EXPECT_EQ(old.status, 1) << old.out << old.err;
+  EXPECT_NE(old.err.find("needs AVX-512"), std::string::npos) << old.err;
+  EXPECT_NE(old.err.find("--precision fp32"), std::string::npos) << old.err;
+  EXPECT_EQ(old.out.find("[run "), std::string::npos) << old.out;
+  EXPECT_FALSE(fs::exists(tmp.path + "/out"));
+}
+
 TEST(Experiments, UnknownBackendIsRefusedBeforeAnyRun) {
   TempDir tmp;
   for (const char* b : {"foo", "gloo,nccl"}) {

@@ -2,7 +2,8 @@
 // step of the Cnn and Sgd exactly as the trainer runs it (fill the batch,
 // forward with dropout, backward reporting each layer's gradients through a
 // grad_ready callback, the optimizer step) makes no allocation in our code,
-// on 1 and on 2 compute threads. (GradSync's part of the step is checked in
+// on 1 and on 2 compute threads, in fp32 and in bf16 (whose weight and
+// input conversions run every step). (GradSync's part of the step is checked in
 // tests/dist_alloc_test.cpp: test_nn does not link src/dist.)
 //
 // What oneDNN does inside primitive execution is its own business and is
@@ -48,13 +49,13 @@ Data synthetic(int samples) {
 // replaced by recording the reported ranges (as GradSync::ready does: into
 // fixed storage).
 struct Loop {
-  Cnn net{0.5f};
+  Cnn net;
   ddp::optim::Sgd sgd{Cnn::num_params(), 0.9f};
   size_t ready_lo = 0;
   int ready_calls = 0, ready_errors = 0;
   double loss = 0;
 
-  Loop() { net.init(1); }
+  explicit Loop(ddp::nn::Precision precision) : net(0.5f, 0, precision) { net.init(1); }
 
   void step(const Data& d, int batch, int64_t s) {
     const int samples = static_cast<int>(d.labels.size());
@@ -78,11 +79,14 @@ struct Loop {
 };
 
 // traced: with a recorder armed over the counted steps.
-void expect_no_allocation_of_ours(int threads, bool traced = false) {
+void expect_no_allocation_of_ours(int threads, ddp::nn::Precision precision = ddp::nn::Precision::fp32,
+                                  bool traced = false) {
   if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
+  if (precision == ddp::nn::Precision::bf16 && ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::unsupported)
+    GTEST_SKIP() << "no bf16 kernels on this CPU";
   ddp::nn::set_compute_threads(threads);
   const Data d = synthetic(512);
-  Loop loop;
+  Loop loop(precision);
   const int batch = 64;
   for (int s = 0; s < 3; ++s) loop.step(d, batch, s);  // warm-up: primitives, scratchpads, OpenMP pool
   const int steps = 20;
@@ -103,9 +107,9 @@ void expect_no_allocation_of_ours(int threads, bool traced = false) {
   EXPECT_EQ(loop.ready_errors, 0);
 
   using namespace alloc_counter;
-  std::printf("[ allocs   ] %d thread(s), %d steps of batch %d: ours new %ld malloc %ld | oneDNN new %ld malloc %ld "
+  std::printf("[ allocs   ] %s, %d thread(s), %d steps of batch %d: ours new %ld malloc %ld | oneDNN new %ld malloc %ld "
               "| OpenMP new %ld malloc %ld | other %ld  (per step: oneDNN %.1f)\n",
-              threads, steps, batch, c.n[kNew][kOurs], c.n[kMalloc][kOurs], c.n[kNew][kOneDnn],
+              ddp::nn::to_string(precision), threads, steps, batch, c.n[kNew][kOurs], c.n[kMalloc][kOurs], c.n[kNew][kOneDnn],
               c.n[kMalloc][kOneDnn], c.n[kNew][kOpenMp], c.n[kMalloc][kOpenMp], c.total(kOther),
               static_cast<double>(c.total(kOneDnn)) / steps);
   ::testing::Test::RecordProperty("onednn_allocations_per_step", std::to_string(c.total(kOneDnn) / steps));
@@ -119,7 +123,13 @@ TEST(NoAllocation, SteadyStateTrainingStepOneThread) { expect_no_allocation_of_o
 
 TEST(NoAllocation, SteadyStateTrainingStepTwoThreads) { expect_no_allocation_of_ours(2); }
 
-TEST(NoAllocation, SteadyStateTrainingStepWithTracing) { expect_no_allocation_of_ours(2, true); }
+TEST(NoAllocation, SteadyStateBf16TrainingStepOneThread) { expect_no_allocation_of_ours(1, ddp::nn::Precision::bf16); }
+
+TEST(NoAllocation, SteadyStateBf16TrainingStepTwoThreads) { expect_no_allocation_of_ours(2, ddp::nn::Precision::bf16); }
+
+TEST(NoAllocation, SteadyStateTrainingStepWithTracing) {
+  expect_no_allocation_of_ours(2, ddp::nn::Precision::fp32, true);
+}
 
 // The counter itself: it sees what our code allocates, and where.
 TEST(NoAllocation, CounterSeesOurAllocations) {

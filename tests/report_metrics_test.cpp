@@ -323,3 +323,93 @@ TEST(ReportMetrics, DurationsAreFormatted) {
   EXPECT_EQ(format_duration(3723), "1:02:03");
   EXPECT_EQ(format_duration(NAN), "--:--");
 }
+
+namespace {
+
+Configuration in_precision(Configuration c, const std::string& precision) {
+  c.precision = precision;
+  if (c.processes == 1 && c.name.rfind("serial", 0) == 0) c.program = "train_serial";
+  c.label = c.name + (precision == "fp32" ? "" : ", " + precision);
+  return c;
+}
+
+// fp32: serial 30 s, 2 processes 20 s; bf16: serial 18 s, 2 processes 12 s
+// (accuracy 0.5 points lower), 4 processes failed.
+json two_precisions() {
+  RunRecord bad;
+  bad.exit_status = 1;
+  bad.error = "rank 1 exited with status 1";
+  return performance_metrics(
+      {{"directory", "x"}}, {{"cores", 2}}, json::object(),
+      {in_precision(config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}), "fp32"),
+       in_precision(config("serial_bf16", 1, {ok_run(1, results(1, 18, 15, 0, 2, 0.965))}), "bf16"),
+       in_precision(on_backend(config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))}), "gloo"), "fp32"),
+       in_precision(on_backend(config("parallel_2p_bf16", 2, {ok_run(1, results(2, 12, 10, 0.4, 2, 0.965))}), "gloo"),
+                    "bf16"),
+       in_precision(on_backend(config("parallel_4p", 4, {ok_run(1, results(4, 18, 15, 0.6))}), "gloo"), "fp32"),
+       in_precision(on_backend(config("parallel_4p_bf16", 4, {bad}), "gloo"), "bf16")},
+      json::object());
+}
+
+}  // namespace
+
+TEST(ReportMetrics, EachRunIsMeasuredAgainstTheSerialRunOfItsPrecision) {
+  const json m = two_precisions();
+  EXPECT_EQ(precisions(m), (std::vector<std::string>{"fp32", "bf16"}));
+  EXPECT_TRUE(names_precisions(m));
+  const json& cs = m["configurations"];
+  EXPECT_EQ(cs[1]["precision"], "bf16");
+  EXPECT_DOUBLE_EQ(cs[0]["speedup"]["median"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(cs[1]["speedup"]["median"].get<double>(), 30.0 / 18);  // bf16 serial against fp32 serial
+  EXPECT_DOUBLE_EQ(cs[1]["efficiency"]["median"].get<double>(), 1);       // but the baseline of bf16's runs
+  EXPECT_DOUBLE_EQ(cs[2]["speedup"]["median"].get<double>(), 30.0 / 20);  // fp32 against fp32
+  EXPECT_DOUBLE_EQ(cs[3]["speedup"]["median"].get<double>(), 18.0 / 12);  // bf16 against bf16
+  EXPECT_DOUBLE_EQ(cs[3]["efficiency"]["median"].get<double>(), 18.0 / 12 / 2);
+  // An entry written before there was a choice of precision is fp32.
+  EXPECT_EQ(precision_of({{"name", "parallel_2p"}}), "fp32");
+
+  // Without an fp32 serial run, the bf16 one is its own baseline.
+  const json bf16 = performance_metrics(
+      {{"directory", "x"}}, {{"cores", 2}}, json::object(),
+      {in_precision(config("serial_bf16", 1, {ok_run(1, results(1, 18, 15, 0))}), "bf16"),
+       in_precision(on_backend(config("parallel_2p_bf16", 2, {ok_run(1, results(2, 12, 10, 0.4))}), "gloo"), "bf16")},
+      json::object());
+  EXPECT_DOUBLE_EQ(bf16["configurations"][0]["speedup"]["median"].get<double>(), 1);
+  EXPECT_DOUBLE_EQ(bf16["configurations"][1]["speedup"]["median"].get<double>(), 18.0 / 12);
+  EXPECT_FALSE(bf16.contains("precision_comparison"));  // nothing to compare with
+}
+
+TEST(ReportMetrics, PrecisionsAreComparedRunByRun) {
+  const json m = two_precisions();
+  ASSERT_TRUE(m.contains("precision_comparison"));
+  const json& cmp = m["precision_comparison"];
+  ASSERT_EQ(cmp.size(), 3u);  // serial, 2 and 4 processes
+  EXPECT_EQ(cmp[0]["label"], "serial");
+  EXPECT_TRUE(cmp[0]["backend"].is_null());
+  EXPECT_DOUBLE_EQ(cmp[0]["time_ratio"].get<double>(), 30.0 / 18);
+  EXPECT_EQ(cmp[1]["processes"], 2);
+  EXPECT_EQ(cmp[1]["backend"], "gloo");
+  EXPECT_DOUBLE_EQ(cmp[1]["time_ratio"].get<double>(), 20.0 / 12);
+  EXPECT_DOUBLE_EQ(cmp[1]["throughput_ratio"].get<double>(), (6400.0 * 2 / 10) / (6400.0 * 2 / 17));
+  EXPECT_NEAR(cmp[1]["accuracy_difference"].get<double>(), -0.005, 1e-12);
+  EXPECT_DOUBLE_EQ(cmp[1]["precisions"]["bf16"]["speedup"].get<double>(), 18.0 / 12);
+  EXPECT_TRUE(cmp[2]["time_ratio"].is_null());  // bf16 failed: nothing to compare
+  EXPECT_EQ(cmp[2]["precisions"]["bf16"]["status"], "failed");
+
+  const auto sentences = precision_comparison_sentences(cmp);
+  ASSERT_EQ(sentences.size(), 3u);
+  EXPECT_EQ(sentences[1].rfind("parallel_2p: bf16 took 12.00 s, fp32 20.00 s: bf16 was 1.67x as fast", 0), 0u)
+      << sentences[1];
+  EXPECT_NE(sentences[1].find("test accuracy 96.50% (bf16) vs 97.00% (fp32), -0.50 points"), std::string::npos)
+      << sentences[1];
+  EXPECT_NE(sentences[2].find("no comparison (bf16 failed)"), std::string::npos) << sentences[2];
+
+  // fp32 alone (the default): no comparison, and the metrics read as before.
+  const json fp32 = performance_metrics({{"directory", "x"}}, {{"cores", 2}}, json::object(),
+                                        {config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}),
+                                         on_backend(config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))}), "gloo")},
+                                        json::object());
+  EXPECT_FALSE(names_precisions(fp32));
+  EXPECT_FALSE(fp32.contains("precision_comparison"));
+  EXPECT_EQ(fp32["configurations"][1]["precision"], "fp32");
+}

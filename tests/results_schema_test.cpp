@@ -68,6 +68,8 @@ RunResult every_field_set() {
   r.comm_priority = "realtime";
   r.binding = "core 1";
   r.resumed_from = "/ckpt/epoch_1.safetensors";
+  r.config.precision = "bf16";
+  r.onednn = {{"isa", "avx512_core_amx"}, {"implementations", {{"conv1.forward", "jit:avx512_core"}}}};
   for (int e = 1; e <= 2; ++e) {
     EpochRecord x;
     x.epoch = e;
@@ -94,17 +96,18 @@ const std::set<std::string> kOptional = {
     "config.checkpoint_dir",      "config.checkpoint_every",  "config.resume",
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
-    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s"};
+    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s",
+    "config.precision",           "onednn"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
-// objects (machine, versions) count as one field; the entries of
+// objects (machine, versions, onednn) count as one field; the entries of
 // layer_times_s (one per layer, named after it) are not fields, their members are.
 void members(const json& j, const std::string& path, std::vector<std::string>& out) {
   for (const auto& [key, value] : j.items()) {
     const std::string p = path.empty() ? key : path + "." + key;
     if (path != "layer_times_s") out.push_back(p);
-    if (p == "machine" || p == "versions") continue;
+    if (p == "machine" || p == "versions" || p == "onednn") continue;
     if (value.is_object()) members(value, p, out);
     if (value.is_array() && !value.empty() && value[0].is_object()) members(value[0], p + "[0]", out);
   }
@@ -224,8 +227,10 @@ TEST(ResultsSchema, ARenamedOrMistypedFieldIsAnError) {
 
 TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   json old = to_json(every_field_set());
-  for (const char* k : {"allreduce_algorithm", "grad_compression", "overlap", "checkpoint_dir", "checkpoint_every", "resume"})
+  for (const char* k : {"allreduce_algorithm", "grad_compression", "overlap", "checkpoint_dir", "checkpoint_every", "resume",
+                        "precision"})
     old["config"].erase(k);
+  old.erase("onednn");
   for (const char* k : {"overlap", "comm_priority", "binding"}) old["allreduce"].erase(k);
   old.erase("resumed_from");
   for (auto& e : old["epochs"])
@@ -238,6 +243,8 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.config.checkpoint_dir, "");
   EXPECT_EQ(r.config.checkpoint_every, 1);
   EXPECT_EQ(r.config.resume, "");
+  EXPECT_EQ(r.config.precision, "fp32");
+  EXPECT_EQ(r.onednn, json::object());
   EXPECT_EQ(r.overlap, "thread");  // a world of 4: the communication thread was the only way
   EXPECT_EQ(r.comm_priority, "");
   EXPECT_EQ(r.binding, "none");

@@ -1,33 +1,16 @@
-// bfloat16 (the top 16 bits of an IEEE float: sign, 8-bit exponent, 7-bit
-// mantissa) for compressed gradient all-reduce: half the bytes of float, the
-// same range, about 3 significant decimal digits.
-//
-// float -> bf16 rounds to nearest, ties to even (as PyTorch's
-// tensor.to(torch.bfloat16) and the AVX512_BF16 instructions do); an
-// infinity stays an infinity, a NaN stays a NaN (made quiet, sign kept), a
-// finite value too large for bf16 becomes an infinity. bf16 -> float is exact.
+// Bulk bfloat16 conversions and sums for compressed gradient all-reduce
+// (the format and its rounding: common/bf16.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string>
+
+#include "common/bf16.h"
 
 namespace ddp::dist {
 
-inline uint16_t float_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);  // NaN: quiet
-  u += 0x7fffu + ((u >> 16) & 1u);  // round half to even on bit 16
-  return static_cast<uint16_t>(u >> 16);
-}
-
-inline float bf16_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
+using ddp::bf16_to_float;
+using ddp::float_to_bf16;
 
 // out[i] = float_to_bf16(in[i]).
 void floats_to_bf16(const float* in, uint16_t* out, size_t n);

@@ -37,22 +37,23 @@ std::vector<std::pair<size_t, size_t>> gradient_buckets(size_t bucket_bytes) {
   return train::gradient_layout(bucket_bytes).buckets;
 }
 
-const report::Configuration* serial_of(const std::vector<report::Configuration>& configs) {
+const report::Configuration* serial_of(const std::vector<report::Configuration>& configs, const std::string& precision) {
   for (const auto& c : configs)
-    if (c.name == "serial") return &c;
+    if (c.is_serial() && c.precision == precision) return &c;
   return nullptr;
 }
 
-// The model's parameters from the serial run, with the bucket layout of the
-// parallel runs of `backend` (else the serial run's setting); `cal` gets the
-// "from" and "buckets" of the calibration. Throws when it cannot calibrate.
+// The model's parameters from the serial run of `precision`, with the bucket
+// layout of the parallel runs of `backend` in it (else the serial run's
+// setting); `cal` gets the "from" and "buckets" of the calibration. Throws
+// when it cannot calibrate.
 report::ModelParams calibrate_from_runs(const std::vector<report::Configuration>& configs, const std::string& backend,
-                                        json& cal) {
-  const report::Configuration* serial = serial_of(configs);
+                                        const std::string& precision, json& cal) {
+  const report::Configuration* serial = serial_of(configs, precision);
   const RunResult& sr = *serial->representative_results();
   const RunResult* bucket_src = &sr;
   for (const auto& c : configs)
-    if (c.backend == backend && c.representative_results()) {
+    if (c.backend == backend && c.precision == precision && c.representative_results()) {
       bucket_src = c.representative_results();
       break;
     }
@@ -71,14 +72,15 @@ report::ModelParams calibrate_from_runs(const std::vector<report::Configuration>
 }
 
 // The bandwidth as the training run saw it: all-reduce busy time per step of
-// the smallest N > 1 of `backend` (competing with compute for the cores).
-// Records it in cal["training_allreduce"]; returns beta, or `beta` unchanged
-// when no run tells.
+// the smallest N > 1 of `backend` in `precision` (competing with compute for
+// the cores). Records it in cal["training_allreduce"]; returns beta, or `beta`
+// unchanged when no run tells.
 double training_beta(const std::vector<report::Configuration>& configs, const std::string& backend,
-                     const report::ModelParams& mp, double alpha, double beta, json& cal) {
+                     const std::string& precision, const report::ModelParams& mp, double alpha, double beta,
+                     json& cal) {
   for (const auto& c : configs) {
     const RunResult* r = c.representative_results();
-    if (c.backend != backend || c.processes < 2 || !r) continue;
+    if (c.backend != backend || c.precision != precision || c.processes < 2 || !r) continue;
     const auto sums = report::phase_sums(*r);
     const double steps = static_cast<double>(r->steps_per_epoch) * sums.epochs;
     if (!(steps > 0) || !(sums.allreduce_busy > 0)) continue;
@@ -97,15 +99,16 @@ double training_beta(const std::vector<report::Configuration>& configs, const st
 
 json scaling_model(const std::vector<report::Configuration>& configs, const json& bench, const json& metrics,
                    int cores, int threads) {
-  // Calibrated with, and compared to, the runs of one backend.
+  // Calibrated with, and compared to, the runs of one backend in one precision.
   const std::string backend = report::model_backend(report::backends(metrics));
-  const report::Configuration* serial = serial_of(configs);
+  const std::string precision = report::model_precision(report::precisions(metrics));
+  const report::Configuration* serial = serial_of(configs, precision);
   if (!serial || !serial->representative_results())
     return {{"status", "unavailable"}, {"reason", "the serial run, which calibrates it, failed"}};
   json cal;
   report::ModelParams mp;
   try {
-    mp = calibrate_from_runs(configs, backend, cal);
+    mp = calibrate_from_runs(configs, backend, precision, cal);
   } catch (const std::exception& e) {
     return {{"status", "unavailable"}, {"reason", std::string("cannot calibrate it from the serial run: ") + e.what()}};
   }
@@ -118,12 +121,12 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   const bool measured = bench.value("status", "") == "ok";
   const double alpha = net ? net->value("alpha_s", 0.0) : measured ? bench.value("alpha_s", 0.0) : 0.0;
   const double beta = net ? net->value("beta_bytes_per_s", 0.0)
-                          : training_beta(configs, backend, mp, alpha,
+                          : training_beta(configs, backend, precision, mp, alpha,
                                           measured ? bench.value("beta_bytes_per_s", 0.0) : 0.0, cal);
   int max_p = 8;
   std::vector<std::pair<int, double>> speedups;
   for (const auto& m : metrics["configurations"]) {
-    if (report::backend_of(m) != backend) continue;
+    if (report::backend_of(m) != backend || report::precision_of(m) != precision) continue;
     max_p = std::max(max_p, m.value("processes", 1));
     speedups.push_back({m.value("processes", 1), results::number_or(m.value("speedup", json::object()), "median", NAN)});
   }
@@ -134,6 +137,9 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   j["calibration"] = cal;
   if (net && j.contains("this_machine")) j["this_machine"]["network"] = net->value("spec", "");
   j["measured_backend"] = backend;
+  // Written only when the experiment ran another precision, so that the
+  // section reads as it did before there was a choice.
+  if (report::names_precisions(metrics)) j["measured_precision"] = precision;
   j["networks_assumptions"] =
       "Gloo over TCP; bandwidth 90% of the line rate; per-message latency 30 / 20 / 10 us for 10 / 25 / 100 Gbit/s "
       "(kernel TCP stack plus one switch hop); every rank computes as fast as one process of the serial run";

@@ -33,6 +33,7 @@ std::vector<std::string> trainer_argv(const Suite& s, const report::Configuratio
                                 "--seed", std::to_string(o.train.seed),
                                 "--threads", std::to_string(o.train.threads),
                                 "--save-results", results,
+                                "--precision", c.precision,
                                 "--no-progress"};  // one line per epoch, no live bar
   if (o.train.limit > 0) a.insert(a.end(), {"--limit", std::to_string(o.train.limit)});
   if (c.program == "train_parallel")
@@ -190,7 +191,7 @@ bool run_all(Suite& s, const std::vector<PlannedRun>& plan) {
   std::vector<double> costs;
   for (const auto& p : plan) {
     const auto& c = s.configs[p.config];
-    costs.push_back(relative_cost(c.processes, c.name == "serial", s.o.train.threads, s.cores));
+    costs.push_back(relative_cost(c.processes, c.is_serial(), s.o.train.threads, s.cores));
   }
   Eta eta(costs, s.o.train.epochs);
   for (size_t i = 0; i < plan.size() && !pending_signal(); ++i) {

@@ -20,6 +20,7 @@
 #include "experiments/signals.h"
 #include "experiments/text.h"
 #include "experiments/write_report.h"
+#include "nn/precision.h"
 #include "sys/atomic_file.h"
 #include "report/gnuplot.h"
 #include "sys/cpu_load.h"
@@ -47,29 +48,44 @@ void normalise(SuiteOptions& o) {
   for (const auto& b : o.backends)
     if (std::find(backends.begin(), backends.end(), b) == backends.end()) backends.push_back(b);
   o.backends = backends;
+  std::vector<std::string> precisions;
+  for (const auto& x : o.precisions)
+    if (std::find(precisions.begin(), precisions.end(), x) == precisions.end()) precisions.push_back(x);
+  o.precisions = precisions;
 }
 
 std::vector<report::Configuration> plan_configurations(const SuiteOptions& o) {
+  const bool named = o.precisions != std::vector<std::string>{"fp32"};
+  // fp32's files keep the names they had before there was a choice.
+  auto suffix = [](const std::string& precision) { return precision == "fp32" ? "" : "_" + precision; };
+  auto label = [&](const std::string& base, const std::string& precision) {
+    return named ? base + ", " + precision : base;
+  };
   std::vector<report::Configuration> cs;
-  report::Configuration serial;
-  serial.name = "serial";
-  serial.label = "serial";
-  serial.program = "train_serial";
-  serial.processes = 1;
-  serial.results_file = "serial_results.json";
-  cs.push_back(serial);
+  for (const auto& precision : o.precisions) {
+    report::Configuration serial;
+    serial.name = "serial" + suffix(precision);
+    serial.label = label("serial", precision);
+    serial.program = "train_serial";
+    serial.precision = precision;
+    serial.processes = 1;
+    serial.results_file = serial.name + "_results.json";
+    cs.push_back(serial);
+  }
   for (int p : o.processes)
-    for (const auto& backend : o.backends) {  // side by side: every backend at one N, then the next N
-      report::Configuration c;
-      // Gloo's files keep the names they had before there was a choice.
-      c.name = "parallel_" + std::to_string(p) + "p" + (backend == "gloo" ? "" : "_" + backend);
-      c.label = std::to_string(p) + (p == 1 ? " process" : " processes");
-      c.program = "train_parallel";
-      c.backend = backend;
-      c.processes = p;
-      c.results_file = c.name + "_results.json";
-      cs.push_back(c);
-    }
+    for (const auto& backend : o.backends)  // side by side: every backend at one N, then the next N
+      for (const auto& precision : o.precisions) {
+        report::Configuration c;
+        // Gloo's files keep the names they had before there was a choice.
+        c.name = "parallel_" + std::to_string(p) + "p" + (backend == "gloo" ? "" : "_" + backend) + suffix(precision);
+        c.label = label(std::to_string(p) + (p == 1 ? " process" : " processes"), precision);
+        c.program = "train_parallel";
+        c.backend = backend;
+        c.precision = precision;
+        c.processes = p;
+        c.results_file = c.name + "_results.json";
+        cs.push_back(c);
+      }
   return cs;
 }
 
@@ -105,10 +121,25 @@ void check_backends(const std::vector<std::string>& backends) {
                     "or leave mpi out of --backends");
 }
 
+// The precisions the trainers know, and whether this CPU runs them: bf16 is
+// refused on a CPU without AVX-512 (unless forced), and a CPU that only
+// emulates it is named before the runs (nn::check_precision_supported).
+void check_precisions(const std::vector<std::string>& precisions) {
+  for (const auto& p : precisions) {
+    const auto precision = nn::precision_from_string(p);
+    if (!precision)
+      throw UserError("unknown precision '" + p + "' in --precision: the trainers have fp32 and bf16",
+                      "use --precision fp32, --precision bf16 or --precision fp32 bf16");
+    if (const std::string note = nn::check_precision_supported(*precision); !note.empty())
+      std::cerr << "run_experiments: " << note << "\n";
+  }
+}
+
 // Everything that can be wrong, checked before the first run: the backends,
-// the trainers next to us, the data. Fills in exe_dir and data_dir.
+// the precisions, the trainers next to us, the data. Fills in exe_dir and data_dir.
 void check_before_running(Suite& s) {
   check_backends(s.o.backends);
+  check_precisions(s.o.precisions);
   if (!s.o.network.empty()) {
     check_network(s.o.network);
     if (s.o.backends != std::vector<std::string>{"gloo"})
@@ -146,6 +177,7 @@ json experiment_block(const Suite& s, const std::string& command) {
             {"batch_size", o.train.batch_size},
             {"process_counts", o.processes},
             {"backends", o.backends},
+            {"precisions", o.precisions},
             {"threads", o.train.threads},
             {"dataset", o.train.dataset},
             {"data_dir", s.data_dir},
@@ -165,6 +197,10 @@ void announce(const Suite& s, size_t runs) {
   for (int p : o.processes) std::cout << ", " << p << " process" << (p == 1 ? "" : "es");
   std::cout << (o.backends.size() > 1 ? " on each of the backends " : " on the backend ");
   for (size_t i = 0; i < o.backends.size(); ++i) std::cout << (i ? ", " : "") << o.backends[i];
+  if (o.precisions != std::vector<std::string>{"fp32"}) {
+    std::cout << (o.precisions.size() > 1 ? ", in each of the precisions " : ", in ");
+    for (size_t i = 0; i < o.precisions.size(); ++i) std::cout << (i ? ", " : "") << o.precisions[i];
+  }
   if (o.repeats > 1) std::cout << " (each " << o.repeats << " times)";
   std::cout << "; " << o.train.epochs << " epoch(s), batch " << o.train.batch_size << " per process, " << o.train.threads
             << " thread(s) per process, " << s.cores << " cores\n";

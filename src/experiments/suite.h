@@ -29,6 +29,10 @@ struct SuiteOptions {
   train::TrainConfig train = suite_training_defaults();
   std::vector<int> processes = {2, 4};           // the parallel runs' process counts
   std::vector<std::string> backends = {"gloo"};  // train_parallel's --backend, each run at every process count
+  // The trainers' --precision (nn/precision.h), each run at every process
+  // count, serial included: each parallel run is compared with the serial
+  // run of its own precision, the bf16 serial run with the fp32 one.
+  std::vector<std::string> precisions = {"fp32"};
   std::string output_dir = "results";
   int repeats = 1;
   // --network RATE[,DELAY]: each rank of a parallel run on its own emulated
@@ -36,7 +40,8 @@ struct SuiteOptions {
   std::string network;
 };
 
-// Process counts sorted and each once; backends each once, in the order given.
+// Process counts sorted and each once; backends and precisions each once, in
+// the order given.
 void normalise(SuiteOptions& o);
 
 // One experiment directory in the making (or being redrawn).
@@ -49,7 +54,10 @@ struct Suite {
   int cores = 1;
 };
 
-// The serial baseline, then every process count on each backend side by side.
+// The serial baseline of each precision, then every process count on each
+// backend in each precision side by side. bf16 runs' names end in "_bf16"
+// (fp32's keep the names they had before there was a choice); their labels
+// name the precision when any run is not fp32.
 std::vector<report::Configuration> plan_configurations(const SuiteOptions& o);
 
 // Checks everything that can be wrong up front (throws UserError), runs the

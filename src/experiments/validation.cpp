@@ -102,8 +102,11 @@ void add_model_validation(json& metrics, const std::vector<report::Configuration
   if (b.value("status", "") != "ok") return;
   const report::ModelParams mp = report::model_params_from_json(sm["params"]);
   const std::string backend = sm.value("measured_backend", "gloo");
+  const std::string precision = sm.value("measured_precision", "fp32");
   for (auto& cfg : metrics["configurations"]) {
-    if (cfg.value("processes", 1) < 2 || report::backend_of(cfg) != backend || !cfg.contains("allreduce")) continue;
+    if (cfg.value("processes", 1) < 2 || report::backend_of(cfg) != backend || report::precision_of(cfg) != precision ||
+        !cfg.contains("allreduce"))
+      continue;
     const report::CommCost c = comm_cost(b, cfg.value("processes", 1), cores, threads, network);
     cfg["model_validation"] = validation_of(cfg, mp, c, cores, threads);
   }

@@ -94,10 +94,12 @@ Drawing draw_plots(const Suite& s, const json& m, const std::string& gnuplot, co
   return out;
 }
 
-// The table, the backends compared, and what went wrong, on the terminal.
+// The table, the backends and precisions compared, and what went wrong, on the terminal.
 void print_summary(const Suite& s, const json& m, const std::vector<std::string>& notes, bool gnuplot_missing) {
   std::cout << "\n" << report::results_table_text(m) << "\n";
   for (const auto& sentence : report::backend_comparison_sentences(m.value("backend_comparison", json::array())))
+    std::cout << sentence << "\n";
+  for (const auto& sentence : report::precision_comparison_sentences(m.value("precision_comparison", json::array())))
     std::cout << sentence << "\n";
   for (const auto& n : notes)
     if (!gnuplot_missing) std::cerr << "run_experiments: " << n << "\n";  // else the caller's error says it

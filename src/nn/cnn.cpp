@@ -93,24 +93,33 @@ struct Batch {
   // pool's output, not before: maxpool(relu(x)) == relu(maxpool(x)) with the
   // same winners, so the gradients are identical, and the backward ReLU
   // touches a quarter of the elements.
-  Batch(const Runtime& rt, int n, ParamView p[8], float p_drop)
+  //
+  // `act` is the type of everything from conv1 to fc1 (f32 or bf16); the
+  // input stays f32 (conv1 converts it), and from the dropout on it is f32
+  // again: fc2 (10x128, 0.1% of the FLOPs) costs nothing in f32 and keeps
+  // the logits and their gradient exact, so no conversion sits between it
+  // and the loss.
+  Batch(const Runtime& rt, int n, ParamView p[8], float p_drop, dt act)
       : input(plain_desc({n, 1, 28, 28}, tag::nchw), rt.engine),
         labels(n),
-        conv1(rt, input, memory(), 32, p[kConv1W], p[kConv1B], true),
+        conv1(rt, input, memory(), 32, p[kConv1W], p[kConv1B], true, act),
         pool1(rt, conv1.dst(), conv1.diff_dst()),
         relu1(rt, pool1.dst(), pool1.diff_dst()),
-        conv2(rt, pool1.dst(), pool1.diff_dst(), 64, p[kConv2W], p[kConv2B], true),
+        conv2(rt, pool1.dst(), pool1.diff_dst(), 64, p[kConv2W], p[kConv2B], true, act),
         pool2(rt, conv2.dst(), conv2.diff_dst()),
         relu2(rt, pool2.dst(), pool2.diff_dst()),
-        fc1(rt, pool2.dst(), pool2.diff_dst(), 128, p[kFc1W], p[kFc1B], true),
+        fc1(rt, pool2.dst(), pool2.diff_dst(), 128, p[kFc1W], p[kFc1B], true, act),
         relu3(rt, fc1.dst(), fc1.diff_dst()),
         dropout(rt, fc1.dst(), fc1.diff_dst(), p_drop),
         fc2(rt, dropout.dst(), dropout.diff_dst(), 10, p[kFc2W], p[kFc2B], false),
         loss(fc2.dst(), fc2.diff_dst()) {}
 };
 
-Cnn::Cnn(float dropout, size_t grad_extra)
-    : dropout_(dropout), params_(num_params(), 0.f), grads_(num_params() + grad_extra, 0.f) {}
+Cnn::Cnn(float dropout, size_t grad_extra, Precision precision)
+    : dropout_(dropout),
+      precision_(precision),
+      params_(num_params(), 0.f),
+      grads_(num_params() + grad_extra, 0.f) {}
 
 Cnn::~Cnn() = default;
 
@@ -131,9 +140,32 @@ Batch& Cnn::batch(int n) {
     ParamView views[8];
     const auto& specs = param_specs();
     for (int i = 0; i < 8; ++i) views[i] = {params_.data() + specs[i].offset, grads_.data() + specs[i].offset};
-    slot = std::make_unique<Batch>(rt_, n, views, dropout_);
+    try {
+      slot = std::make_unique<Batch>(rt_, n, views, dropout_, precision_ == Precision::bf16 ? dt::bf16 : dt::f32);
+    } catch (const dnnl::error& e) {
+      batches_.erase(n);
+      if (precision_ != Precision::bf16) throw;
+      throw UserError(std::string("oneDNN has no bf16 kernels for this CPU (instruction set ") + cpu_bf16().isa +
+                          "): " + e.what(),
+                      "use --precision fp32");
+    }
   }
   return *slot;
+}
+
+Implementations Cnn::implementations(int n) {
+  const Batch& b = batch(n);
+  Implementations out;
+  b.conv1.implementations("conv1", out);
+  b.pool1.implementations("pool1", out);
+  out.emplace_back("relu1.backward", b.relu1.implementation());
+  b.conv2.implementations("conv2", out);
+  b.pool2.implementations("pool2", out);
+  out.emplace_back("relu2.backward", b.relu2.implementation());
+  b.fc1.implementations("fc1", out);
+  out.emplace_back("relu3.backward", b.relu3.implementation());
+  b.fc2.implementations("fc2", out);
+  return out;
 }
 
 float* Cnn::input(int n) { return static_cast<float*>(batch(n).input.get_data_handle()); }

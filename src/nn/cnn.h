@@ -9,6 +9,14 @@
 // PyTorch's order and layouts; the layers hold views into them. Everything
 // that depends on the batch size (primitives, activations) is built once
 // per batch size, on first use, and reused.
+//
+// In bf16 (nn/precision.h) the same buffers hold the f32 master parameters
+// and gradients; the bf16 weights are made from them by one conversion per
+// weight tensor and pass that needs it, when that pass starts: once a step,
+// never per primitive (conv1: one, for forward; fc1: one, which its
+// backward-data reuses; conv2: one for forward and one for backward-data,
+// whose kernels want another blocking). conv1's input is converted once a
+// step too.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -17,8 +25,10 @@
 #include <memory>
 #include <vector>
 
+#include "nn/onednn.h"
 #include "common/trace.h"
 #include "nn/param.h"
+#include "nn/precision.h"
 #include "nn/softmax_xent.h"
 
 namespace ddp::nn {
@@ -37,7 +47,9 @@ class Cnn {
  public:
   // grad_extra: floats appended to the gradient buffer after the model's
   // own, for whoever all-reduces it to carry along (the trainer's stop flag).
-  explicit Cnn(float dropout = 0.5f, size_t grad_extra = 0);
+  // bf16 where oneDNN has no bf16 kernels (no AVX-512) throws UserError
+  // when the first batch is built (check_precision_supported says so before).
+  explicit Cnn(float dropout = 0.5f, size_t grad_extra = 0, Precision precision = Precision::fp32);
   ~Cnn();
   Cnn(const Cnn&) = delete;
   Cnn& operator=(const Cnn&) = delete;
@@ -71,6 +83,12 @@ class Cnn {
   void backward(const GradReady& grad_ready = nullptr);
 
   LayerTimes& times() { return times_; }
+  Precision precision() const { return precision_; }
+
+  // The oneDNN implementation of every primitive for batch size n
+  // ("conv2.forward" -> "brgconv:avx512_core_amx_bf16"), building the batch
+  // if needed; for the results file and tests.
+  Implementations implementations(int n);
 
   // Records each layer's forward (of training batches only: an evaluation
   // is one event of the trainer's) and backward into `trace`'s compute
@@ -82,7 +100,8 @@ class Cnn {
 
   Runtime rt_;
   float dropout_;
-  std::vector<float> params_, grads_;
+  Precision precision_;
+  AlignedVector<float> params_, grads_;
   std::map<int, std::unique_ptr<Batch>> batches_;
   Batch* last_ = nullptr;
   LayerTimes times_;

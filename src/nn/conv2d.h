@@ -1,6 +1,8 @@
 // Conv2d(in_c, out_c, 3x3, stride 1, padding 1) with an optional fused ReLU
 // (a post-op: free in the forward pass). Backward computes the weight and
 // bias gradients, and the input gradient only when asked (conv1 needs none).
+// `type` is the type of src, weights and dst (f32, or bf16 for mixed
+// precision); the bias, the parameters and their gradients are f32 always.
 #pragma once
 #include "nn/onednn.h"
 #include "nn/param.h"
@@ -12,18 +14,24 @@ class Conv2d {
   // src: [n, in_c, h, w] in any layout. diff_src: where the input gradient
   // goes (same dims), or an empty memory for none.
   Conv2d(const Runtime& rt, const memory& src, const memory& diff_src, int out_c, ParamView weight,
-         ParamView bias, bool fuse_relu);
+         ParamView bias, bool fuse_relu, dt type = dt::f32);
 
+  // Converts the f32 parameters into the forward's weights (layout and
+  // type), once a call, then runs.
   void forward(const Runtime& rt) const;
   // Writes weight.grad and bias.grad (plain layout).
   void backward_weights(const Runtime& rt) const;
-  void backward_data(const Runtime& rt) const;  // no-op without diff_src
+  // Converts the f32 parameters into the backward-data weights when those
+  // differ from the forward's, then runs. A no-op without diff_src.
+  void backward_data(const Runtime& rt) const;
 
   const memory& dst() const { return dst_; }            // [n, out_c, h, w]
   // Same layout as dst, and the SAME memory: writing the gradient of dst
   // overwrites dst, which backward never reads again.
   const memory& diff_dst() const { return diff_dst_; }
   double flops_forward() const { return flops_; }      // per call
+  // Appends "<name>.forward", ".backward_weights", ".backward_data".
+  void implementations(const std::string& name, Implementations& out) const;
 
  private:
   Bridge src_, weights_;
@@ -34,6 +42,7 @@ class Conv2d {
   Bridge bd_weights_, bd_diff_dst_, bd_diff_src_;
   Step bwd_data_;
   double flops_ = 0;
+  std::string impl_fwd_, impl_bwd_weights_, impl_bwd_data_;
 };
 
 }  // namespace ddp::nn

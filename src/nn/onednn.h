@@ -5,6 +5,8 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace ddp::nn {
@@ -50,6 +52,10 @@ class Bridge {
 };
 
 inline memory::desc plain_desc(const memory::dims& dims, tag t) { return {dims, dt::f32, t}; }
-inline memory::desc any_desc(const memory::dims& dims) { return {dims, dt::f32, tag::any}; }
+inline memory::desc any_desc(const memory::dims& dims, dt type = dt::f32) { return {dims, type, tag::any}; }
+
+// What a layer reports about the oneDNN implementations it runs: pairs of
+// "<layer>.<pass>" and primitive_desc::impl_info_str() ("brgconv:avx512_core_amx_bf16").
+using Implementations = std::vector<std::pair<std::string, std::string>>;
 
 }  // namespace ddp::nn

@@ -4,10 +4,30 @@
 // rank and machine, and match PyTorch's state_dict.
 #pragma once
 #include <cstddef>
+#include <new>
 #include <string>
 #include <vector>
 
 namespace ddp::nn {
+
+// Storage aligned to 64 bytes (a cache line, an AVX-512 vector). oneDNN
+// reads the weights from and writes the weight gradients into the flat
+// buffers directly; at the 16-byte alignment glibc gives large blocks,
+// every vector access to them straddles two cache lines (measured: fc1's
+// weight gradient 10-80% slower).
+template <class T>
+struct CacheAligned {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheAligned() = default;
+  template <class U>
+  CacheAligned(const CacheAligned<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  friend bool operator==(const CacheAligned&, const CacheAligned&) { return true; }
+};
+template <class T>
+using AlignedVector = std::vector<T, CacheAligned<T>>;
 
 struct ParamView {
   float* value = nullptr;

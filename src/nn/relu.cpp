@@ -10,6 +10,7 @@ ReluBackward::ReluBackward(const Runtime& rt, const memory& y, const memory& dif
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, y.get_desc()), rt.engine);
   const dnnl::eltwise_backward::primitive_desc bpd(dnnl::eltwise_backward::desc(alg, diff.get_desc(), y.get_desc()),
                                                    rt.engine, hint);
+  impl_ = bpd.impl_info_str();
   bwd_ = Step(dnnl::eltwise_backward(bpd), {{DNNL_ARG_DST, y}, {DNNL_ARG_DIFF_DST, diff}, {DNNL_ARG_DIFF_SRC, diff}});
 }
 

@@ -1,5 +1,6 @@
 // The backward half of a ReLU whose forward was fused into the layer before
-// it: diff *= (y > 0), in place, computed from the ReLU's output y.
+// it: diff *= (y > 0), in place, computed from the ReLU's output y (f32 or
+// bf16, as y is).
 #pragma once
 #include "nn/onednn.h"
 
@@ -11,9 +12,11 @@ class ReluBackward {
   // turned in place into the gradient with respect to the ReLU's input.
   ReluBackward(const Runtime& rt, const memory& y, const memory& diff);
   void backward(const Runtime& rt) const { bwd_.run(rt); }
+  const std::string& implementation() const { return impl_; }
 
  private:
   Step bwd_;
+  std::string impl_;
 };
 
 }  // namespace ddp::nn

@@ -6,13 +6,10 @@ using nlohmann::json;
 
 json performance_metrics(const json& experiment, const json& machine, const json& versions,
                          const std::vector<Configuration>& configs, const json& scaling_model) {
-  const Configuration* serial = nullptr;
-  for (const auto& c : configs)
-    if (c.name == "serial") serial = &c;
   json cs = json::array();
   int failed = 0, runs = 0;
   for (const auto& c : configs) {
-    cs.push_back(configuration_metrics(c, serial));
+    cs.push_back(configuration_metrics(c, baseline_of(configs, c)));
     for (const auto& r : c.runs) {
       ++runs;
       failed += r.ok ? 0 : 1;
@@ -42,6 +39,18 @@ json performance_metrics(const json& experiment, const json& machine, const json
     m["definitions"]["backend_comparison"] =
         "per process count run on several backends: each backend's medians, the fastest and slowest by total_time_s, "
         "and time_ratio = T_slowest / T_fastest";
+  }
+  if (names_precisions(m)) {
+    m["definitions"]["speedup"] =
+        m["definitions"]["speedup"].get<std::string>() +
+        "; T_serial is the serial run of the same precision, but for a serial run's speedup, which is against the fp32 "
+        "serial run (its efficiency stays 1: it is the baseline of its precision)";
+    if (const json cmp = precision_comparison(cs); !cmp.empty()) {
+      m["precision_comparison"] = cmp;
+      m["definitions"]["precision_comparison"] =
+          "per run made in both fp32 and bf16: each precision's medians, time_ratio = T_fp32 / T_bf16, "
+          "throughput_ratio = throughput_bf16 / throughput_fp32, accuracy_difference = accuracy_bf16 - accuracy_fp32";
+    }
   }
   std::vector<double> bg;
   for (const auto& c : configs)

@@ -10,7 +10,8 @@
 namespace ddp::report {
 
 // experiment: {"directory", "started", "finished", "command", "config": {...}};
-// configs: the serial baseline first (name "serial"), then each N.
+// configs: the serial baseline of each precision first (program
+// train_serial), then each N; each is measured against baseline_of(configs, c).
 nlohmann::json performance_metrics(const nlohmann::json& experiment, const nlohmann::json& machine,
                                    const nlohmann::json& versions, const std::vector<Configuration>& configs,
                                    const nlohmann::json& scaling_model);

@@ -86,6 +86,13 @@ double exposed_comm_fraction(const RunResult& r) {
   return r.train_time_s > 0 ? s.allreduce_wait / r.train_time_s : kNaN;
 }
 
+bool Configuration::is_serial() const { return name == "serial" || name.rfind("serial_", 0) == 0; }
+
+bool is_serial(const json& c) {
+  const std::string name = c.value("name", "");
+  return name == "serial" || name.rfind("serial_", 0) == 0;
+}
+
 bool Configuration::any_ok() const {
   return std::any_of(runs.begin(), runs.end(), [](const RunRecord& r) { return r.ok; });
 }
@@ -206,6 +213,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
             {"runs", runs}};
   if (!c.backend.empty()) m["backend"] = c.backend;
   if (!trace_file.empty()) m["trace_file"] = trace_file;
+  m["precision"] = c.precision;
   const Summary t = summarize(total);
   m["total_time_s"] = to_json(t);
   m["train_time_s"] = to_json(summarize(train));
@@ -215,7 +223,9 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   m["background_load_cores"] = to_json(summarize(background));
   const Summary sp = speedup_of(c, serial, t);
   m["speedup"] = to_json(sp);
-  m["efficiency"] = to_json(efficiency_summary(sp, c.processes));
+  // Parallel efficiency: a serial run is its own precision's baseline (a bf16
+  // serial run's speedup over the fp32 one is what bf16 buys, not parallelism).
+  m["efficiency"] = to_json(efficiency_summary(c.is_serial() ? speedup_of(c, &c, t) : sp, c.processes));
   if (c.representative_results()) add_representative(m, c);
   else m["oversubscribed"] = nullptr;
   return m;

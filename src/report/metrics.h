@@ -67,14 +67,18 @@ struct RunRecord {
 // One configuration: the serial baseline, or train_parallel with N processes
 // on one communication backend.
 struct Configuration {
-  std::string name;          // "serial", "parallel_2p", "parallel_2p_mpi": prefix of its files
-  std::string label;         // "serial", "2 processes"
+  std::string name;          // "serial", "parallel_2p", "parallel_2p_mpi", "parallel_2p_bf16": prefix of its files
+  std::string label;         // "serial", "2 processes", "2 processes, bf16"
   std::string program;       // "train_serial" / "train_parallel"
   std::string backend;       // train_parallel's --backend: "gloo", "mpi"; "" for the serial run
+  std::string precision = "fp32";  // the trainers' --precision: "fp32", "bf16"
   int processes = 1;
   std::string results_file;  // the canonical file: serial_results.json, parallel_2p_results.json
   std::vector<RunRecord> runs;
 
+  // The serial baseline of a precision: named "serial" (fp32) or
+  // "serial_<precision>" (suite.h's names).
+  bool is_serial() const;
   bool any_ok() const;
   // The successful run whose total time is the (lower) median; -1 if none.
   int representative() const;
@@ -82,7 +86,8 @@ struct Configuration {
 };
 
 // Metrics of one configuration ("configurations" entries of
-// performance_metrics.json); `serial` may be null (no baseline: speedups null).
+// performance_metrics.json); `serial`: its baseline (baseline_of), may be
+// null (no baseline: speedups null).
 nlohmann::json configuration_metrics(const Configuration& c, const Configuration* serial);
 
 // The communication backend of a "configurations" entry: "" for the serial
@@ -98,6 +103,37 @@ bool names_backends(const nlohmann::json& metrics);
 std::string run_label(const nlohmann::json& configuration, bool with_backend);
 // "Gloo", "MPI", as prose names them.
 std::string backend_name(const std::string& backend);
+
+// Whether a "configurations" entry is a serial baseline (Configuration::is_serial).
+bool is_serial(const nlohmann::json& configuration);
+// The precision of a "configurations" entry: "fp32" for an entry without one
+// (written before run_experiments could choose).
+std::string precision_of(const nlohmann::json& configuration);
+// The precisions of the configurations, each once, in order.
+std::vector<std::string> precisions(const nlohmann::json& metrics);
+// Whether labels and the report name the precision: when any other than fp32 ran.
+bool names_precisions(const nlohmann::json& metrics);
+// The baseline `c`'s speedup is measured against: for a parallel run, the
+// serial run of its precision; for a serial run, the fp32 serial run (itself
+// when it is that one, or when there is none). Null when there is none.
+const Configuration* baseline_of(const std::vector<Configuration>& configs, const Configuration& c);
+
+// For each run (the serial run, and each process count on each backend) that
+// ran in both fp32 and bf16, in the order of the configurations:
+// {"label", "processes", "backend" (null for the serial run), "precisions":
+// {precision: {"status", medians of "total_time_s", "speedup",
+// "throughput_samples_per_s", "final_test_accuracy"}}, "time_ratio" =
+// T_fp32 / T_bf16, "throughput_ratio" = throughput_bf16 / throughput_fp32,
+// "accuracy_difference" = accuracy_bf16 - accuracy_fp32 (null unless both
+// succeeded)}.
+nlohmann::json precision_comparison(const nlohmann::json& configurations);
+// One sentence per entry of precision_comparison: how much faster bf16 was, and what it cost in accuracy.
+std::vector<std::string> precision_comparison_sentences(const nlohmann::json& comparison);
+// report.md's words for them: which precision ran ("fp32", "bf16 mixed
+// precision (...)", or both side by side), and the comparison as a paragraph
+// and a list ("" without one).
+std::string precision_description(const nlohmann::json& metrics);
+std::string precision_comparison_markdown(const nlohmann::json& metrics);
 
 // For each process count that ran on more than one backend (in increasing
 // order): {"processes", "backends": {backend: {"status", medians of

@@ -33,10 +33,12 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
   std::map<std::string, int> shade;  // per backend: the next one
   if (!metrics.contains("configurations")) return out;
   const bool with_backend = names_backends(metrics);
+  const bool with_precision = names_precisions(metrics);
   for (const auto& c : metrics["configurations"]) {
     Cfg x;
     x.name = c.value("name", "run");
     x.backend = backend_of(c);
+    x.precision = precision_of(c);
     x.label = run_label(c, with_backend);
     x.processes = c.value("processes", 1);
     x.oversubscribed = flag(c, "oversubscribed");
@@ -45,12 +47,14 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     x.results = it != results.end() ? &it->second : nullptr;
     x.failed = x.results == nullptr || c.value("status", "failed") == "failed" || c.value("status", "") == "not run";
     // With backends there are twice the bars: short labels keep them apart.
-    x.bar_label =
-        with_backend && !x.backend.empty() ? "N = " + std::to_string(x.processes) + "\n" + x.backend : x.label;
+    // The label names the precision already (suite.h); the short one too.
+    x.bar_label = with_backend && !x.backend.empty()
+                      ? "N = " + std::to_string(x.processes) + "\n" + x.backend + (with_precision ? ", " + x.precision : "")
+                      : x.label;
     if (x.failed) x.bar_label += "\n(FAILED)";
-    else if (x.oversubscribed) x.bar_label += with_backend ? "\n(oversub.)" : "\n(oversubscribed)";
+    else if (x.oversubscribed) x.bar_label += with_backend || with_precision ? "\n(oversub.)" : "\n(oversubscribed)";
     const BackendStyle* st = with_backend ? style_of(x.backend) : nullptr;
-    if (x.name == "serial") x.color = kSerialColor;
+    if (x.backend.empty()) x.color = x.precision == "fp32" ? kSerialColor : kPalette[9];
     else if (st) x.color = st->shades[shade[x.backend]++ % 5];
     else x.color = kPalette[k++ % 10];
     out.push_back(x);
@@ -58,14 +62,18 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
   return out;
 }
 
-// The backends with a successful parallel run, in order: one measured series
-// each (one unnamed series when there is none: the serial run alone).
-std::vector<std::string> backend_series(const std::vector<Cfg>& cs) {
-  std::vector<std::string> out;
-  for (const auto& c : cs)
-    if (!c.failed && !c.backend.empty() && std::find(out.begin(), out.end(), c.backend) == out.end())
-      out.push_back(c.backend);
-  if (out.empty()) out.push_back("");
+std::vector<Series> speedup_series(const std::vector<Cfg>& cs) {
+  std::vector<std::string> backends, precisions;
+  for (const auto& c : cs) {
+    if (c.failed || c.backend.empty()) continue;
+    if (std::find(backends.begin(), backends.end(), c.backend) == backends.end()) backends.push_back(c.backend);
+    if (std::find(precisions.begin(), precisions.end(), c.precision) == precisions.end())
+      precisions.push_back(c.precision);
+  }
+  std::vector<Series> out;
+  for (const auto& b : backends)
+    for (const auto& p : precisions) out.push_back({b, p});
+  if (out.empty()) out.push_back({"", cs.empty() ? "fp32" : cs.front().precision});
   return out;
 }
 

@@ -39,17 +39,24 @@ inline constexpr const char* kLossTics =
 // One configuration as the plots draw it.
 struct Cfg {
   std::string name, label, color;
-  std::string bar_label;  // under its bar: the label (with backends: N and the backend), and what went wrong
+  std::string bar_label;  // under its bar: the label (with backends: N, the backend, the precision), and what went wrong
   std::string backend;    // "" for the serial run
+  std::string precision = "fp32";
   int processes = 1;
   bool oversubscribed = false, failed = false;
   const json* metrics = nullptr;       // its entry of performance_metrics.json's "configurations"
   const RunResult* results = nullptr;  // null when it failed
 };
 std::vector<Cfg> configurations(const json& metrics, const std::map<std::string, RunResult>& results);
-// The backends with a successful parallel run, in order: one measured series
-// each (one unnamed series when there is none: the serial run alone).
-std::vector<std::string> backend_series(const std::vector<Cfg>& cs);
+// A measured speedup series: the runs of one backend in one precision, with
+// the serial run of that precision (their baseline).
+struct Series {
+  std::string backend, precision;
+};
+// The backends with a successful parallel run, in order, each in every
+// precision that ran: one measured series each (one series without a backend
+// when there is none: the serial run alone).
+std::vector<Series> speedup_series(const std::vector<Cfg>& cs);
 bool any_results(const std::vector<Cfg>& cs);
 
 using metrics_json::flag;

@@ -39,13 +39,15 @@ std::string model_data(const ModelParams& mp, const std::vector<Network>& nets) 
   return d;
 }
 
-// scaling_measured.dat: the measured speedups of `backend` (and the serial run); `any` says whether there is one.
-std::string measured_data(const std::vector<Cfg>& cs, const std::string& backend, bool named, bool& any) {
-  std::string meas = "# measured on this machine" + (named ? ", " + backend_name(backend) : std::string()) +
+// scaling_measured.dat: the measured speedups of `backend` in `precision` (and
+// the serial run of that precision); `any` says whether there is one.
+std::string measured_data(const std::vector<Cfg>& cs, const std::string& backend, const std::string& precision,
+                          const std::string& name, bool& any) {
+  std::string meas = "# measured on this machine" + (name.empty() ? std::string() : ", " + name) +
                      "\n# processes  speedup(median min max)  efficiency_%(median)\n";
   any = false;
   for (const auto& c : cs) {
-    if (c.failed || !(c.backend.empty() || c.backend == backend)) continue;
+    if (c.failed || !(c.backend.empty() || c.backend == backend) || c.precision != precision) continue;
     const double sp = med(*c.metrics, "speedup");
     if (!std::isfinite(sp)) continue;
     any = true;
@@ -103,9 +105,11 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   }
   // The model describes one backend: the measurements beside it are that backend's.
   const std::string measured_backend = sm.value("measured_backend", model_backend(backends(metrics)));
-  const bool named = names_backends(metrics);
+  const std::string measured_precision = sm.value("measured_precision", model_precision(precisions(metrics)));
+  std::string named = names_backends(metrics) ? backend_name(measured_backend) : "";
+  if (names_precisions(metrics)) named += (named.empty() ? "" : ", ") + measured_precision;
   bool any = false;
-  p.data.push_back({"scaling_measured.dat", measured_data(cs, measured_backend, named, any)});
+  p.data.push_back({"scaling_measured.dat", measured_data(cs, measured_backend, measured_precision, named, any)});
 
   std::string s = gp_preamble(image("scaling_model"), 1400, 750, p.title);
   s += "set multiplot layout 1,2 title " +
@@ -122,7 +126,7 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
                                     ? "emulated " + sm["this_machine"].value("network", "") + " network, 1 rank per node"
                                     : "this machine (" + std::to_string(cores(metrics)) + " cores, loopback)");
   if (any) plot += ", \\\n     'scaling_measured.dat' using 1:2:3:4 with yerrorbars pt 7 ps 1.8 lw 2 lc rgb '#000000' title " +
-                    gp_label(named ? "measured here, " + backend_name(measured_backend) : "measured here");
+                    gp_label(named.empty() ? "measured here" : "measured here, " + named);
   s += "plot " + plot + "\n";
   // Right: efficiency.
   char formula[512];

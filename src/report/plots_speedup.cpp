@@ -2,12 +2,47 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "report/gnuplot.h"
 #include "report/metrics.h"
 #include "report/plot_common.h"
 
 namespace ddp::report::plot {
+
+namespace {
+
+// A series' name in its title and its data: "Gloo", "Gloo, bf16", "bf16", or
+// "" when neither the backend nor the precision is named.
+std::string series_name(const Series& x, bool with_backend, bool with_precision) {
+  std::string n = with_backend ? backend_name(x.backend) : "";
+  if (with_precision) n += (n.empty() ? "" : ", ") + x.precision;
+  return n;
+}
+
+// speedup.dat: one gnuplot data set (index k) per series.
+std::string speedup_data(const std::vector<Cfg>& cs, const std::vector<Series>& series,
+                         const std::function<std::string(const Series&)>& name) {
+  std::string d = "# speedup = T_serial / T_N (total_time_s), T_serial of the same precision\n"
+                  "# processes  median  min  max  label\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    if (k) d += "\n\n";  // the next gnuplot data set (index k)
+    if (!name(series[k]).empty()) d += "# " + name(series[k]) + "\n";
+    for (const auto& x : cs) {
+      if (x.failed || !(x.backend.empty() || x.backend == series[k].backend) || x.precision != series[k].precision)
+        continue;
+      // The serial run is its series' baseline: 1 (a bf16 serial run's own
+      // speedup is against the fp32 serial run, which is another series).
+      const bool base = x.backend.empty();
+      d += std::to_string(x.processes) + "  " + (base ? "1  1  1" : g(med(*x.metrics, "speedup")) + "  " +
+                                                 g(lo(*x.metrics, "speedup")) + "  " + g(hi(*x.metrics, "speedup"))) +
+           "  \"" + x.label + "\"\n";
+    }
+  }
+  return d;
+}
+
+}  // namespace
 
 PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   PlotFiles p;
@@ -21,18 +56,9 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
     if (!x.failed) maxs = std::max(maxs, std::isfinite(hi(*x.metrics, "speedup")) ? hi(*x.metrics, "speedup")
                                                                                   : med(*x.metrics, "speedup"));
   }
-  const auto series = backend_series(cs);
-  const bool named = names_backends(metrics);
-  std::string d = "# speedup = T_serial / T_N (total_time_s)\n# processes  median  min  max  label\n";
-  for (size_t k = 0; k < series.size(); ++k) {
-    if (k) d += "\n\n";  // the next gnuplot data set (index k)
-    if (named) d += "# " + backend_name(series[k]) + "\n";
-    for (const auto& x : cs) {
-      if (x.failed || !(x.backend.empty() || x.backend == series[k])) continue;
-      d += std::to_string(x.processes) + "  " + g(med(*x.metrics, "speedup")) + "  " + g(lo(*x.metrics, "speedup")) +
-           "  " + g(hi(*x.metrics, "speedup")) + "  \"" + x.label + "\"\n";
-    }
-  }
+  const auto series = speedup_series(cs);
+  auto name = [&](const Series& x) { return series_name(x, names_backends(metrics), names_precisions(metrics)); };
+  const std::string d = speedup_data(cs, series, name);
   p.data.push_back({"speedup.dat", d});
   const bool log = maxp > 16;
   const int fit = std::max(1, c / std::max(1, t));  // processes that fit the cores
@@ -68,12 +94,13 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
     plot += ", \\\n     'speedup_model.dat' using 1:2 with lines dt 3 lw 3 lc rgb '#ff7f0e' title 'model of this machine'";
   }
   for (size_t k = 0; k < series.size(); ++k) {
-    const BackendStyle* st = style_of(series[k]);
-    const std::string color = st ? st->shades[0] : kPalette[k % 10], text = st ? st->text : kSerialColor;
+    const BackendStyle* st = style_of(series[k].backend);
+    const int shade = series[k].precision == "fp32" ? 0 : 1;  // bf16 in the backend's darker shade
+    const std::string color = st ? st->shades[shade] : kPalette[k % 10], text = st ? st->text : kSerialColor;
     const std::string data = "'speedup.dat' index " + std::to_string(k);
     plot += ", \\\n     " + data + " using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '" + color + "' notitle";
     plot += ", \\\n     " + data + " using 1:2 with lines lw 3 lc rgb '" + color + "' title " +
-            gp_label(named ? "measured, " + backend_name(series[k]) : "measured");
+            gp_label(name(series[k]).empty() ? "measured" : "measured, " + name(series[k]));
     // One backend's labels above its points, the next one's below.
     plot += ", \\\n     " + data + " using 1:2:(sprintf('%.2f×', $2)) with labels left offset 1.0," +
             g(k % 2 ? -0.9 : 0.9) + " font ',14' tc rgb '" + text + "' notitle";

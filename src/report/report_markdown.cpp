@@ -113,6 +113,7 @@ std::string header_section(const json& m) {
     r += "; the parallel runs over an emulated " + str(m["network"], "spec", "?") +
          " network, each rank its own node (network namespace, core), the serial run as usual";
   r += "\n";
+  r += "- **Precision:** " + precision_description(m) + "\n";
   r += "- **Command:** `" + str(ex, "command", "run_experiments") + "`\n\n";
 
   return r;
@@ -128,12 +129,18 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
   r += "*time*: training plus evaluation of all epochs (`total_time_s`; with repeats: median, and the range); "
        "*speedup* = T_serial / T_N; *efficiency* = speedup / N; *throughput*: training samples per second, all "
        "processes; *test accuracy*: after the last epoch; *exposed comm*: the share of the training time spent "
-       "waiting for the gradient all-reduce that backward did not hide.\n\n";
+       "waiting for the gradient all-reduce that backward did not hide.";
+  if (names_precisions(m))
+    r += " T_serial is the serial run of the same precision, but for the bf16 serial run's speedup, which is "
+         "against the fp32 serial run: what bf16 buys on one process (its efficiency is 100%, as the baseline of the "
+         "bf16 runs).";
+  r += "\n\n";
   r += "Each process trains on batches of " + std::to_string(cfg.value("batch_size", 0)) +
        ", so N processes take a global batch N times larger and 1/N of the steps per epoch (weak scaling per step). "
        "With the same learning rate the larger global batch makes fewer, larger updates, which is why the loss of "
        "the parallel runs falls more slowly per epoch.\n\n";
   r += backends_section(m);
+  r += precision_comparison_markdown(m);
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
@@ -190,14 +197,16 @@ std::string breakdown_section(const json& m) {
        exposed_remark(m) + "\n\n";
   r += "| run | forward | backward | all-reduce exposed | optimizer | data | other | evaluation | all-reduce busy / step | hidden | compute / sample |\n";
   r += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
-  double serial_cps = NAN;
+  std::map<std::string, double> serial_cps;  // per precision
   for (const auto& c : m.value("configurations", json::array()))
-    if (c.value("name", "") == "serial") serial_cps = num(c, "compute_per_sample_s");
+    if (is_serial(c)) serial_cps[precision_of(c)] = num(c, "compute_per_sample_s");
   for (const auto& c : m.value("configurations", json::array())) {
     if (!c.contains("time_per_epoch_s")) continue;
     const double cps = num(c, "compute_per_sample_s");
-    const std::string compute = fmt("%.3f ms", 1e3 * cps) + (c.value("name", "") != "serial" && std::isfinite(serial_cps)
-                                                                  ? fmt(" (%.2fx)", cps / serial_cps)
+    const auto base = serial_cps.find(precision_of(c));
+    const double base_cps = base == serial_cps.end() ? NAN : base->second;
+    const std::string compute = fmt("%.3f ms", 1e3 * cps) + (!is_serial(c) && std::isfinite(base_cps)
+                                                                  ? fmt(" (%.2fx)", cps / base_cps)
                                                                   : std::string());
     const json& t = c["time_per_epoch_s"];
     r += "| " + run_label(c, with_backend) + " | " + fmt("%.2f s", num(t, "forward")) + " | " + fmt("%.2f s", num(t, "backward")) +
@@ -211,7 +220,7 @@ std::string breakdown_section(const json& m) {
       r += "- | - | " + compute + " |\n";
   }
   r += "\n*compute / sample*: data + forward + backward + optimizer time of one rank per sample it trained, and "
-       "in brackets against the serial run: more than 1x means the ranks slowed each other down, by sharing cores "
+       "in brackets against the serial run (of the same precision): more than 1x means the ranks slowed each other down, by sharing cores "
        "(oversubscription) or memory bandwidth, or by the communication thread, which copies the gradients "
        "through " + std::string(m.contains("network") ? "the emulated network's TCP stack" : "loopback TCP") +
        " on the same cores.\n";
@@ -365,7 +374,8 @@ std::string files_section(const json& m, const std::vector<std::string>& plots) 
   r += "- `performance_metrics.json`: everything above as numbers (per configuration, every run, the model)\n";
   r += "- `serial_results.json`, `parallel_<N>p_results.json`" +
        std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
-       ": each trainer's own results (per epoch, per rank, per step)\n";
+       ": each trainer's own results (per epoch, per rank, per step)" +
+       std::string(names_precisions(m) ? "; the bf16 runs' names end in `_bf16`" : "") + "\n";
   r += "- `logs/`: every run's output\n";
   if (m.contains("timeline"))
     r += "- `trace_<configuration>.json`: a few steps of each parallel configuration's first run, thread by thread "

@@ -286,4 +286,9 @@ std::string model_backend(const std::vector<std::string>& backends) {
   return backends.empty() ? "" : backends.front();
 }
 
+std::string model_precision(const std::vector<std::string>& precisions) {
+  if (precisions.empty() || std::find(precisions.begin(), precisions.end(), "fp32") != precisions.end()) return "fp32";
+  return precisions.front();
+}
+
 }  // namespace ddp::report

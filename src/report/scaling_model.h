@@ -169,6 +169,10 @@ nlohmann::json model_json(const ModelParams& m, const std::vector<Network>& netw
 // (the model describes Gloo's ring, and the benchmark that calibrates it is
 // Gloo's) when it ran, else the first of `backends`; "" when there is none.
 std::string model_backend(const std::vector<std::string>& backends);
+// The precision likewise: fp32 when it ran (the model's per-sample times come
+// from the serial run of that precision, and its parallel runs are the ones
+// compared), else the first of `precisions`; "fp32" when there is none.
+std::string model_precision(const std::vector<std::string>& precisions);
 
 // The JSON forms in performance_metrics.json's "scaling_model"; the readers
 // throw results::SchemaError naming a missing or mistyped field.

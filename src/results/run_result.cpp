@@ -69,6 +69,7 @@ RunConfig config_from(const FieldReader& f) {
   c.backend = f.required<std::string>("backend");
   c.lr_scaling = f.required<std::string>("lr_scaling");
   c.warmup_epochs = f.required<int>("warmup_epochs");
+  c.precision = f.optional<std::string>("precision", "fp32");
   c.bucket_kb = f.required<size_t>("bucket_kb");
   c.allreduce_algorithm = f.optional<std::string>("allreduce_algorithm", "");
   c.grad_compression = f.optional<std::string>("grad_compression", "none");
@@ -154,6 +155,7 @@ json to_json(const RunConfig& c) {
           {"backend", c.backend},
           {"lr_scaling", c.lr_scaling},
           {"warmup_epochs", c.warmup_epochs},
+          {"precision", c.precision},
           {"bucket_kb", c.bucket_kb},
           {"allreduce_algorithm", c.allreduce_algorithm},
           {"grad_compression", c.grad_compression},
@@ -175,7 +177,7 @@ json to_json(const RunResult& r) {
   }
   json layers = json::object();
   for (const auto& [name, t] : r.layer_times_s) layers[name] = {{"forward_s", t.forward_s}, {"backward_s", t.backward_s}};
-  return {{"program", r.program},
+  json j = {{"program", r.program},
           {"config", to_json(r.config)},
           {"world_size", r.world_size},
           {"threads_per_process", r.threads_per_process},
@@ -201,6 +203,13 @@ json to_json(const RunResult& r) {
           {"total_time_s", r.total_time_s},
           {"train_time_s", r.train_time_s},
           {"throughput_samples_per_s", r.throughput}};
+  // config.precision and onednn came with bf16: a file without oneDNN's
+  // record is of an older version (or read from one), and is written back
+  // as it was, without either unless the precision says more than the
+  // default an absent field reads as.
+  if (!r.onednn.empty()) j["onednn"] = r.onednn;
+  else if (r.config.precision == "fp32") j["config"].erase("precision");
+  return j;
 }
 
 EpochRecord epoch_from_json(const json& j, const std::string& source) { return epoch_from(FieldReader(j, source)); }
@@ -226,6 +235,7 @@ RunResult run_result_from_json(const json& j, const std::string& source) {
   r.data_checksum = f.required<uint64_t>("data_checksum");
   read_allreduce(f.object("allreduce"), r);
   r.resumed_from = f.optional<std::string>("resumed_from", "");
+  if (f.has("onednn")) r.onednn = f.any_object("onednn");
   read_lists(f, r);
   r.startup_s = f.required<double>("startup_s");
   r.final_test_accuracy = f.required<double>("final_test_accuracy");

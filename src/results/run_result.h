@@ -105,6 +105,11 @@ struct RunConfig {
   std::string checkpoint_dir;  // optional (no checkpoints before they existed): ""
   int checkpoint_every = 1;    // optional: 1
   std::string resume;          // optional: ""
+  // fp32 | bf16 (mixed precision, nn/precision.h); JSON: after warmup_epochs.
+  // Optional (fp32 only before bf16): "fp32". A RunResult writes it only
+  // with its onednn record or when it is not "fp32", so that files of older
+  // versions are written back byte for byte.
+  std::string precision = "fp32";
   bool operator==(const RunConfig&) const = default;
 };
 
@@ -138,6 +143,11 @@ struct RunResult {
   // The cores this process was bound to (rank 0's). Optional (no binding before --cpu-bind): "none".
   std::string binding = "none";
   std::string resumed_from;  // the checkpoint this run continued, if any. Optional: ""
+  // The ISA oneDNN ran on and the implementation of every primitive (rank
+  // 0's at the run's batch size): {"isa": ..., "implementations":
+  // {"conv2.forward": "brgconv:avx512_core_amx_bf16", ...}} (free form).
+  // Optional (not recorded before bf16): {}, and then not written.
+  nlohmann::json onednn = nlohmann::json::object();
   std::vector<EpochRecord> epochs;
   std::vector<std::vector<PhaseTimes>> per_rank;  // [rank][epoch]; JSON: [{rank, time_breakdown_s: [...]}]
   std::vector<float> step_losses;                 // every step, mean over ranks

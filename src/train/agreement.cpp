@@ -26,6 +26,7 @@ uint64_t config_fingerprint(const TrainConfig& c) {
                         std::to_string(c.learning_rate) + "|" + std::to_string(c.seed) + "|" +
                         std::to_string(c.dropout) + "|" + to_string(c.lr_scaling) + "|" +
                         std::to_string(c.warmup_epochs) + "|" + std::to_string(nn::Cnn::num_params()) +
+                        "|" + to_string(c.precision) +
                         // Every rank must trace the same steps: the trace is gathered through collectives.
                         "|" + (c.trace.empty() ? "" : "trace " + c.trace_steps);
   return fnv1a(s.data(), s.size());

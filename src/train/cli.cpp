@@ -75,6 +75,10 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) 
   }
   if (which.dropout)
     app.add_option("--dropout", cfg.dropout, "Dropout probability")->check(finite_in(0, 0.95))->capture_default_str();
+  if (which.precision)
+    add_enum_option(app, "--precision", cfg.precision,
+                    "fp32, or bf16: mixed precision (bf16 convolutions and fc1, f32 master weights, gradients and "
+                    "loss); needs AVX-512, fast with AVX512_BF16 or AMX");
   if (which.progress) app.add_flag("!--no-progress", cfg.progress, "No progress bar, only a line per epoch");
   if (which.checkpoints) {
     app.add_option("--checkpoint-dir", cfg.checkpoint_dir, "Write checkpoints (safetensors) into this directory");
@@ -113,6 +117,7 @@ void validate(const TrainConfig& cfg) {
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),
                     "use at most as many warm-up epochs as epochs");
+  nn::check_precision_supported(cfg.precision);
 }
 
 void check_output_paths(const TrainConfig& cfg) {

@@ -23,6 +23,7 @@ struct TrainingFlagSet {
   bool data = true;         // --dataset, --data-dir, --limit
   bool save_results = true; // --save-results
   bool dropout = true;      // --dropout
+  bool precision = true;    // --precision
   bool progress = true;     // --no-progress
   bool checkpoints = true;  // --checkpoint-dir, --checkpoint-every, --resume
   bool trace = true;        // --trace, --trace-steps

@@ -7,6 +7,7 @@
 
 #include "common/enum_names.h"
 #include "dist/options.h"
+#include "nn/precision.h"
 
 namespace ddp::train {
 
@@ -32,6 +33,9 @@ struct TrainConfig {
   double momentum = 0.9;
   LrScaling lr_scaling = LrScaling::none;
   int warmup_epochs = 0;            // linear ramp to the scaled lr
+  // fp32 | bf16 (mixed precision, nn/precision.h). Not part of a
+  // checkpoint's identity: a checkpoint resumes in either precision.
+  nn::Precision precision = nn::Precision::fp32;
   // Execution.
   int threads = 1;              // compute threads of this process
   int world_size = 1;           // processes

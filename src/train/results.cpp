@@ -22,6 +22,7 @@ results::RunConfig config_record(const TrainConfig& c) {
   r.backend = to_string(c.backend);
   r.lr_scaling = to_string(c.lr_scaling);
   r.warmup_epochs = c.warmup_epochs;
+  r.precision = to_string(c.precision);
   r.bucket_kb = c.bucket_kb;
   r.allreduce_algorithm = to_string(c.allreduce_algorithm);
   r.grad_compression = to_string(c.grad_compression);

@@ -26,6 +26,8 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   check("momentum", cfg.momentum);
   check("lr_scaling", to_string(cfg.lr_scaling));
   check("warmup_epochs", cfg.warmup_epochs);
+  // Not the precision: parameters and momentum are f32 in both, so a
+  // checkpoint resumes in either.
   return diff;
 }
 

@@ -8,9 +8,10 @@ namespace ddp::train {
 void print_summary(std::ostream& out, const RunResult& r) {
   char line[256];
   out << "\n== summary ==\n";
-  std::snprintf(line, sizeof line, "processes %d x %d thread(s)%s, batch %d per process, %d epoch(s)\n", r.world_size,
-                r.threads_per_process, r.oversubscribed ? " (OVERSUBSCRIBED: more threads than cores)" : "",
-                r.config.batch_size, r.config.epochs);
+  std::snprintf(line, sizeof line, "processes %d x %d thread(s)%s, batch %d per process, %d epoch(s), %s\n",
+                r.world_size, r.threads_per_process,
+                r.oversubscribed ? " (OVERSUBSCRIBED: more threads than cores)" : "", r.config.batch_size,
+                r.config.epochs, r.config.precision.c_str());
   out << line;
   std::snprintf(line, sizeof line, "final test accuracy %.2f%%\n", 100 * r.final_test_accuracy);
   out << line;

@@ -157,7 +157,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       shard_((train_set.size + world_ - 1) / world_),
       steps_((shard_ + cfg.batch_size - 1) / cfg.batch_size),
       layout_(gradient_layout(cfg.bucket_kb * 1024)),
-      net_(cfg.dropout, layout_.count - layout_.num_params),  // + the stop flag
+      net_(cfg.dropout, layout_.count - layout_.num_params, cfg.precision),  // + the stop flag
       sgd_(layout_.num_params, static_cast<float>(cfg.momentum)),
       start_(start_point()),
       busy_threads_(sys::ranks_on_this_machine(world_) * cfg.threads),
@@ -180,6 +180,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
     progress_.message("note: no permission for real-time priority, so the communication threads are favoured by "
                       "running compute at nice +10: expect about 8% less throughput at 2 ranks (root, CAP_SYS_NICE "
                       "or `ulimit -r 1` lifts it)");
+  if (const std::string note = nn::check_precision_supported(cfg.precision); !note.empty()) progress_.message(note);
   if (!start_.path.empty())
     progress_.message("resuming from " + start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
                       std::to_string(start_.step));
@@ -389,6 +390,11 @@ void Run::finish(double run_seconds) {
   r_.throughput = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(r_.epochs.size()) / r_.train_time_s;
   const auto& lt = net_.times();
   for (int l = 0; l < nn::kNumLayers; ++l) r_.layer_times_s[nn::layer_name(l)] = {lt.forward_s[l], lt.backward_s[l]};
+  // The ISA oneDNN ran on and every primitive's implementation, in network order.
+  nlohmann::json impls = nlohmann::json::object();
+  for (const auto& [what, impl] : net_.implementations(static_cast<int>(std::min<int64_t>(cfg_.batch_size, shard_))))
+    impls[what] = impl;
+  r_.onednn = {{"isa", nn::cpu_bf16().isa}, {"implementations", impls}};
 }
 
 RunResult Run::all_epochs() {
