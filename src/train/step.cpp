@@ -80,9 +80,12 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   // all of them stop in this step (train/step.h, StepResult::non_finite).
   stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN() : in.stop_requested ? 1.f : 0.f;
   m.sync.ready(num_params, 1);
-  m.net.backward([&](size_t offset, size_t count) {
-    if (const float* acc = in.accumulated)
-      for (size_t i = offset; i < offset + count; ++i) grads[i] += acc[i];
+  // Two references: small enough for std::function to hold without allocating.
+  m.net.backward([&m, &in](size_t offset, size_t count) {
+    if (const float* acc = in.accumulated) {
+      float* g = m.net.grads();
+      for (size_t i = offset; i < offset + count; ++i) g[i] += acc[i];
+    }
     m.sync.ready(offset, count);
   });
   const auto t3 = Clock::now();

@@ -22,7 +22,9 @@
 #include "sys/launch_env.h"
 #include "sys/machine.h"
 #include "train/agreement.h"
+#include "train/divergence.h"
 #include "train/epoch_stats.h"
+#include "train/evaluate.h"
 #include "train/progress.h"
 #include "train/resume.h"
 #include "train/step.h"
@@ -41,33 +43,6 @@ const Clock::time_point kProcessStart = Clock::now();  // set before main() runs
 
 double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
 
-// ---- evaluation ----
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-};
-
-// Evaluates this rank's share of the test set (dropout off) and sums over ranks.
-EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset& test, int batch) {
-  const auto idx = data::eval_indices(test.size, comm.rank(), comm.size());
-  double sums[3] = {0, 0, 0};  // loss * n, correct, n
-  for (size_t s = 0; s < idx.size(); s += static_cast<size_t>(batch)) {
-    const int n = static_cast<int>(std::min<size_t>(batch, idx.size() - s));
-    float* x = net.input(n);
-    int32_t* y = net.labels(n);
-    for (int j = 0; j < n; ++j) {
-      test.copy_image(idx[s + j], x + static_cast<size_t>(j) * data::kPixels);
-      y[j] = test.labels[idx[s + j]];
-    }
-    const auto r = net.forward(n, false);
-    sums[0] += r.loss * n;
-    sums[1] += r.correct;
-    sums[2] += n;
-  }
-  comm.allreduce_sum(sums, 3);
-  return {sums[0] / sums[2], sums[1] / sums[2]};
-}
-
 // Every rank's clock against rank 0's (a collective); a world of one has
 // rank 0's.
 std::vector<dist::ClockOffset> clock_offsets(dist::Communicator& comm) {
@@ -84,12 +59,6 @@ double median(std::vector<double>& v) {
   return *mid;
 }
 
-// What made a step non-finite (train_step's non_finite), as a clause.
-std::string non_finite_cause(double loss, int world) {
-  if (!std::isfinite(loss)) return "the loss was " + std::to_string(loss) + (world > 1 ? " on this rank" : "");
-  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite"
-                   : "the gradient was NaN or infinite";
-}
 
 // ---- the run ----
 
@@ -364,21 +333,8 @@ void Run::stop(int epoch, int64_t steps_done) {
 // or the summed gradient was NaN or infinite: all stop with this error, and
 // no checkpoint is written (the last one, if any, holds finite parameters).
 void Run::diverged(int epoch, int64_t step, const std::string& what, double learning_rate) {
-  char lr[32], lower[32];
-  std::snprintf(lr, sizeof lr, "%g", learning_rate);
-  std::snprintf(lower, sizeof lower, "%g", cfg_.learning_rate / 10);
-  std::string hint = "lower the learning rate, e.g. -lr " + std::string(lower);
-  if (world_ > 1)
-    hint += cfg_.lr_scaling == LrScaling::linear
-                ? ", or ramp it up over more epochs: --warmup-epochs N (with --lr-scaling linear)"
-                : "; with --lr-scaling linear, ramp the scaled rate up: --warmup-epochs N";
-  hint += !cfg_.checkpoint_dir.empty() ? "; the checkpoints in " + cfg_.checkpoint_dir +
-                                             " were written before, with finite parameters"
-                                       : "";
   progress_.clear_bar();
-  throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr + ")",
-                  hint);
+  throw diverged_error(cfg_, world_, {epoch, step, steps_}, what, learning_rate);
 }
 
 // Gathers every rank's figures, evaluates, checks the ranks still agree,
