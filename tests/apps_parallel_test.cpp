@@ -47,6 +47,11 @@ void expect_matches_serial(int world, int accumulate = 1) {
   ASSERT_EQ(a.size(), 20u);
   ASSERT_EQ(b.size(), a.size());
   ASSERT_EQ(parallel["step_losses"].size(), a.size() * static_cast<size_t>(accumulate));
+  // Counted at the communicator: the gradient and the stop flag, and a flag
+  // in each of the group's other micro-batches; nothing serially.
+  const double floats = parallel["num_params"].get<double>() + 1;
+  EXPECT_EQ(parallel["allreduce"]["bytes_per_step"].get<double>(), 4 * floats + 4 * (accumulate - 1));
+  EXPECT_EQ(serial["allreduce"]["bytes_per_step"].get<double>(), 0);
   for (size_t i = 0; i < a.size(); ++i)
     EXPECT_NEAR(a[i].get<double>(), b[i], 2e-4 * std::max(1.0, a[i].get<double>())) << "step " << i;
   EXPECT_NEAR(serial["epochs"][1]["test_loss"].get<double>(), parallel["epochs"][1]["test_loss"].get<double>(), 2e-4);

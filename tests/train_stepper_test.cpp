@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/hash.h"
+#include "dist/counting_communicator.h"
 #include "dist/grad_sync.h"
 #include "nn/cnn.h"
 #include "optim/sgd.h"
@@ -162,7 +163,9 @@ TEST(LocalSgd, RanksAgreeRightAfterEachAveragingStepAndDifferInBetween) {
   train::TrainConfig cfg;
   cfg.sync_every = 3;
   std::vector<std::vector<uint64_t>> hashes(kWorld);
-  const auto errors = run_ranks(kWorld, "local-sgd", [&](dist::Communicator& comm) {
+  std::vector<uint64_t> bytes(kWorld);
+  const auto errors = run_ranks(kWorld, "local-sgd", [&](dist::Communicator& gloo) {
+    dist::CountingCommunicator comm(gloo);
     Rank r(comm, cfg, kSteps);
     for (int64_t s = 0; s < kSteps; ++s) {
       ASSERT_FALSE(r.stepper->step(data, {batch_of(s, comm.rank(), kWorld, kBatch), 1, kLr, false}, s, s).non_finite);
@@ -170,6 +173,7 @@ TEST(LocalSgd, RanksAgreeRightAfterEachAveragingStepAndDifferInBetween) {
     }
     r.stepper->settle();
     hashes[static_cast<size_t>(comm.rank())].push_back(r.state_hash());
+    bytes[static_cast<size_t>(comm.rank())] = comm.allreduce_bytes();
   });
   for (const auto& e : errors) ASSERT_EQ(e, "");
   ASSERT_EQ(hashes[0].size(), kSteps + 1u);
@@ -178,6 +182,10 @@ TEST(LocalSgd, RanksAgreeRightAfterEachAveragingStepAndDifferInBetween) {
     EXPECT_EQ(hashes[0][s] == hashes[1][s], averaged) << "after step " << s + 1;
   }
   EXPECT_EQ(hashes[0][kSteps], hashes[1][kSteps]) << "after the epoch's end";
+  // A float of flags a step; parameters and momentum at steps 3, 6 and the end.
+  const uint64_t n = nn::Cnn::num_params();
+  EXPECT_EQ(bytes[0], kSteps * 4 + 3 * 2 * n * 4);
+  EXPECT_EQ(bytes[1], bytes[0]);
 }
 
 // With warm-up steps the first ones are DDP steps: the ranks agree after each.
