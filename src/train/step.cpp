@@ -104,6 +104,7 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   r.loss = res.loss;
   r.stop = stop_flag > 0;  // now the sum over ranks
   r.non_finite = synced.non_finite || !std::isfinite(stop_flag);
+  r.synced = true;
   r.times.data = seconds(t0, t1);
   r.times.forward = seconds(t1, t2);
   r.times.backward = seconds(t2, t3);

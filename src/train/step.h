@@ -81,6 +81,10 @@ struct StepResult {
   // answer on every rank). The buckets from the first non-finite one on were
   // not applied; the run must stop.
   bool non_finite = false;
+  // model.sync waited for a step's buckets in this call, so its
+  // last_step_buckets() are this step's (false in the steps of the
+  // mitigations that all-reduce no gradient: train/stepper.h).
+  bool synced = false;
   StepTimes times;
   double comm_s = 0;      // GradSync::last_step_comm_seconds
   double comm_cpu_s = 0;  // GradSync::last_step_comm_cpu_seconds

@@ -154,6 +154,7 @@ StepResult Stepper::stale_step(const data::Dataset& data, const StepInput& in) {
     r.stop = stale_[num_params_] > 0;  // the flags of the previous step, summed
     r.non_finite = s.non_finite || !std::isfinite(stale_[num_params_]);
     r.times.allreduce_wait = s.waited;
+    r.synced = true;
     r.comm_s = model_.sync.last_step_comm_seconds();
     r.comm_cpu_s = model_.sync.last_step_comm_cpu_seconds();
   }

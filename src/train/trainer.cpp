@@ -59,7 +59,6 @@ double median(std::vector<double>& v) {
   return *mid;
 }
 
-
 // ---- the run ----
 
 // A training run on this rank: set up once (the model, identical on every
@@ -256,7 +255,11 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     trace_.begin_step(global_step_);
     const StepResult res = stepper_.step(train_set_, in, s, global_step_);
     const auto timings = sync_.last_step_buckets();
-    std::copy(timings.begin(), timings.end(), bucket_times_.begin() + static_cast<long>(s * std::ssize(timings)));
+    const auto at = bucket_times_.begin() + static_cast<long>(s * std::ssize(timings));
+    if (res.synced)
+      std::copy(timings.begin(), timings.end(), at);
+    else  // no bucket ran in this step (train/wait_split.h counts nothing for it)
+      std::fill(at, at + std::ssize(timings), dist::BucketTiming{});
     if (res.non_finite)
       diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
