@@ -12,11 +12,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// mode: more flags (a mitigation of train/stepper.h), or none.
 std::vector<std::string> trainer(const std::string& program, int world, const std::string& ckdir, int epochs,
-                                 int64_t limit) {
+                                 int64_t limit, const std::vector<std::string>& mode = {}) {
   std::vector<std::string> a = {binary(program), "-e", std::to_string(epochs), "--limit", std::to_string(limit),
                                 "--no-progress", "--data-dir", mnist_dir(), "--checkpoint-dir", ckdir};
   if (world > 0) a.insert(a.end(), {"-w", std::to_string(world)});
+  a.insert(a.end(), mode.begin(), mode.end());
   return a;
 }
 
@@ -27,17 +29,12 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-// Runs to the end; then again, interrupted by `sig` during epoch 2, and
-// resumed. Returns the largest parameter and momentum difference.
-float interrupt_and_resume(const std::string& program, int world, int sig) {
-  TempDir tmp;
-  const std::string a = tmp.path + "/a", b = tmp.path + "/b";
-  const int64_t limit = 6400 * std::max(world, 1);
-  Proc full(trainer(program, world, a, 2, limit), tmp.path + "/full.log");
-  EXPECT_TRUE(full.wait(120));
-  EXPECT_EQ(full.exit_code(), 0) << full.output();
-
-  Proc first(trainer(program, world, b, 2, limit), tmp.path + "/first.log");
+// Runs 2 epochs, interrupted by `sig` during epoch 2, and resumed, with
+// checkpoints into `b`.
+void stop_and_resume(const std::string& program, int world, int sig, const std::string& b, int64_t limit,
+                     const std::vector<std::string>& mode) {
+  const std::string tmp = std::filesystem::path(b).parent_path().string();
+  Proc first(trainer(program, world, b, 2, limit, mode), tmp + "/first.log");
   EXPECT_TRUE(wait_for_file(b + "/checkpoint_epoch1.safetensors", 60)) << first.output();
   // The checkpoint is written after epoch 1's evaluation: epoch 2 is training
   // now, for over a second (100 steps a rank).
@@ -49,11 +46,23 @@ float interrupt_and_resume(const std::string& program, int world, int sig) {
   const std::string stopped_at = ddp::train::newest_checkpoint(b);
   EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
 
-  auto resume = trainer(program, world, b, 2, limit);
+  auto resume = trainer(program, world, b, 2, limit, mode);
   resume.insert(resume.end(), {"--resume", "auto"});
-  Proc second(resume, tmp.path + "/second.log");
+  Proc second(resume, tmp + "/second.log");
   EXPECT_TRUE(second.wait(120));
   EXPECT_EQ(second.exit_code(), 0) << second.output();
+}
+
+// Runs to the end; then again, interrupted by `sig` during epoch 2, and
+// resumed. Returns the largest parameter and momentum difference.
+float interrupt_and_resume(const std::string& program, int world, int sig, const std::vector<std::string>& mode = {}) {
+  TempDir tmp;
+  const std::string a = tmp.path + "/a", b = tmp.path + "/b";
+  const int64_t limit = 6400 * std::max(world, 1);
+  Proc full(trainer(program, world, a, 2, limit, mode), tmp.path + "/full.log");
+  EXPECT_TRUE(full.wait(120));
+  EXPECT_EQ(full.exit_code(), 0) << full.output();
+  stop_and_resume(program, world, sig, b, limit, mode);
 
   const auto x = ddp::train::load_checkpoint(a + "/checkpoint_epoch2.safetensors");
   const auto y = ddp::train::load_checkpoint(b + "/checkpoint_epoch2.safetensors");
@@ -68,6 +77,24 @@ TEST(Resume, SerialCtrlCThenResumeGivesTheSameModelBitForBit) {
 
 TEST(Resume, ParallelSigtermThenResumeGivesTheSameModel) {
   EXPECT_LE(interrupt_and_resume("train_parallel", 2, SIGTERM), 1e-6f);
+}
+
+// A stop inside an accumulation group goes back to the group's start (no
+// update was applied since), so the resumed run replays the group.
+TEST(Resume, AccumulatingSigtermThenResumeGivesTheSameModel) {
+  EXPECT_LE(interrupt_and_resume("train_parallel", 2, SIGTERM, {"--accumulate", "3"}), 1e-6f);
+}
+
+// Local SGD averages and stale gradients drain at a stop as at an epoch's
+// end (docs/mitigations.md): the runs stop cleanly and resume, not to the
+// same bits.
+TEST(Resume, LocalSgdAndStaleGradientsStopOnSigintAndResume) {
+  for (const std::vector<std::string>& mode :
+       {std::vector<std::string>{"--sync-every", "8"}, {"--stale-gradients", "1"}}) {
+    SCOPED_TRACE(mode[0]);
+    TempDir tmp;
+    stop_and_resume("train_parallel", 2, SIGINT, tmp.path + "/b", 6400, mode);
+  }
 }
 
 TEST(Resume, ACheckpointOfAnotherConfigurationIsRefusedSayingWhatDiffers) {

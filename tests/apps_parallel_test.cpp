@@ -25,21 +25,35 @@ json run_ok(const std::vector<std::string>& argv, const TempDir& tmp, const std:
 }
 
 // With dropout off, N ranks at batch B take exactly the steps of one process
-// at batch N*B: the same samples, the same averaged gradient.
-void expect_matches_serial(int world) {
+// at batch N*B: the same samples, the same averaged gradient. Accumulating
+// K micro-batches at batch B/K, too: each of the serial steps' losses is the
+// mean of K micro-batches' losses.
+void expect_matches_serial(int world, int accumulate = 1) {
   TempDir tmp;
-  const std::string per_rank = std::to_string(128 / world);
+  const std::string per_rank = std::to_string(128 / world / accumulate);
   const json serial = run_ok({binary("train_serial"), "-b", "128", "--dropout", "0", "--limit", "1280", "-e", "2"},
                              tmp, "serial");
-  const json parallel = run_ok({binary("train_parallel"), "-w", std::to_string(world), "-b", per_rank, "--dropout",
-                                "0", "--limit", "1280", "-e", "2"},
-                               tmp, "parallel");
+  std::vector<std::string> argv = {binary("train_parallel"), "-w", std::to_string(world), "-b", per_rank, "--dropout",
+                                   "0", "--limit", "1280", "-e", "2"};
+  if (accumulate > 1) argv.insert(argv.end(), {"--accumulate", std::to_string(accumulate)});
+  const json parallel = run_ok(argv, tmp, "parallel");
   const auto& a = serial["step_losses"];
-  const auto& b = parallel["step_losses"];
+  std::vector<double> b;
+  for (size_t i = 0; i < parallel["step_losses"].size(); i += static_cast<size_t>(accumulate)) {
+    double sum = 0;
+    for (int k = 0; k < accumulate; ++k) sum += parallel["step_losses"][i + static_cast<size_t>(k)].get<double>();
+    b.push_back(sum / accumulate);
+  }
   ASSERT_EQ(a.size(), 20u);
   ASSERT_EQ(b.size(), a.size());
+  ASSERT_EQ(parallel["step_losses"].size(), a.size() * static_cast<size_t>(accumulate));
+  // Counted at the communicator: the gradient and the stop flag, and a flag
+  // in each of the group's other micro-batches; nothing serially.
+  const double floats = parallel["num_params"].get<double>() + 1;
+  EXPECT_EQ(parallel["allreduce"]["bytes_per_step"].get<double>(), 4 * floats + 4 * (accumulate - 1));
+  EXPECT_EQ(serial["allreduce"]["bytes_per_step"].get<double>(), 0);
   for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_NEAR(a[i].get<double>(), b[i].get<double>(), 2e-4 * std::max(1.0, a[i].get<double>())) << "step " << i;
+    EXPECT_NEAR(a[i].get<double>(), b[i], 2e-4 * std::max(1.0, a[i].get<double>())) << "step " << i;
   EXPECT_NEAR(serial["epochs"][1]["test_loss"].get<double>(), parallel["epochs"][1]["test_loss"].get<double>(), 2e-4);
   EXPECT_EQ(parallel["world_size"], world);
 }
@@ -48,6 +62,7 @@ void expect_matches_serial(int world) {
 
 TEST(TrainParallel, TwoRanksAtBatch64MatchSerialAtBatch128) { expect_matches_serial(2); }
 TEST(TrainParallel, FourRanksAtBatch32MatchSerialAtBatch128) { expect_matches_serial(4); }
+TEST(TrainParallel, TwoRanksAccumulatingTwoAtBatch32MatchSerialAtBatch128) { expect_matches_serial(2, 2); }
 
 // The trainer checks after every epoch that all ranks hold bit-identical
 // parameters, and fails the run if not; 3 ranks also exercise uneven shards.
@@ -73,11 +88,16 @@ TEST(TrainParallel, TwoJobsStartedTogetherBothSucceed) {
   EXPECT_EQ(b.exit_code(), 0) << b.output();
 }
 
-TEST(TrainParallel, AKilledRankEndsTheJobWithinTenSecondsAndNamesIt) {
+namespace {
+
+// mode: the flags of a mitigation (train/stepper.h), or none.
+void expect_killed_rank_ends_the_job(const std::vector<std::string>& mode) {
+  SCOPED_TRACE(mode.empty() ? "DDP" : mode[0]);
   TempDir tmp;
-  Proc job({binary("train_parallel"), "-w", "2", "-e", "50", "--limit", "6400", "--no-progress", "--data-dir",
-            mnist_dir()},
-           tmp.path + "/job.log", {{"TMPDIR", tmp.path}});
+  std::vector<std::string> argv = {binary("train_parallel"), "-w", "2", "-e", "50", "--limit", "6400",
+                                   "--no-progress", "--data-dir", mnist_dir()};
+  argv.insert(argv.end(), mode.begin(), mode.end());
+  Proc job(argv, tmp.path + "/job.log", {{"TMPDIR", tmp.path}});
   std::vector<pid_t> workers;
   for (int i = 0; i < 200 && workers.size() < 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -99,6 +119,19 @@ TEST(TrainParallel, AKilledRankEndsTheJobWithinTenSecondsAndNamesIt) {
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path + "/") ||
               std::distance(std::filesystem::directory_iterator(tmp.path), {}) == 1)  // job.log
       << "leftovers in " << tmp.path;
+}
+
+}  // namespace
+
+TEST(TrainParallel, AKilledRankEndsTheJobWithinTenSecondsAndNamesIt) { expect_killed_rank_ends_the_job({}); }
+
+// Where no gradient is all-reduced (accumulation's first micro-batches,
+// local SGD), the per-step flags' all-reduce finds the dead peer; with
+// stale gradients, the all-reduce in flight does.
+TEST(TrainParallel, AKilledRankEndsTheJobInEveryMitigation) {
+  for (const std::vector<std::string>& mode :
+       {std::vector<std::string>{"--accumulate", "8"}, {"--sync-every", "8"}, {"--stale-gradients", "1"}})
+    expect_killed_rank_ends_the_job(mode);
 }
 
 // Fault 5 of issue 20, as reported: with its own TMPDIR, train_parallel -w 2
@@ -186,7 +219,14 @@ TEST(TrainParallel, BadFlagsAreRejectedBeforeAnyWork) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"-w", "0"}, "world-size"},       {{"-w", "65"}, "world-size"},  {{"-b", "0"}, "batch-size"},
       {{"-lr", "nan"}, "finite"},        {{"-e", "-1"}, "epochs"},       {{"--dataset", "cifar"}, "dataset"},
-      {{"--threads", "0"}, "threads"},   {{"--dropout", "1.5"}, "dropout"}};
+      {{"--threads", "0"}, "threads"},   {{"--dropout", "1.5"}, "dropout"},
+      {{"--accumulate", "0"}, "accumulate"},
+      {{"--stale-gradients", "2"}, "stale-gradients"},
+      {{"--accumulate", "2", "--sync-every", "4"}, "--accumulate 2 and --sync-every 4 cannot be combined"},
+      {{"--sync-every", "4", "--stale-gradients", "1"}, "cannot be combined"},
+      {{"--local-sgd-warmup-steps", "10"}, "needs local SGD"},
+      {{"--stale-gradients", "1", "--overlap", "none"}, "drop --overlap none"},
+      {{"--sync-every", "4", "--grad-compression", "bf16"}, "all-reduces no gradient"}};
   for (const auto& [flags, phrase] : cases) {
     std::vector<std::string> argv = {binary("train_parallel")};
     argv.insert(argv.end(), flags.begin(), flags.end());

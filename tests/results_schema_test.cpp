@@ -49,7 +49,7 @@ RunResult every_field_set() {
   RunResult r;
   r.program = "train_parallel";
   r.config = {3, 32, next(), next(), "fashion-mnist", "/data", 640, 7, 0.25f, 2, 4, "mpi", "linear", 1, 128,
-              "ring", "bf16", "none", next(), "/ckpt", 2, "auto"};
+              "ring", "bf16", "none", next(), "/ckpt", 2, "auto", 3, 8, 40, 1};
   r.world_size = 4;
   r.threads_per_process = 2;
   r.oversubscribed = true;
@@ -67,6 +67,8 @@ RunResult every_field_set() {
   r.overlap = "thread";
   r.comm_priority = "realtime";
   r.binding = "core 1";
+  r.bytes_per_step = next();
+  r.bytes_per_epoch = next();
   r.resumed_from = "/ckpt/epoch_1.safetensors";
   r.config.precision = "bf16";
   r.onednn = {{"isa", "avx512_core_amx"}, {"implementations", {{"conv1.forward", "jit:avx512_core"}}}};
@@ -77,6 +79,7 @@ RunResult every_field_set() {
     x.eval_time_s = next(), x.time_s = next(), x.samples_per_s = next(), x.learning_rate = next();
     x.phases = phases();
     x.allreduce_busy_s = next(), x.comm_cpu_s = next(), x.compute_preempted_s = next(), x.median_step_s = next();
+    x.allreduce_bytes = next(), x.optimizer_steps = 10 + e;
     r.epochs.push_back(x);
   }
   r.per_rank = {{phases(), phases()}, {phases(), phases()}};
@@ -97,7 +100,10 @@ const std::set<std::string> kOptional = {
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
     "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s",
-    "config.precision",           "onednn"};
+    "config.precision",           "onednn",
+    "config.accumulate",          "config.sync_every",        "config.local_sgd_warmup_steps",
+    "config.stale_gradients",     "allreduce.bytes_per_step", "allreduce.bytes_per_epoch",
+    "epochs[0].allreduce_bytes",  "epochs[0].optimizer_steps"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -231,10 +237,13 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
                         "precision"})
     old["config"].erase(k);
   old.erase("onednn");
-  for (const char* k : {"overlap", "comm_priority", "binding"}) old["allreduce"].erase(k);
+  for (const char* k : {"accumulate", "sync_every", "local_sgd_warmup_steps", "stale_gradients"}) old["config"].erase(k);
+  for (const char* k : {"overlap", "comm_priority", "binding", "bytes_per_step", "bytes_per_epoch"})
+    old["allreduce"].erase(k);
   old.erase("resumed_from");
   for (auto& e : old["epochs"])
-    for (const char* k : {"comm_cpu_s", "compute_preempted_s", "median_step_s"}) e.erase(k);
+    for (const char* k : {"comm_cpu_s", "compute_preempted_s", "median_step_s", "allreduce_bytes", "optimizer_steps"})
+      e.erase(k);
 
   const RunResult r = run_result_from_json(old, "old.json");
   EXPECT_EQ(r.config.allreduce_algorithm, "");
@@ -249,7 +258,15 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.comm_priority, "");
   EXPECT_EQ(r.binding, "none");
   EXPECT_EQ(r.resumed_from, "");
+  EXPECT_EQ(r.config.accumulate, 1);
+  EXPECT_EQ(r.config.sync_every, 1);
+  EXPECT_EQ(r.config.local_sgd_warmup_steps, 0);
+  EXPECT_EQ(r.config.stale_gradients, 0);
+  EXPECT_TRUE(std::isnan(r.bytes_per_step));
+  EXPECT_TRUE(std::isnan(r.bytes_per_epoch));
   for (const auto& e : r.epochs) {
+    EXPECT_TRUE(std::isnan(e.allreduce_bytes));
+    EXPECT_EQ(e.optimizer_steps, -1);
     EXPECT_TRUE(std::isnan(e.comm_cpu_s));
     EXPECT_TRUE(std::isnan(e.compute_preempted_s));
     EXPECT_TRUE(std::isnan(e.median_step_s));

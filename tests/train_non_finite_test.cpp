@@ -17,34 +17,13 @@
 #include "nn/cnn.h"
 #include "optim/sgd.h"
 #include "train/step.h"
+#include "train_test_util.h"
 
 using namespace ddp;
+using train_test::synthetic;
+using train_test::TempDir;
 
 namespace {
-
-data::Dataset synthetic(int64_t n) {
-  data::Dataset d;
-  d.name = "synthetic";
-  d.size = n;
-  std::mt19937 gen(3);
-  d.pixels.resize(static_cast<size_t>(n) * data::kPixels);
-  for (auto& p : d.pixels) p = static_cast<uint8_t>(gen() & 0xff);
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(static_cast<int32_t>(gen() % 10));
-  for (int x = 0; x < 256; ++x) d.normalised[x] = (static_cast<float>(x) / 255.f - data::kMean) / data::kStd;
-  return d;
-}
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "non-finite-test-XXXXXX").string();
-    if (mkdtemp(t.data())) path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
 
 // What one rank saw: the step's verdict, and whether its parameters changed.
 struct Seen {

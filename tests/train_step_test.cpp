@@ -21,8 +21,13 @@
 #include "optim/sgd.h"
 #include "train/epoch_stats.h"
 #include "train/step.h"
+#include "train/stepper.h"
+#include "train_test_util.h"
 
 using namespace ddp;
+
+using train_test::synthetic;
+using train_test::TempDir;
 
 namespace {
 
@@ -30,32 +35,6 @@ dist::BucketBounds buckets_of(const dist::GradSync& sync) {
   dist::BucketBounds out;
   for (size_t i = 0; i < sync.num_buckets(); ++i) out.push_back(sync.bucket(i));
   return out;
-}
-
-// A temporary directory, removed on destruction.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "train-step-test-XXXXXX").string();
-    if (mkdtemp(t.data())) path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
-
-// `n` random images and labels, as a loaded data set would hold them.
-data::Dataset synthetic(int64_t n) {
-  data::Dataset d;
-  d.name = "synthetic";
-  d.size = n;
-  std::mt19937 gen(3);
-  d.pixels.resize(static_cast<size_t>(n) * data::kPixels);
-  for (auto& p : d.pixels) p = static_cast<uint8_t>(gen() & 0xff);
-  for (int64_t i = 0; i < n; ++i) d.labels.push_back(static_cast<int32_t>(gen() % 10));
-  for (int x = 0; x < 256; ++x) d.normalised[x] = (static_cast<float>(x) / 255.f - data::kMean) / data::kStd;
-  return d;
 }
 
 }  // namespace
@@ -249,4 +228,40 @@ TEST(TrainStep, StopRequestComesBackAsStop) {
   EXPECT_FALSE(train::train_step(model, data, {batch, 1, 0.01, false}).stop);
   EXPECT_TRUE(train::train_step(model, data, {batch, 2, 0.01, true}).stop);
   EXPECT_FALSE(train::train_step(model, data, {batch, 3, 0.01, false}).stop);
+}
+
+// The mitigations' steps (train/stepper.h) allocate nothing in steady state
+// either: their buffers are made once, with the Stepper.
+TEST(TrainStep, EveryMitigationsStepAllocatesNothingOfOurs) {
+  if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
+  nn::set_compute_threads(1);
+  const auto data = synthetic(256);
+  train::TrainConfig acc, local, stale;
+  acc.accumulate = 2;
+  local.sync_every = 3;
+  stale.stale_gradients = 1;
+  for (const train::TrainConfig& cfg : {acc, local, stale}) {
+    const train::GradientLayout layout = train::gradient_layout(64 << 10);
+    nn::Cnn net(0.5f, layout.count - layout.num_params);
+    net.init(7);
+    optim::Sgd sgd(layout.num_params, 0.9f);
+    std::vector<float> in_flight(cfg.stale_gradients > 0 ? layout.count : 0);
+    float* const second = in_flight.empty() ? nullptr : in_flight.data();
+    dist::LocalCommunicator local_comm;
+    dist::GradSync sync(local_comm, second ? second : net.grads(), layout.count, 64 << 10, layout.segments);
+    const train::StepModel model{net, sgd, sync};
+    train::Stepper stepper(cfg, model, local_comm, second, 100);
+    std::vector<int64_t> batch(32);
+    auto step = [&](int64_t s) {
+      for (size_t j = 0; j < batch.size(); ++j) batch[j] = (s * 32 + static_cast<int64_t>(j)) % data.size;
+      return stepper.step(data, {batch, train::dropout_seed(7, s, 0), 0.01, false}, s, s);
+    };
+    for (int64_t s = 0; s < 4; ++s) step(s);
+    alloc_counter::start();
+    for (int64_t s = 4; s < 12; ++s) step(s);
+    stepper.settle();
+    const auto c = alloc_counter::stop();
+    EXPECT_EQ(c.total(alloc_counter::kOurs), 0) << alloc_counter::our_stacks();
+    EXPECT_EQ(stepper.optimizer_steps(), cfg.accumulate > 1 ? 6 : 12);
+  }
 }

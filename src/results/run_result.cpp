@@ -50,6 +50,8 @@ EpochRecord epoch_from(const FieldReader& f) {
   } else {
     e.allreduce_wait_later_rank_s = e.allreduce_wait_transfer_s = kNaN;
   }
+  e.allreduce_bytes = f.optional<double>("allreduce_bytes", kNaN);
+  e.optimizer_steps = f.optional<int64_t>("optimizer_steps", -1);
   return e;
 }
 
@@ -78,6 +80,10 @@ RunConfig config_from(const FieldReader& f) {
   c.checkpoint_dir = f.optional<std::string>("checkpoint_dir", "");
   c.checkpoint_every = f.optional<int>("checkpoint_every", 1);
   c.resume = f.optional<std::string>("resume", "");
+  c.accumulate = f.optional<int>("accumulate", 1);
+  c.sync_every = f.optional<int>("sync_every", 1);
+  c.local_sgd_warmup_steps = f.optional<int64_t>("local_sgd_warmup_steps", 0);
+  c.stale_gradients = f.optional<int>("stale_gradients", 0);
   return c;
 }
 
@@ -87,6 +93,8 @@ void read_allreduce(const FieldReader& a, RunResult& r) {
   r.overlap = a.optional<std::string>("overlap", r.world_size > 1 ? "thread" : "none");
   r.comm_priority = a.optional<std::string>("comm_priority", "");
   r.binding = a.optional<std::string>("binding", "none");
+  r.bytes_per_step = a.optional<double>("bytes_per_step", kNaN);
+  r.bytes_per_epoch = a.optional<double>("bytes_per_epoch", kNaN);
 }
 
 void read_lists(const FieldReader& f, RunResult& r) {
@@ -137,11 +145,15 @@ json to_json(const EpochRecord& e) {
   if (!std::isnan(e.allreduce_wait_later_rank_s) || !std::isnan(e.allreduce_wait_transfer_s))
     j["allreduce_wait_split_s"] = {{"later_rank", e.allreduce_wait_later_rank_s},
                                    {"transfer", e.allreduce_wait_transfer_s}};
+  if (!std::isnan(e.allreduce_bytes)) {
+    j["allreduce_bytes"] = e.allreduce_bytes;
+    j["optimizer_steps"] = e.optimizer_steps;
+  }
   return j;
 }
 
 json to_json(const RunConfig& c) {
-  return {{"epochs", c.epochs},
+  json j = {{"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"learning_rate", c.learning_rate},
           {"momentum", c.momentum},
@@ -164,6 +176,12 @@ json to_json(const RunConfig& c) {
           {"checkpoint_dir", c.checkpoint_dir},
           {"checkpoint_every", c.checkpoint_every},
           {"resume", c.resume}};
+  // Only where set (RunConfig says why).
+  if (c.accumulate != 1) j["accumulate"] = c.accumulate;
+  if (c.sync_every != 1) j["sync_every"] = c.sync_every;
+  if (c.local_sgd_warmup_steps != 0) j["local_sgd_warmup_steps"] = c.local_sgd_warmup_steps;
+  if (c.stale_gradients != 0) j["stale_gradients"] = c.stale_gradients;
+  return j;
 }
 
 json to_json(const RunResult& r) {
@@ -177,6 +195,10 @@ json to_json(const RunResult& r) {
   }
   json layers = json::object();
   for (const auto& [name, t] : r.layer_times_s) layers[name] = {{"forward_s", t.forward_s}, {"backward_s", t.backward_s}};
+  json allreduce = {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets}, {"overlap", r.overlap},
+                    {"comm_priority", r.comm_priority}, {"binding", r.binding}};
+  if (!std::isnan(r.bytes_per_step)) allreduce["bytes_per_step"] = r.bytes_per_step;
+  if (!std::isnan(r.bytes_per_epoch)) allreduce["bytes_per_epoch"] = r.bytes_per_epoch;
   json j = {{"program", r.program},
           {"config", to_json(r.config)},
           {"world_size", r.world_size},
@@ -191,8 +213,7 @@ json to_json(const RunResult& r) {
           {"samples_per_epoch", r.samples_per_epoch},
           {"num_params", r.num_params},
           {"data_checksum", r.data_checksum},
-          {"allreduce", {{"bucket_bytes", r.bucket_bytes}, {"num_buckets", r.num_buckets},
-                         {"overlap", r.overlap}, {"comm_priority", r.comm_priority}, {"binding", r.binding}}},
+          {"allreduce", allreduce},
           {"resumed_from", r.resumed_from},
           {"epochs", epochs},
           {"per_rank", per_rank},

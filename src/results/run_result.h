@@ -77,6 +77,13 @@ struct EpochRecord {
   // Optional (not measured before --trace existed): NaN.
   double allreduce_wait_later_rank_s = 0;
   double allreduce_wait_transfer_s = 0;
+  // The bytes each rank handed to the communicator's all-reduces for the
+  // epoch's steps (counted there: dist/counting_communicator.h; not the
+  // evaluation's or the results'), and the optimizer steps they paid for.
+  // Optional (not counted before --accumulate existed): NaN and -1, and
+  // then not written.
+  double allreduce_bytes = 0;
+  int64_t optimizer_steps = 0;
   bool operator==(const EpochRecord&) const = default;
 };
 
@@ -110,6 +117,13 @@ struct RunConfig {
   // with its onednn record or when it is not "fp32", so that files of older
   // versions are written back byte for byte.
   std::string precision = "fp32";
+  // The mitigations of communication cost (docs/mitigations.md). Optional,
+  // and written only where not the default (1, 1, 0, 0), so that files of
+  // runs without them are written back as they were.
+  int accumulate = 1;
+  int sync_every = 1;
+  int64_t local_sgd_warmup_steps = 0;
+  int stale_gradients = 0;
   bool operator==(const RunConfig&) const = default;
 };
 
@@ -133,7 +147,8 @@ struct RunResult {
   int64_t samples_per_epoch = 0;  // all ranks, including DistributedSampler padding
   size_t num_params = 0;
   uint64_t data_checksum = 0;
-  // "allreduce": {bucket_bytes, num_buckets, overlap, comm_priority, binding}.
+  // "allreduce": {bucket_bytes, num_buckets, overlap, comm_priority, binding,
+  // bytes_per_step, bytes_per_epoch}.
   size_t bucket_bytes = 0, num_buckets = 0;
   // What --overlap chose: thread | none (always none for a world of one).
   // Optional: "thread" for a world of more than one, else "none".
@@ -142,6 +157,10 @@ struct RunResult {
   std::string comm_priority;
   // The cores this process was bound to (rank 0's). Optional (no binding before --cpu-bind): "none".
   std::string binding = "none";
+  // Bytes each rank handed to the communicator per optimizer step (over the
+  // epochs that counted them), and in a whole epoch (that times an epoch's
+  // optimizer steps). Optional: NaN, and then not written.
+  double bytes_per_step = 0, bytes_per_epoch = 0;
   std::string resumed_from;  // the checkpoint this run continued, if any. Optional: ""
   // The ISA oneDNN ran on and the implementation of every primitive (rank
   // 0's at the run's batch size): {"isa": ..., "implementations":

@@ -26,7 +26,10 @@ uint64_t config_fingerprint(const TrainConfig& c) {
                         std::to_string(c.learning_rate) + "|" + std::to_string(c.seed) + "|" +
                         std::to_string(c.dropout) + "|" + to_string(c.lr_scaling) + "|" +
                         std::to_string(c.warmup_epochs) + "|" + std::to_string(nn::Cnn::num_params()) +
-                        "|" + to_string(c.precision) +
+                        "|" + to_string(c.precision) + "|" +
+                        // How a step synchronises: every rank must take part in the same collectives.
+                        std::to_string(c.accumulate) + "|" + std::to_string(c.sync_every) + "|" +
+                        std::to_string(c.local_sgd_warmup_steps) + "|" + std::to_string(c.stale_gradients) +
                         // Every rank must trace the same steps: the trace is gathered through collectives.
                         "|" + (c.trace.empty() ? "" : "trace " + c.trace_steps);
   return fnv1a(s.data(), s.size());

@@ -108,7 +108,38 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) 
   }
 }
 
+namespace {
+
+// The mitigations of communication cost (train/stepper.h) each replace how a
+// step synchronises the ranks.
+void validate_mitigations(const TrainConfig& cfg) {
+  std::string on;
+  const auto add = [&on](const std::string& flag) { on += (on.empty() ? "" : " and ") + flag; };
+  if (cfg.accumulate > 1) add("--accumulate " + std::to_string(cfg.accumulate));
+  if (cfg.sync_every > 1) add("--sync-every " + std::to_string(cfg.sync_every));
+  if (cfg.stale_gradients > 0) add("--stale-gradients " + std::to_string(cfg.stale_gradients));
+  if (on.find(" and ") != std::string::npos)
+    throw UserError(on + " cannot be combined: each replaces how a step synchronises the ranks",
+                    "choose one of them (docs/mitigations.md compares them)");
+  if (cfg.local_sgd_warmup_steps > 0 && cfg.sync_every <= 1)
+    throw UserError("--local-sgd-warmup-steps needs local SGD, --sync-every H with H > 1",
+                    "add --sync-every H (e.g. --sync-every 8), or drop --local-sgd-warmup-steps");
+  if (cfg.stale_gradients > 0 && cfg.overlap == dist::OverlapMode::none)
+    throw UserError("--stale-gradients 1 runs each all-reduce on the communication thread behind the next step, "
+                    "and --overlap none has no such thread",
+                    "drop --overlap none (--overlap auto or thread)");
+  if (cfg.sync_every > 1 && cfg.local_sgd_warmup_steps == 0 && cfg.grad_compression != dist::Compression::none)
+    throw UserError("--grad-compression " + std::string(to_string(cfg.grad_compression)) +
+                        " compresses gradient all-reduces, and --sync-every without warm-up all-reduces no "
+                        "gradient (it averages parameters, as float)",
+                    "drop --grad-compression, or add --local-sgd-warmup-steps W (its DDP steps all-reduce "
+                    "compressed gradients)");
+}
+
+}  // namespace
+
 void validate(const TrainConfig& cfg) {
+  validate_mitigations(cfg);
   if (!cfg.trace_steps.empty() && cfg.trace.empty())
     throw UserError("--trace-steps needs --trace", "name the trace file with --trace FILE");
   if (cfg.resume == "auto" && cfg.checkpoint_dir.empty())

@@ -46,6 +46,11 @@ struct TrainConfig {
   dist::Compression grad_compression = dist::Compression::none;  // bf16: gradients all-reduced as bfloat16
   dist::OverlapMode overlap = dist::OverlapMode::automatic;     // dist::choose_overlap
   bool progress = true;         // progress bar / lines on rank 0
+  // Mitigations of communication cost (train/stepper.h, docs/mitigations.md); at most one.
+  int accumulate = 1;                  // --accumulate K: micro-batches per optimizer step
+  int sync_every = 1;                  // --sync-every H: local SGD, averaging every H steps (1: DDP)
+  int64_t local_sgd_warmup_steps = 0;  // --local-sgd-warmup-steps W: plain DDP steps before local SGD
+  int stale_gradients = 0;             // --stale-gradients 1: step t applies step t-1's gradient
   // Checkpoints.
   std::string checkpoint_dir;   // empty: none
   int checkpoint_every = 1;     // epochs

@@ -26,6 +26,26 @@ void add_communication_flags(CLI::App& app, TrainConfig& cfg, const ParallelFlag
                   "'auto' (none for mpi when every core computes, else thread)");
 }
 
+// The mitigations of communication cost (train/stepper.h); validate()
+// refuses the combinations that make no sense.
+void add_mitigation_flags(CLI::App& app, TrainConfig& cfg) {
+  app.add_option("--accumulate", cfg.accumulate,
+                 "Gradient accumulation: all-reduce once every K micro-batches and step after the K-th "
+                 "(effective batch K x batch size x world size; docs/mitigations.md)")
+      ->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--sync-every", cfg.sync_every,
+                 "Local SGD: each rank steps on its own gradients and the ranks average parameters and momentum "
+                 "every H steps (1: every step all-reduces the gradients, plain DDP)")
+      ->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--local-sgd-warmup-steps", cfg.local_sgd_warmup_steps,
+                 "With --sync-every: plain DDP for the first W global steps, local SGD after (post-local SGD)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))->capture_default_str();
+  app.add_option("--stale-gradients", cfg.stale_gradients,
+                 "1: step t applies step t-1's averaged gradient, whose all-reduce runs behind step t's forward and "
+                 "backward (0: off)")
+      ->check(CLI::Range(0, 1))->capture_default_str();
+}
+
 }  // namespace
 
 void add_parallel_flags(CLI::App& app, TrainConfig& cfg, ParallelFlagSet which) {
@@ -41,6 +61,7 @@ void add_parallel_flags(CLI::App& app, TrainConfig& cfg, ParallelFlagSet which) 
     app.add_option("--warmup-epochs", cfg.warmup_epochs, "Epochs over which the scaled learning rate is ramped up")
         ->check(CLI::Range(0, 100000))->capture_default_str();
   add_communication_flags(app, cfg, which);
+  if (which.mitigations) add_mitigation_flags(app, cfg);
   if (which.backend)
     add_enum_option(app, "--backend", cfg.backend, "Communication backend: gloo, or mpi (OpenMPI)");
 }

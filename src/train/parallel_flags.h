@@ -33,6 +33,8 @@ struct ParallelFlagSet {
   bool allreduce_algorithm = true;  // --allreduce-algorithm ring|bcube
   bool communication = true;        // --timeout, --bucket-kb, --grad-compression none|bf16,
                                     // --overlap auto|thread|none
+  bool mitigations = true;          // --accumulate, --sync-every, --local-sgd-warmup-steps,
+                                    // --stale-gradients (train/stepper.h)
 };
 
 // Adds the chosen flags, writing into cfg (with world_size: sets

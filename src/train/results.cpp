@@ -31,6 +31,10 @@ results::RunConfig config_record(const TrainConfig& c) {
   r.checkpoint_dir = c.checkpoint_dir;
   r.checkpoint_every = c.checkpoint_every;
   r.resume = c.resume;
+  r.accumulate = c.accumulate;
+  r.sync_every = c.sync_every;
+  r.local_sgd_warmup_steps = c.local_sgd_warmup_steps;
+  r.stale_gradients = c.stale_gradients;
   return r;
 }
 

@@ -28,6 +28,17 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   check("warmup_epochs", cfg.warmup_epochs);
   // Not the precision: parameters and momentum are f32 in both, so a
   // checkpoint resumes in either.
+  // Recorded only where set (results::RunConfig): a checkpoint without them ran without.
+  const auto check_or = [&](const char* key, const nlohmann::json& now, const nlohmann::json& unset) {
+    const nlohmann::json was = saved.contains(key) ? saved.at(key) : unset;
+    if (was != now)
+      diff += std::string(diff.empty() ? "" : "; ") + key + " is " + was.dump() + " in the checkpoint but " +
+              now.dump() + " in this run";
+  };
+  check_or("accumulate", cfg.accumulate, 1);
+  check_or("sync_every", cfg.sync_every, 1);
+  check_or("local_sgd_warmup_steps", cfg.local_sgd_warmup_steps, 0);
+  check_or("stale_gradients", cfg.stale_gradients, 0);
   return diff;
 }
 

@@ -55,6 +55,13 @@ struct StepInput {
   uint64_t dropout_seed = 0;         // dropout_seed(): the dropout mask of this step
   double learning_rate = 0;          // of this step (learning_rate_at)
   bool stop_requested = false;       // this rank was asked to stop (tells the others through the stop flag)
+  // Gradient accumulation (train/stepper.h): the sum of the gradients of
+  // this optimizer step's earlier micro-batches [num_params], added to each
+  // range of this one's before it is all-reduced (null: none); and how many
+  // micro-batches the summed gradient holds, this one included (the
+  // average divides by it as well as by the world size).
+  const float* accumulated = nullptr;
+  int micro_batches = 1;
 };
 
 // Seconds of each part of one step on this rank.
@@ -74,6 +81,10 @@ struct StepResult {
   // answer on every rank). The buckets from the first non-finite one on were
   // not applied; the run must stop.
   bool non_finite = false;
+  // model.sync waited for a step's buckets in this call, so its
+  // last_step_buckets() are this step's (false in the steps of the
+  // mitigations that all-reduce no gradient: train/stepper.h).
+  bool synced = false;
   StepTimes times;
   double comm_s = 0;      // GradSync::last_step_comm_seconds
   double comm_cpu_s = 0;  // GradSync::last_step_comm_cpu_seconds
@@ -82,6 +93,33 @@ struct StepResult {
 // Trains one step on `data`'s samples in.samples. Throws what the
 // communicator throws (a dead peer, a timeout: ddp::UserError).
 StepResult train_step(const StepModel& model, const data::Dataset& data, const StepInput& in);
+
+// The forward and backward of a step that all-reduces no gradient (local
+// SGD's steps, gradient accumulation's first micro-batches): afterwards
+// net.grads()[0, num_params) holds this rank's gradient of its batch's mean
+// loss; the stop flag's slot and model.sync are not touched. Sets the loss
+// and times.data, forward, backward and total.
+StepResult forward_backward(const StepModel& model, const data::Dataset& data, const StepInput& in);
+
+// Waits for model.sync's buckets of `grads` (the buffer the GradSync
+// all-reduces: the model's gradients, or another of the same layout) and
+// steps the optimizer on each as soon as it is summed, with the average
+// `scale` x sum, at learning rate lr. A bucket whose sum holds a NaN or
+// infinity is not applied, nor any after it (non_finite; the same verdict
+// on every rank). Returns the seconds waited.
+struct SyncedStep {
+  double waited = 0;
+  bool non_finite = false;
+};
+SyncedStep finish_and_step(const StepModel& model, const float* grads, double lr, float scale);
+
+// Steps the optimizer on gradients that are summed already (as
+// finish_and_step does, bucket by bucket, with the same non-finite rule).
+// Returns non_finite.
+bool step_summed(const StepModel& model, const float* grads, double lr, float scale);
+
+// No element of x[0, n) is NaN or infinite.
+bool all_finite(const float* x, size_t n);
 
 // The dropout seed of global step `step` on `rank`: every random draw is a
 // function of (seed, step, rank), so a resumed run replays the same masks.

@@ -55,6 +55,11 @@ void print_summary(std::ostream& out, const RunResult& r) {
     }
     out << "\n";
   }
+  if (r.world_size > 1 && !std::isnan(r.bytes_per_step)) {
+    std::snprintf(line, sizeof line, "all-reduce: %.3f MB per optimizer step and %.1f MB per epoch (per rank)\n",
+                  1e-6 * r.bytes_per_step, 1e-6 * r.bytes_per_epoch);
+    out << line;
+  }
 }
 
 }  // namespace ddp::train

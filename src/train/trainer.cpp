@@ -13,6 +13,7 @@
 #include "data/sampler.h"
 #include "dist/clock_sync.h"
 #include "dist/comm_priority.h"
+#include "dist/counting_communicator.h"
 #include "dist/grad_sync.h"
 #include "dist/mpi_communicator.h"
 #include "nn/cnn.h"
@@ -21,10 +22,13 @@
 #include "sys/launch_env.h"
 #include "sys/machine.h"
 #include "train/agreement.h"
+#include "train/divergence.h"
 #include "train/epoch_stats.h"
+#include "train/evaluate.h"
 #include "train/progress.h"
 #include "train/resume.h"
 #include "train/step.h"
+#include "train/stepper.h"
 #include "train/stop.h"
 #include "train/trace_file.h"
 #include "train/trace_window.h"
@@ -38,33 +42,6 @@ using Clock = std::chrono::steady_clock;
 const Clock::time_point kProcessStart = Clock::now();  // set before main() runs
 
 double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
-
-// ---- evaluation ----
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-};
-
-// Evaluates this rank's share of the test set (dropout off) and sums over ranks.
-EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset& test, int batch) {
-  const auto idx = data::eval_indices(test.size, comm.rank(), comm.size());
-  double sums[3] = {0, 0, 0};  // loss * n, correct, n
-  for (size_t s = 0; s < idx.size(); s += static_cast<size_t>(batch)) {
-    const int n = static_cast<int>(std::min<size_t>(batch, idx.size() - s));
-    float* x = net.input(n);
-    int32_t* y = net.labels(n);
-    for (int j = 0; j < n; ++j) {
-      test.copy_image(idx[s + j], x + static_cast<size_t>(j) * data::kPixels);
-      y[j] = test.labels[idx[s + j]];
-    }
-    const auto r = net.forward(n, false);
-    sums[0] += r.loss * n;
-    sums[1] += r.correct;
-    sums[2] += n;
-  }
-  comm.allreduce_sum(sums, 3);
-  return {sums[0] / sums[2], sums[1] / sums[2]};
-}
 
 // Every rank's clock against rank 0's (a collective); a world of one has
 // rank 0's.
@@ -80,13 +57,6 @@ double median(std::vector<double>& v) {
   auto mid = v.begin() + static_cast<long>(v.size() / 2);
   std::nth_element(v.begin(), mid, v.end());
   return *mid;
-}
-
-// What made a step non-finite (train_step's non_finite), as a clause.
-std::string non_finite_cause(double loss, int world) {
-  if (!std::isfinite(loss)) return "the loss was " + std::to_string(loss) + (world > 1 ? " on this rank" : "");
-  return world > 1 ? "another rank's loss or the summed gradient was NaN or infinite"
-                   : "the gradient was NaN or infinite";
 }
 
 // ---- the run ----
@@ -108,6 +78,8 @@ class Run {
     int64_t end = 0;         // one past the last step trained
     double learning_rate = 0;  // of the last step
     bool stopping = false;   // a rank was asked to stop: the epoch ended early
+    double allreduce_bytes = 0;  // handed to the communicator by the steps (dist::CountingCommunicator)
+    int64_t optimizer_steps = 0;  // updates applied
   };
 
   StartPoint start_point();
@@ -116,6 +88,7 @@ class Run {
   void fill_trace_context();
   void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
+  void settle(int epoch, int64_t steps_done, EpochOutcome& o, uint64_t bytes_before, int64_t updates_before);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
   // what: what became non-finite, as a clause.
   [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
@@ -136,8 +109,11 @@ class Run {
   const int busy_threads_, cores_;  // compute threads of this machine's ranks; its cores
   const std::vector<dist::ClockOffset> clocks_;  // [rank]: its clock against rank 0's
   RunTrace trace_;
+  dist::CountingCommunicator counted_;  // comm_, counting the steps' all-reduces
+  std::vector<float> stale_grads_;     // --stale-gradients: the gradient buffer in flight (train/stepper.h)
   dist::GradSync sync_;
   const StepModel model_;
+  Stepper stepper_;
   RunResult r_;
   Progress progress_;
   int64_t global_step_;
@@ -164,9 +140,17 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       cores_(sys::online_cores()),
       clocks_(clock_offsets(comm)),
       trace_(cfg, trace_window(cfg, start_.global_step, cfg.epochs * steps_)),
-      sync_(comm, net_.grads(), layout_.count, cfg.bucket_kb * 1024, layout_.segments, cfg.grad_compression,
-            dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads_, cores_)),
+      counted_(comm),
+      stale_grads_(cfg.stale_gradients > 0 ? layout_.count : 0),
+      sync_(counted_, stale_grads_.empty() ? net_.grads() : stale_grads_.data(), layout_.count,
+            cfg.bucket_kb * 1024, layout_.segments, cfg.grad_compression,
+            // Stale gradients hide the all-reduce behind the next step on the communication thread.
+            dist::choose_overlap(cfg.stale_gradients > 0 && cfg.overlap == dist::OverlapMode::automatic
+                                     ? dist::OverlapMode::thread
+                                     : cfg.overlap,
+                                 comm.backend(), busy_threads_, cores_)),
       model_{net_, sgd_, sync_, trace_.recorder()},
+      stepper_(cfg, model_, counted_, stale_grads_.empty() ? nullptr : stale_grads_.data(), steps_),
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
       step_loss_(static_cast<size_t>(steps_), 0.0) {
@@ -261,6 +245,8 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   const double preempted_before = sys::runnable_wait_seconds();
   step_time_.clear();
   int64_t s = o.first;
+  const uint64_t bytes_before = counted_.allreduce_bytes();
+  const int64_t updates_before = stepper_.optimizer_steps();
   const auto epoch_start = Clock::now();
   for (; s < steps_ && !o.stopping; ++s, ++global_step_) {
     const int64_t begin = s * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, shard_ - begin);
@@ -268,9 +254,13 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
                        o.learning_rate, stop_signal() != 0};
     trace_.begin_step(global_step_);
-    const StepResult res = train_step(model_, train_set_, in);
+    const StepResult res = stepper_.step(train_set_, in, s, global_step_);
     const auto timings = sync_.last_step_buckets();
-    std::copy(timings.begin(), timings.end(), bucket_times_.begin() + static_cast<long>(s * std::ssize(timings)));
+    const auto at = bucket_times_.begin() + static_cast<long>(s * std::ssize(timings));
+    if (res.synced)
+      std::copy(timings.begin(), timings.end(), at);
+    else  // no bucket ran in this step (train/wait_split.h counts nothing for it)
+      std::fill(at, at + std::ssize(timings), dist::BucketTiming{});
     if (res.non_finite)
       diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
@@ -285,9 +275,10 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     step_loss_[s] = res.loss;
     running += res.loss;
     progress_.step(s + 1, running / static_cast<double>(s + 1 - o.first), (s + 1 - o.first) * cfg_.batch_size * world_);
+    if (trace_.recorder() && trace_.recorder()->window_complete(global_step_)) stepper_.quiesce();
     if (trace_.end_step(comm_, global_step_)) progress_.message(trace_.written_message());
   }
-  o.end = s;
+  settle(epoch, s, o, bytes_before, updates_before);
   st.train_time_s = seconds(epoch_start, Clock::now());
   const double preempted_after = sys::runnable_wait_seconds();
   st.preempted_s = preempted_before >= 0 && preempted_after >= 0 ? preempted_after - preempted_before
@@ -312,6 +303,23 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   return o;
 }
 
+// After the epoch's last step, or the step in which the ranks agreed to
+// stop: one model on every rank and nothing in flight (Stepper::settle);
+// a stop inside an accumulation group goes back to the group's start
+// (Stepper::resumable_end). Sets o.end and what the steps sent.
+void Run::settle(int epoch, int64_t steps_done, EpochOutcome& o, uint64_t bytes_before, int64_t updates_before) {
+  const StepResult res = stepper_.settle();
+  if (res.non_finite)
+    diverged(epoch, steps_done - 1, "not applied: " + non_finite_cause(0, world_), o.learning_rate);
+  o.stats.phases.allreduce_wait += res.times.allreduce_wait;
+  o.stats.phases.optimizer += res.times.optimizer;
+  o.stats.comm_busy_s += res.comm_s;
+  o.end = stepper_.resumable_end(steps_done);
+  global_step_ -= steps_done - o.end;
+  o.allreduce_bytes = static_cast<double>(counted_.allreduce_bytes() - bytes_before);
+  o.optimizer_steps = stepper_.optimizer_steps() - updates_before;
+}
+
 // Every rank saw the stop flag in the same step and is here, at that step:
 // rank 0 writes a checkpoint (with --checkpoint-dir) and all end together.
 void Run::stop(int epoch, int64_t steps_done) {
@@ -329,21 +337,8 @@ void Run::stop(int epoch, int64_t steps_done) {
 // or the summed gradient was NaN or infinite: all stop with this error, and
 // no checkpoint is written (the last one, if any, holds finite parameters).
 void Run::diverged(int epoch, int64_t step, const std::string& what, double learning_rate) {
-  char lr[32], lower[32];
-  std::snprintf(lr, sizeof lr, "%g", learning_rate);
-  std::snprintf(lower, sizeof lower, "%g", cfg_.learning_rate / 10);
-  std::string hint = "lower the learning rate, e.g. -lr " + std::string(lower);
-  if (world_ > 1)
-    hint += cfg_.lr_scaling == LrScaling::linear
-                ? ", or ramp it up over more epochs: --warmup-epochs N (with --lr-scaling linear)"
-                : "; with --lr-scaling linear, ramp the scaled rate up: --warmup-epochs N";
-  hint += !cfg_.checkpoint_dir.empty() ? "; the checkpoints in " + cfg_.checkpoint_dir +
-                                             " were written before, with finite parameters"
-                                       : "";
   progress_.clear_bar();
-  throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr + ")",
-                  hint);
+  throw diverged_error(cfg_, world_, {epoch, step, steps_}, what, learning_rate);
 }
 
 // Gathers every rank's figures, evaluates, checks the ranks still agree,
@@ -363,6 +358,8 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   e.test_loss = ev.loss;
   e.test_accuracy = ev.accuracy;
   e.learning_rate = o.learning_rate;
+  e.allreduce_bytes = o.allreduce_bytes;  // the same on every rank
+  e.optimizer_steps = o.optimizer_steps;
   for (int q = 0; q < world_; ++q) r_.per_rank[q].push_back(ranks[q].phases);
   summarise_ranks(ranks, e);
   e.eval_time_s = eval_time;
@@ -388,6 +385,14 @@ void Run::finish(double run_seconds) {
   for (const auto& e : r_.epochs) r_.train_time_s += e.train_time_s;
   r_.final_test_accuracy = r_.epochs.empty() ? 0 : r_.epochs.back().test_accuracy;
   r_.throughput = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(r_.epochs.size()) / r_.train_time_s;
+  double bytes = 0, updates = 0;
+  for (const auto& e : r_.epochs)
+    if (e.optimizer_steps >= 0 && !std::isnan(e.allreduce_bytes)) {
+      bytes += e.allreduce_bytes;
+      updates += static_cast<double>(e.optimizer_steps);
+    }
+  r_.bytes_per_step = updates > 0 ? bytes / updates : std::numeric_limits<double>::quiet_NaN();
+  r_.bytes_per_epoch = r_.bytes_per_step * static_cast<double>(stepper_.optimizer_steps_per_epoch());
   const auto& lt = net_.times();
   for (int l = 0; l < nn::kNumLayers; ++l) r_.layer_times_s[nn::layer_name(l)] = {lt.forward_s[l], lt.backward_s[l]};
   // The ISA oneDNN ran on and every primitive's implementation, in network order.
