@@ -49,7 +49,7 @@ RunResult every_field_set() {
   RunResult r;
   r.program = "train_parallel";
   r.config = {3, 32, next(), next(), "fashion-mnist", "/data", 640, 7, 0.25f, 2, 4, "mpi", "linear", 1, 128,
-              "ring", "bf16", "none", next(), "/ckpt", 2, "auto", 3, 8, 40, 1};
+              "ring", "bf16", "none", next(), "/ckpt", 2, "auto", "bf16", 3, 8, 40, 1};
   r.world_size = 4;
   r.threads_per_process = 2;
   r.oversubscribed = true;
