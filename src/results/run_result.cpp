@@ -77,6 +77,8 @@ RunConfig config_from(const FieldReader& f) {
   c.checkpoint_dir = f.optional<std::string>("checkpoint_dir", "");
   c.checkpoint_every = f.optional<int>("checkpoint_every", 1);
   c.resume = f.optional<std::string>("resume", "");
+  c.powersgd_rank = f.optional<int>("powersgd_rank", 0);
+  c.powersgd_start_step = f.optional<int64_t>("powersgd_start_step", 0);
   return c;
 }
 
@@ -140,7 +142,7 @@ json to_json(const EpochRecord& e) {
 }
 
 json to_json(const RunConfig& c) {
-  return {{"epochs", c.epochs},
+  json j = {{"epochs", c.epochs},
           {"batch_size", c.batch_size},
           {"learning_rate", c.learning_rate},
           {"momentum", c.momentum},
@@ -162,6 +164,11 @@ json to_json(const RunConfig& c) {
           {"checkpoint_dir", c.checkpoint_dir},
           {"checkpoint_every", c.checkpoint_every},
           {"resume", c.resume}};
+  if (c.grad_compression == "powersgd") {
+    j["powersgd_rank"] = c.powersgd_rank;
+    j["powersgd_start_step"] = c.powersgd_start_step;
+  }
+  return j;
 }
 
 json to_json(const RunResult& r) {

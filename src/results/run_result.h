@@ -105,6 +105,11 @@ struct RunConfig {
   std::string checkpoint_dir;  // optional (no checkpoints before they existed): ""
   int checkpoint_every = 1;    // optional: 1
   std::string resume;          // optional: ""
+  // PowerSGD's rank and start step (--powersgd-rank, --powersgd-start-step):
+  // written with grad_compression "powersgd" only (so that the files of
+  // other runs, and of older versions, write back as they were). Optional: 0.
+  int powersgd_rank = 0;
+  int64_t powersgd_start_step = 0;
   bool operator==(const RunConfig&) const = default;
 };
 

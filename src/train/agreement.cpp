@@ -26,6 +26,12 @@ uint64_t config_fingerprint(const TrainConfig& c) {
                         std::to_string(c.learning_rate) + "|" + std::to_string(c.seed) + "|" +
                         std::to_string(c.dropout) + "|" + to_string(c.lr_scaling) + "|" +
                         std::to_string(c.warmup_epochs) + "|" + std::to_string(nn::Cnn::num_params()) +
+                        // The ranks must make the same all-reduce calls: the same compression.
+                        "|" + to_string(c.grad_compression) +
+                        (c.grad_compression == dist::Compression::powersgd
+                             ? " " + std::to_string(powersgd_options(c).matrix_approximation_rank) + " " +
+                                   std::to_string(powersgd_options(c).start_step)
+                             : "") +
                         // Every rank must trace the same steps: the trace is gathered through collectives.
                         "|" + (c.trace.empty() ? "" : "trace " + c.trace_steps);
   return fnv1a(s.data(), s.size());

@@ -30,6 +30,11 @@ results::RunConfig config_record(const TrainConfig& c) {
   r.checkpoint_dir = c.checkpoint_dir;
   r.checkpoint_every = c.checkpoint_every;
   r.resume = c.resume;
+  if (c.grad_compression == dist::Compression::powersgd) {
+    const dist::PowerSgdOptions o = powersgd_options(c);
+    r.powersgd_rank = o.matrix_approximation_rank;
+    r.powersgd_start_step = o.start_step;
+  }
   return r;
 }
 

@@ -111,6 +111,7 @@ class Run {
   };
 
   StartPoint start_point();
+  dist::PowerSgdOptions powersgd_setup() const;
   std::string favour_communication();
   void fill_fixed_results();
   void fill_trace_context();
@@ -165,7 +166,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       clocks_(clock_offsets(comm)),
       trace_(cfg, trace_window(cfg, start_.global_step, cfg.epochs * steps_)),
       sync_(comm, net_.grads(), layout_.count, cfg.bucket_kb * 1024, layout_.segments, cfg.grad_compression,
-            dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads_, cores_)),
+            dist::choose_overlap(cfg.overlap, comm.backend(), busy_threads_, cores_), powersgd_setup()),
       model_{net_, sgd_, sync_, trace_.recorder()},
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
@@ -192,6 +193,14 @@ StartPoint Run::start_point() {
   if (!cfg_.resume.empty()) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
   comm_.broadcast(net_.params(), layout_.num_params, 0);
   return {};
+}
+
+// PowerSGD over the model's tensors, its step count continuing the run's.
+dist::PowerSgdOptions Run::powersgd_setup() const {
+  dist::PowerSgdOptions o = powersgd_options(cfg_);
+  o.matrices = layout_.matrices;
+  o.first_step = start_.global_step;
+  return o;
 }
 
 // Gloo: its event loop and our thread (Gloo's threads block while idle).
