@@ -4,53 +4,65 @@
 
 namespace ddp::dist::low_rank {
 
-void multiply(const float* m, const float* q, float* p, size_t rows, size_t cols, size_t r) {
-  // Four partial sums per dot product (elements j mod 4), added in a fixed
-  // order: four independent chains of additions instead of one.
-  for (size_t i = 0; i < rows; ++i) {
-    const float* row = m + i * cols;
-    for (size_t k = 0; k < r; ++k) {
-      float s[4] = {0, 0, 0, 0};
-      size_t j = 0;
-      for (; j + 4 <= cols; j += 4)
-        for (size_t t = 0; t < 4; ++t) s[t] += row[j + t] * q[(j + t) * r + k];
-      for (; j < cols; ++j) s[0] += row[j] * q[j * r + k];
-      p[i * r + k] = (s[0] + s[1]) + (s[2] + s[3]);
-    }
-  }
-}
-
-void multiply_transposed(const float* m, const float* p, float* q, size_t rows, size_t cols, size_t r) {
-  for (size_t x = 0; x < cols * r; ++x) q[x] = 0;
-  for (size_t i = 0; i < rows; ++i) {
-    const float* row = m + i * cols;
-    const float* pi = p + i * r;
-    for (size_t j = 0; j < cols; ++j)
-      for (size_t k = 0; k < r; ++k) q[j * r + k] += row[j] * pi[k];
-  }
-}
-
 namespace {
 
-// Column c of x [rows x r] minus its projection on column b (a unit vector or zero).
-void remove_projection(float* x, size_t rows, size_t r, size_t b, size_t c) {
-  double dot = 0;
-  for (size_t t = 0; t < rows; ++t) dot += static_cast<double>(x[t * r + b]) * x[t * r + c];
-  const auto d = static_cast<float>(dot);
-  for (size_t t = 0; t < rows; ++t) x[t * r + c] -= d * x[t * r + b];
+// a . b with eight partial sums (elements j mod 8), added in a fixed order.
+float dot(const float* a, const float* b, size_t n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (size_t t = 0; t < 8; ++t) s[t] += a[j + t] * b[j + t];
+  for (size_t t = 0; j < n; ++j, ++t) s[t] += a[j] * b[j];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+double dot_double(const float* a, const float* b, size_t n) {
+  double s = 0;
+  for (size_t j = 0; j < n; ++j) s += static_cast<double>(a[j]) * b[j];
+  return s;
 }
 
 }  // namespace
 
-void orthogonalize(float* x, size_t rows, size_t r) {
+void multiply(const float* m, const float* qt, float* pt, size_t rows, size_t cols, size_t r) {
+  for (size_t i = 0; i < rows; ++i)
+    for (size_t k = 0; k < r; ++k) pt[k * rows + i] = dot(m + i * cols, qt + k * cols, cols);
+}
+
+void multiply_transposed(const float* m, const float* pt, float* qt, size_t rows, size_t cols, size_t r) {
+  for (size_t x = 0; x < r * cols; ++x) qt[x] = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    const float* row = m + i * cols;
+    for (size_t k = 0; k < r; ++k) {
+      const float p = pt[k * rows + i];
+      float* q = qt + k * cols;
+      for (size_t j = 0; j < cols; ++j) q[j] += row[j] * p;
+    }
+  }
+}
+
+void reconstruct_row(const float* pt, const float* qt, size_t i, size_t rows, size_t cols, size_t r, float* out) {
+  for (size_t j = 0; j < cols; ++j) out[j] = 0;
+  for (size_t k = 0; k < r; ++k) {
+    const float p = pt[k * rows + i];
+    const float* q = qt + k * cols;
+    for (size_t j = 0; j < cols; ++j) out[j] += p * q[j];
+  }
+}
+
+void orthogonalize(float* x, size_t r, size_t n) {
   for (size_t c = 0; c < r; ++c) {
+    float* v = x + c * n;
     for (int pass = 0; pass < 2; ++pass)
-      for (size_t b = 0; b < c; ++b) remove_projection(x, rows, r, b, c);
-    double squares = 0;
-    for (size_t t = 0; t < rows; ++t) squares += static_cast<double>(x[t * r + c]) * x[t * r + c];
-    if (squares == 0) continue;  // a zero column stays zero
+      for (size_t b = 0; b < c; ++b) {
+        const float* u = x + b * n;  // a unit vector, or zero
+        const auto d = static_cast<float>(dot_double(u, v, n));
+        for (size_t t = 0; t < n; ++t) v[t] -= d * u[t];
+      }
+    const double squares = dot_double(v, v, n);
+    if (squares == 0) continue;  // a zero vector stays zero
     const auto norm = static_cast<float>(std::sqrt(squares));
-    for (size_t t = 0; t < rows; ++t) x[t * r + c] /= norm;
+    for (size_t t = 0; t < n; ++t) v[t] /= norm;
   }
 }
 

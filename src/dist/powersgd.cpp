@@ -36,7 +36,7 @@ void PowerSgd::plan(const BucketBounds& buckets) {
     end_of_last = m.offset + m.rows * m.cols;
   }
   buckets_.resize(buckets.size());
-  size_t next = 0, q_floats = 0, wire_floats = 0;
+  size_t next = 0, q_floats = 0, wire_floats = 0, widest = 0;
   // q_ follows the matrices' order: bucket by bucket from the buffer's start.
   std::vector<size_t> order(buckets.size());
   for (size_t b = 0; b < buckets.size(); ++b) order[b] = buckets.size() - 1 - b;
@@ -61,6 +61,7 @@ void PowerSgd::plan(const BucketBounds& buckets) {
         continue;
       }
       Compressed c{m.offset, m.rows, m.cols, std::min({m.rows, m.cols, static_cast<size_t>(r)}), 0, 0};
+      widest = std::max(widest, m.cols);
       c.p_at = bk.p_floats;
       bk.p_floats += c.rows * c.rank;
       c.q_at = q_floats;
@@ -77,6 +78,7 @@ void PowerSgd::plan(const BucketBounds& buckets) {
   DDP_ASSERT(next == ms.size(), "a PowerSGD matrix lies outside every bucket");
   q_.assign(q_floats, 0.0f);
   wire_.assign(wire_floats, 0.0f);
+  row_.assign(widest, 0.0f);
 }
 
 size_t PowerSgd::floats_per_step() const {
@@ -107,7 +109,7 @@ void PowerSgd::compute_p(const Bucket& bk) {
       SplitMix64 g(mix_seed(options_.seed, c.offset));
       for (size_t i = 0; i < c.cols * c.rank; ++i) q[i] = 2.0f * g.uniform_float() - 1.0f;
     }
-    low_rank::orthogonalize(q, c.cols, c.rank);
+    low_rank::orthogonalize(q, c.rank, c.cols);
     low_rank::multiply(grads_ + c.offset, q, out + c.p_at, c.rows, c.cols, c.rank);
   }
 }
@@ -129,15 +131,13 @@ void PowerSgd::decompress(const Bucket& bk, float scale) {
     const Compressed& c = compressed_[k];
     const float* p = p_all + c.p_at;
     const float* q = q_.data() + c.q_at;
+    float* v = row_.data();
     for (size_t i = 0; i < c.rows; ++i) {
+      low_rank::reconstruct_row(p, q, i, c.rows, c.cols, c.rank, v);
       float* row = grads_ + c.offset + i * c.cols;
       float* res = residual_.data() + c.offset + i * c.cols;
-      for (size_t j = 0; j < c.cols; ++j) {
-        float v = 0;
-        for (size_t t = 0; t < c.rank; ++t) v += p[i * c.rank + t] * q[j * c.rank + t];
-        res[j] = row[j] - v * scale;
-        row[j] = v;
-      }
+      for (size_t j = 0; j < c.cols; ++j) res[j] = row[j] - v[j] * scale;
+      std::copy(v, v + c.cols, row);
     }
   }
 }
@@ -169,7 +169,7 @@ std::pair<int64_t, int64_t> PowerSgd::reduce_bucket(size_t b, Communicator& comm
   for (size_t k : bk.compressed) {
     const Compressed& c = compressed_[k];
     float* p = wire + bk.plain_floats + c.p_at;
-    low_rank::orthogonalize(p, c.rows, c.rank);
+    low_rank::orthogonalize(p, c.rank, c.rows);
     low_rank::multiply_transposed(grads_ + c.offset, p, q_.data() + c.q_at, c.rows, c.cols, c.rank);
   }
   allreduce(comm, q_.data() + bk.q_begin, bk.q_floats, b, tracing, span);

@@ -111,8 +111,8 @@ class PowerSgd {
   // A compressed matrix: where it is, its rank, and where its Q lies in q_state().
   struct Compressed {
     size_t offset = 0, rows = 0, cols = 0, rank = 0;
-    size_t p_at = 0;  // into the bucket's all-reduce buffer, after its uncompressed part
-    size_t q_at = 0;  // into q_state()
+    size_t p_at = 0;  // P^T [rank x rows]: into the bucket's all-reduce buffer, after its uncompressed part
+    size_t q_at = 0;  // Q^T [rank x cols]: into q_state()
   };
 
   // grads: the flat buffer [count] (outlives this); buckets: GradSync's
@@ -140,8 +140,9 @@ class PowerSgd {
   // The state a step leaves for the next (tests and checkpoints). residuals:
   // [count], this rank's error feedback (zero outside the matrices and
   // before the first compressed step). q_state: the compressed matrices' Qs
-  // in the order of compressed() (by offset), each [cols x rank] row-major,
-  // the same on every rank. warm_started: false until the first compressed
+  // in the order of compressed() (by offset), each transposed, [rank x cols]
+  // row-major (dist/low_rank.h; PyTorch keeps Q as [cols x rank]), the same
+  // on every rank. warm_started: false until the first compressed
   // step has set Q (that step starts from random values instead);
   // set_warm_started(true) makes the next step start from q_state() as is.
   std::span<float> residuals() { return residual_; }
@@ -179,7 +180,8 @@ class PowerSgd {
   std::vector<Bucket> buckets_;
   std::vector<float> residual_;  // [count_]
   std::vector<float> q_;         // every compressed matrix's Q
-  std::vector<float> wire_;      // per bucket: its uncompressed elements, then its Ps
+  std::vector<float> wire_;      // per bucket: its uncompressed elements, then its Ps (transposed)
+  std::vector<float> row_;       // one row of a decompressed matrix
 };
 
 }  // namespace ddp::dist
