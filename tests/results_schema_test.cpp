@@ -49,7 +49,7 @@ RunResult every_field_set() {
   RunResult r;
   r.program = "train_parallel";
   r.config = {3, 32, next(), next(), "fashion-mnist", "/data", 640, 7, 0.25f, 2, 4, "mpi", "linear", 1, 128,
-              "ring", "bf16", "none", next(), "/ckpt", 2, "auto"};
+              "ring", "powersgd", "none", next(), "/ckpt", 2, "auto", 4, 250};
   r.world_size = 4;
   r.threads_per_process = 2;
   r.oversubscribed = true;
@@ -94,7 +94,8 @@ const std::set<std::string> kOptional = {
     "config.checkpoint_dir",      "config.checkpoint_every",  "config.resume",
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
-    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s"};
+    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s", "config.powersgd_rank",
+    "config.powersgd_start_step"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -224,7 +225,8 @@ TEST(ResultsSchema, ARenamedOrMistypedFieldIsAnError) {
 
 TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   json old = to_json(every_field_set());
-  for (const char* k : {"allreduce_algorithm", "grad_compression", "overlap", "checkpoint_dir", "checkpoint_every", "resume"})
+  for (const char* k : {"allreduce_algorithm", "grad_compression", "overlap", "checkpoint_dir", "checkpoint_every", "resume",
+                        "powersgd_rank", "powersgd_start_step"})
     old["config"].erase(k);
   for (const char* k : {"overlap", "comm_priority", "binding"}) old["allreduce"].erase(k);
   old.erase("resumed_from");
@@ -238,6 +240,8 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.config.checkpoint_dir, "");
   EXPECT_EQ(r.config.checkpoint_every, 1);
   EXPECT_EQ(r.config.resume, "");
+  EXPECT_EQ(r.config.powersgd_rank, 0);
+  EXPECT_EQ(r.config.powersgd_start_step, 0);
   EXPECT_EQ(r.overlap, "thread");  // a world of 4: the communication thread was the only way
   EXPECT_EQ(r.comm_priority, "");
   EXPECT_EQ(r.binding, "none");
