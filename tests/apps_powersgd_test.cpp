@@ -36,11 +36,11 @@ std::pair<int, std::string> run(const std::vector<std::string>& argv, const Temp
 TEST(TrainParallelPowerSgd, TwoRanksEndIdenticalAndThePlainStepsArePlainDdp) {
   TempDir tmp;
   const std::string out = tmp.path + "/psgd.json", plain_out = tmp.path + "/plain.json";
-  const auto [code, log] = run(job({"-e", "2", "--grad-compression", "powersgd", "--powersgd-start-step", "3",
+  const auto [code, log] = run(job({"-e", "1", "--grad-compression", "powersgd", "--powersgd-start-step", "3",
                                     "--save-results", out}),
                                tmp, "psgd");
   ASSERT_EQ(code, 0) << log;
-  const auto [plain_code, plain_log] = run(job({"-e", "2", "--save-results", plain_out}), tmp, "plain");
+  const auto [plain_code, plain_log] = run(job({"-e", "1", "--save-results", plain_out}), tmp, "plain");
   ASSERT_EQ(plain_code, 0) << plain_log;
   const json r = json::parse(read_file(out)), plain = json::parse(read_file(plain_out));
   EXPECT_EQ(r["config"]["grad_compression"], "powersgd");
@@ -49,15 +49,13 @@ TEST(TrainParallelPowerSgd, TwoRanksEndIdenticalAndThePlainStepsArePlainDdp) {
   EXPECT_FALSE(plain["config"].contains("powersgd_rank")) << "written for PowerSGD runs only";
   const auto& a = r["step_losses"];
   const auto& b = plain["step_losses"];
-  ASSERT_EQ(a.size(), 10u);
-  ASSERT_EQ(b.size(), 10u);
+  ASSERT_EQ(a.size(), 5u);
+  ASSERT_EQ(b.size(), 5u);
   // Steps 0-2 all-reduce plain floats, so step 3's loss (computed before
-  // its own all-reduce) is still plain DDP's; later ones differ.
+  // its own all-reduce) is still plain DDP's; step 4 follows a compressed one.
   for (size_t i = 0; i <= 3; ++i) EXPECT_EQ(a[i].get<double>(), b[i].get<double>()) << "step " << i;
-  bool differs = false;
-  for (size_t i = 5; i < 10; ++i) differs = differs || a[i].get<double>() != b[i].get<double>();
-  EXPECT_TRUE(differs) << "PowerSGD steps gave plain DDP's losses: was it on?";
-  EXPECT_GT(r["final_test_accuracy"].get<double>(), 0.5);
+  EXPECT_NE(a[4].get<double>(), b[4].get<double>()) << "step 3 was not compressed";
+  EXPECT_NEAR(a[4].get<double>(), b[4].get<double>(), 0.05) << "a compressed step far from plain DDP's";
 }
 
 TEST(TrainParallelPowerSgd, FlagsWithoutPowerSgdOrOutOfRangeAreRefused) {

@@ -37,9 +37,10 @@ void check_powersgd_resumable(const TrainConfig& cfg, int64_t global_step, const
   const int64_t start = powersgd_options(cfg).start_step;
   if (global_step <= start) return;
   const std::string g = std::to_string(global_step);
-  throw UserError(path + " was written after step " + g + ", when PowerSGD had run since step " +
-                      std::to_string(start) + "; its error-feedback residuals (different on every rank) and Q are "
-                      "not saved in checkpoints, so the run cannot continue as it would have",
+  throw UserError(path + " was written after " + g + " steps, " + std::to_string(global_step - start) +
+                      " of them compressed by PowerSGD (which starts at step " + std::to_string(start) +
+                      "); its error-feedback residuals (different on every rank) and Q are not saved in "
+                      "checkpoints, so the run cannot continue as it would have",
                   "resume with --powersgd-start-step " + g +
                       " (PowerSGD starts afresh: zero residuals, new Q), or with --grad-compression none, or start "
                       "a new run");
