@@ -89,11 +89,10 @@ size_t PowerSgd::floats_per_step() const {
 
 void PowerSgd::add_residual(const Bucket& bk) {
   for (const Range& r : bk.plain)
-    if (r.feedback)
-      for (size_t i = r.offset; i < r.offset + r.count; ++i) grads_[i] += residual_[i];
+    if (r.feedback) low_rank::add(grads_ + r.offset, residual_.data() + r.offset, r.count);
   for (size_t k : bk.compressed) {
     const Compressed& c = compressed_[k];
-    for (size_t i = c.offset; i < c.offset + c.rows * c.cols; ++i) grads_[i] += residual_[i];
+    low_rank::add(grads_ + c.offset, residual_.data() + c.offset, c.rows * c.cols);
   }
 }
 
@@ -134,10 +133,8 @@ void PowerSgd::decompress(const Bucket& bk, float scale) {
     float* v = row_.data();
     for (size_t i = 0; i < c.rows; ++i) {
       low_rank::reconstruct_row(p, q, i, c.rows, c.cols, c.rank, v);
-      float* row = grads_ + c.offset + i * c.cols;
-      float* res = residual_.data() + c.offset + i * c.cols;
-      for (size_t j = 0; j < c.cols; ++j) res[j] = row[j] - v[j] * scale;
-      std::copy(v, v + c.cols, row);
+      const size_t at = c.offset + i * c.cols;
+      low_rank::keep_residual(grads_ + at, residual_.data() + at, v, scale, c.cols);
     }
   }
 }
