@@ -1,6 +1,6 @@
 // Google Benchmark micro-benchmarks of the layers at batch 64 on one
 // thread, with their FLOP rate ("FLOPS" counter), the whole training step,
-// and the bf16 gradient conversions.
+// the bf16 gradient conversions, and PowerSGD's computation per step.
 //
 //   build/bench/layers_bench [--benchmark_filter=conv2]
 #include <benchmark/benchmark.h>
@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "dist/bf16.h"
+#include "dist/bucket_layout.h"
+#include "dist/powersgd.h"
 #include "nn/cnn.h"
 #include "nn/conv2d.h"
 #include "nn/linear.h"
@@ -171,6 +173,46 @@ void BM_Bf16Sum(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * a.size() * 6));
 }
 
+// A world of 2 whose all-reduces return at once: what is timed is PowerSGD's own work.
+class SilentPair final : public dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string backend() const override { return "silent"; }
+  void allreduce_sum(float*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void broadcast(float*, size_t, int) override {}
+  void barrier() override {}
+};
+
+// One compressed step of --grad-compression powersgd over the whole
+// gradient (64 KiB buckets, as the trainer cuts them), without the
+// communication: error feedback, P = M Q, orthogonalisation, Q = M^T P,
+// P Q^T and the residuals. Arg: the rank.
+void BM_PowerSgdStep(benchmark::State& state) {
+  dist::PowerSgdOptions o;
+  o.matrix_approximation_rank = static_cast<int>(state.range(0));
+  o.start_step = 0;
+  std::vector<size_t> segments;
+  for (const auto& spec : Cnn::param_specs()) {
+    const auto rows = static_cast<size_t>(spec.shape.at(0));
+    o.matrices.push_back({spec.offset, rows, spec.count / rows});
+    if (spec.name.ends_with(".weight")) segments.push_back(spec.offset);
+  }
+  const size_t count = Cnn::num_params() + 1;  // + the stop flag
+  segments.push_back(Cnn::num_params());
+  std::vector<float> g(count);
+  fill(g, 0.01f);
+  const auto buckets = dist::bucket_layout(count, 64 * 1024, segments);
+  dist::PowerSgd psgd(g.data(), count, buckets, o);
+  SilentPair comm;
+  for (auto _ : state) {
+    for (size_t b = 0; b < buckets.size(); ++b) psgd.reduce_bucket(b, comm);
+    psgd.end_step();
+    benchmark::DoNotOptimize(g.data());
+  }
+}
+
 }  // namespace
 
 BENCHMARK(BM_Conv1Forward)->Unit(benchmark::kMicrosecond);
@@ -183,5 +225,6 @@ BENCHMARK(BM_Fc1Backward)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TrainingStep)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_FloatsToBf16)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Bf16Sum)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PowerSgdStep)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

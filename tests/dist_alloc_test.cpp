@@ -87,9 +87,9 @@ void step(GradSync& sync) {
 
 // recorder: armed over the counted steps (null: no tracing).
 alloc_counter::Counts count_steps(Communicator& comm, Compression compression, int steps = 20,
-                                  ddp::trace::Recorder* recorder = nullptr) {
+                                  ddp::trace::Recorder* recorder = nullptr, const PowerSgdOptions& powersgd = {}) {
   std::vector<float> g(kParams + 1, 0.25f);
-  GradSync sync(comm, g.data(), g.size(), 64 * 1024, kSegments, compression);
+  GradSync sync(comm, g.data(), g.size(), 64 * 1024, kSegments, compression, Overlap::thread, powersgd);
   for (int s = 0; s < 3; ++s) step(sync);  // warm-up
   sync.set_trace(recorder);
   alloc_counter::start();
@@ -122,6 +122,20 @@ TEST(GradSyncNoAllocation, TwoRanksWithTheCommunicationThread) {
   // The default bf16 all-reduce keeps its float scratch buffer per thread.
   SilentComm fallback(2, false);
   expect_none_of_ours(count_steps(fallback, Compression::bf16));
+}
+
+// PowerSGD's steps (plain ones first, then compressed, with tracing) work
+// in the buffers it allocated at construction.
+TEST(GradSyncNoAllocation, TwoRanksWithPowerSgd) {
+  if (!alloc_counter::enabled()) GTEST_SKIP() << "allocation counting is off under sanitizers";
+  PowerSgdOptions o;
+  o.start_step = 5;  // count_steps warms up 3 steps: 2 plain steps are counted, then compressed ones
+  o.matrices = {{0, 32, 9},          {288, 32, 1},       {320, 64, 288},     {18752, 64, 1},
+                {18816, 128, 3136},  {420224, 128, 1},   {420352, 10, 128},  {421632, 10, 1}};
+  SilentComm two(2, true);
+  ddp::trace::Recorder recorder(0, 20);
+  expect_none_of_ours(count_steps(two, Compression::powersgd, 20, &recorder, o));
+  EXPECT_EQ(recorder.dropped(), 0u);
 }
 
 // With tracing on: the waits and the all-reduces (and bf16 conversions) go

@@ -49,7 +49,7 @@ RunResult every_field_set() {
   RunResult r;
   r.program = "train_parallel";
   r.config = {3, 32, next(), next(), "fashion-mnist", "/data", 640, 7, 0.25f, 2, 4, "mpi", "linear", 1, 128,
-              "ring", "bf16", "none", next(), "/ckpt", 2, "auto", "bf16", 3, 8, 40, 1};
+              "ring", "powersgd", "none", next(), "/ckpt", 2, "auto", "bf16", 3, 8, 40, 1, 4, 250};
   r.world_size = 4;
   r.threads_per_process = 2;
   r.oversubscribed = true;
@@ -103,7 +103,8 @@ const std::set<std::string> kOptional = {
     "config.precision",           "onednn",
     "config.accumulate",          "config.sync_every",        "config.local_sgd_warmup_steps",
     "config.stale_gradients",     "allreduce.bytes_per_step", "allreduce.bytes_per_epoch",
-    "epochs[0].allreduce_bytes",  "epochs[0].optimizer_steps"};
+    "epochs[0].allreduce_bytes",  "epochs[0].optimizer_steps",
+    "config.powersgd_rank",       "config.powersgd_start_step"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -234,7 +235,7 @@ TEST(ResultsSchema, ARenamedOrMistypedFieldIsAnError) {
 TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   json old = to_json(every_field_set());
   for (const char* k : {"allreduce_algorithm", "grad_compression", "overlap", "checkpoint_dir", "checkpoint_every", "resume",
-                        "precision"})
+                        "precision", "powersgd_rank", "powersgd_start_step"})
     old["config"].erase(k);
   old.erase("onednn");
   for (const char* k : {"accumulate", "sync_every", "local_sgd_warmup_steps", "stale_gradients"}) old["config"].erase(k);
@@ -254,6 +255,8 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.config.resume, "");
   EXPECT_EQ(r.config.precision, "fp32");
   EXPECT_EQ(r.onednn, json::object());
+  EXPECT_EQ(r.config.powersgd_rank, 0);
+  EXPECT_EQ(r.config.powersgd_start_step, 0);
   EXPECT_EQ(r.overlap, "thread");  // a world of 4: the communication thread was the only way
   EXPECT_EQ(r.comm_priority, "");
   EXPECT_EQ(r.binding, "none");

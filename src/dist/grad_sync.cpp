@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <string>
+#include <tuple>
 
 #include "common/error.h"
 #include "dist/bf16.h"
@@ -49,7 +50,8 @@ Overlap choose_overlap(const std::string& flag, const std::string& backend, int 
 const char* overlap_name(Overlap o) { return to_string(o); }
 
 GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
-                   const std::vector<size_t>& segments, Compression compression, Overlap overlap)
+                   const std::vector<size_t>& segments, Compression compression, Overlap overlap,
+                   const PowerSgdOptions& powersgd)
     : comm_(comm),
       grads_(grads),
       count_(count),
@@ -64,6 +66,11 @@ GradSync::GradSync(Communicator& comm, float* grads, size_t count, size_t bucket
   lo_ = count_;
   timing_.resize(begin_.size());
   if (comm.size() > 1 && compression_ == Compression::bf16) half_.resize(count_);
+  if (comm.size() > 1 && compression_ == Compression::powersgd) {
+    BucketBounds bounds;
+    for (size_t b = 0; b < begin_.size(); ++b) bounds.emplace_back(begin_[b], end_[b]);
+    powersgd_ = std::make_unique<PowerSgd>(grads_, count_, bounds, powersgd);
+  }
   if (threaded_) {
     thread_ = std::thread([this] { comm_loop(); });
     std::unique_lock<std::mutex> lock(mu_);
@@ -85,6 +92,7 @@ void GradSync::start_step() {
   in_step_ = true;
   lo_ = count_;
   next_bucket_ = 0;
+  compress_step_ = powersgd_ && powersgd_->compressing();  // the thread reads it after a hand-off
   if (threaded_) {
     std::lock_guard<std::mutex> lock(mu_);
     handed_ = 0;
@@ -161,6 +169,7 @@ void GradSync::end_wait(size_t b, Clock::time_point from, Clock::time_point to) 
 }
 
 void GradSync::end_finish() {
+  if (powersgd_) powersgd_->end_step();
   if (!threaded_) return;
   std::lock_guard<std::mutex> lock(mu_);
   last_comm_s_ = comm_s_;
@@ -216,7 +225,9 @@ void GradSync::reduce_bucket(size_t b, trace::Thread thread) {
   const auto bucket = static_cast<int64_t>(b);
   BucketTiming& t = timing_[b];
   trace::Recorder* const tr = trace_ && trace_->armed() ? trace_ : nullptr;
-  if (compression_ == Compression::bf16) {
+  if (compress_step_) {
+    std::tie(t.entry_ns, t.exit_ns) = powersgd_->reduce_bucket(b, comm_, {tr, thread});
+  } else if (compression_ == Compression::bf16) {
     uint16_t* h = half_.data() + begin_[b];
     const int64_t t0 = tr ? trace::now_ns() : 0;
     floats_to_bf16(p, h, len);

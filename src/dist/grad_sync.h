@@ -36,6 +36,12 @@
 // average is exact to about 3 significant digits (bf16's 8-bit mantissa)
 // instead of float's. The bf16 copy of the buffer is allocated once, here.
 //
+// Compression::powersgd runs PowerSGD (dist/powersgd.h) on each bucket in
+// place of its all-reduce, from step PowerSgdOptions::start_step on (plain
+// float all-reduce before): the buffer then holds the low-rank
+// approximation of the sum for the compressed matrices, still the same bits
+// on every rank, and each rank keeps its residual for the next step.
+//
 // Every step it also notes when each bucket's all-reduce was entered and
 // waited for (last_step_buckets(): the trainer compares the ranks' entries
 // to split the wait, train/wait_split.h), and with set_trace() it records
@@ -46,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -57,10 +64,11 @@
 #include "dist/bucket_layout.h"
 #include "dist/communicator.h"
 #include "dist/options.h"
+#include "dist/powersgd.h"
 
 namespace ddp::dist {
 
-// "none" or "bf16"; anything else throws ddp::UserError.
+// "none", "bf16" or "powersgd"; anything else throws ddp::UserError.
 Compression parse_compression(const std::string& name);
 const char* compression_name(Compression c);  // to_string(c)
 
@@ -90,9 +98,11 @@ class GradSync {
  public:
   // grads: the flat gradient buffer [count] floats, which must outlive this.
   // The buckets are dist::bucket_layout(count, bucket_bytes, segments).
+  // powersgd: used with Compression::powersgd only (its matrices must not
+  // cross a bucket boundary: give the segments).
   GradSync(Communicator& comm, float* grads, size_t count, size_t bucket_bytes,
            const std::vector<size_t>& segments = {}, Compression compression = Compression::none,
-           Overlap overlap = Overlap::thread);
+           Overlap overlap = Overlap::thread, const PowerSgdOptions& powersgd = {});
   ~GradSync();  // joins the communication thread (after its current all-reduce)
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;
@@ -132,6 +142,9 @@ class GradSync {
   Overlap overlap() const { return threaded_ ? Overlap::thread : Overlap::none; }  // none with a world of one
   // Bucket i as [first element, one past the last).
   std::pair<size_t, size_t> bucket(size_t i) const { return {begin_.at(i), end_.at(i)}; }
+  // The PowerSGD state (Compression::powersgd with a world of more than
+  // one; else null). Touch it between steps only.
+  PowerSgd* powersgd() { return powersgd_.get(); }
   // Seconds spent on the buckets of the last finished step, by the
   // communication thread (or by finish() with Overlap::none): all-reduce
   // calls and bf16 conversions (0 with a world of one).
@@ -174,6 +187,8 @@ class GradSync {
   bool threaded_;
   Compression compression_;
   std::vector<uint16_t> half_;  // bf16 copy of the buffer (Compression::bf16, world > 1)
+  std::unique_ptr<PowerSgd> powersgd_;  // Compression::powersgd, world > 1
+  bool compress_step_ = false;          // this step runs powersgd_ (set by start_step, before any hand-off)
   // [bucket]: entry_ns / exit_ns written by whichever thread all-reduces the
   // bucket (before it reports the bucket done, under mu_), the waits by the
   // training thread.

@@ -15,8 +15,10 @@ enum class Backend { gloo, mpi };
 // MPI, OpenMPI picks its own (dist::mpi_allreduce_algorithm).
 enum class AllreduceAlgorithm { ring, bcube };
 
-// --grad-compression: the gradients' type on the wire (dist/grad_sync.h).
-enum class Compression { none, bf16 };
+// --grad-compression: what goes on the wire for the gradients
+// (dist/grad_sync.h): floats, bfloat16 (dist/bf16.h), or PowerSGD's
+// low-rank factors (dist/powersgd.h).
+enum class Compression { none, bf16, powersgd };
 
 // --overlap: what the user asked for; dist::choose_overlap turns `automatic`
 // into one of GradSync's two ways (Overlap).
@@ -42,8 +44,9 @@ struct EnumNames<dist::AllreduceAlgorithm> {
 };
 template <>
 struct EnumNames<dist::Compression> {
-  static constexpr std::array<EnumName<dist::Compression>, 2> list{{{"none", dist::Compression::none},
-                                                                    {"bf16", dist::Compression::bf16}}};
+  static constexpr std::array<EnumName<dist::Compression>, 3> list{{{"none", dist::Compression::none},
+                                                                    {"bf16", dist::Compression::bf16},
+                                                                    {"powersgd", dist::Compression::powersgd}}};
 };
 template <>
 struct EnumNames<dist::OverlapMode> {

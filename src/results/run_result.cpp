@@ -84,6 +84,8 @@ RunConfig config_from(const FieldReader& f) {
   c.sync_every = f.optional<int>("sync_every", 1);
   c.local_sgd_warmup_steps = f.optional<int64_t>("local_sgd_warmup_steps", 0);
   c.stale_gradients = f.optional<int>("stale_gradients", 0);
+  c.powersgd_rank = f.optional<int>("powersgd_rank", 0);
+  c.powersgd_start_step = f.optional<int64_t>("powersgd_start_step", 0);
   return c;
 }
 
@@ -181,6 +183,10 @@ json to_json(const RunConfig& c) {
   if (c.sync_every != 1) j["sync_every"] = c.sync_every;
   if (c.local_sgd_warmup_steps != 0) j["local_sgd_warmup_steps"] = c.local_sgd_warmup_steps;
   if (c.stale_gradients != 0) j["stale_gradients"] = c.stale_gradients;
+  if (c.grad_compression == "powersgd") {
+    j["powersgd_rank"] = c.powersgd_rank;
+    j["powersgd_start_step"] = c.powersgd_start_step;
+  }
   return j;
 }
 

@@ -124,6 +124,11 @@ struct RunConfig {
   int sync_every = 1;
   int64_t local_sgd_warmup_steps = 0;
   int stale_gradients = 0;
+  // PowerSGD's rank and start step (--powersgd-rank, --powersgd-start-step):
+  // written with grad_compression "powersgd" only (so that the files of
+  // other runs, and of older versions, write back as they were). Optional: 0.
+  int powersgd_rank = 0;
+  int64_t powersgd_start_step = 0;
   bool operator==(const RunConfig&) const = default;
 };
 

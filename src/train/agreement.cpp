@@ -30,6 +30,12 @@ uint64_t config_fingerprint(const TrainConfig& c) {
                         // How a step synchronises: every rank must take part in the same collectives.
                         std::to_string(c.accumulate) + "|" + std::to_string(c.sync_every) + "|" +
                         std::to_string(c.local_sgd_warmup_steps) + "|" + std::to_string(c.stale_gradients) +
+                        // The ranks must make the same all-reduce calls: the same compression.
+                        "|" + to_string(c.grad_compression) +
+                        (c.grad_compression == dist::Compression::powersgd
+                             ? " " + std::to_string(powersgd_options(c).matrix_approximation_rank) + " " +
+                                   std::to_string(powersgd_options(c).start_step)
+                             : "") +
                         // Every rank must trace the same steps: the trace is gathered through collectives.
                         "|" + (c.trace.empty() ? "" : "trace " + c.trace_steps);
   return fnv1a(s.data(), s.size());

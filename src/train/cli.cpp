@@ -144,6 +144,10 @@ void validate(const TrainConfig& cfg) {
     throw UserError("--trace-steps needs --trace", "name the trace file with --trace FILE");
   if (cfg.resume == "auto" && cfg.checkpoint_dir.empty())
     throw UserError("--resume auto needs --checkpoint-dir", "name the directory the checkpoints are in");
+  if ((cfg.powersgd_rank || cfg.powersgd_start_step) && cfg.grad_compression != dist::Compression::powersgd)
+    throw UserError(std::string(cfg.powersgd_rank ? "--powersgd-rank" : "--powersgd-start-step") +
+                        " needs --grad-compression powersgd (it is " + to_string(cfg.grad_compression) + ")",
+                    "add --grad-compression powersgd, or leave out the --powersgd-* flags");
   if (cfg.warmup_epochs > cfg.epochs)
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),

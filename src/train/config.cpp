@@ -2,7 +2,17 @@
 
 #include <algorithm>
 
+#include "common/rng.h"
+
 namespace ddp::train {
+
+dist::PowerSgdOptions powersgd_options(const TrainConfig& cfg) {
+  dist::PowerSgdOptions o;
+  o.matrix_approximation_rank = cfg.powersgd_rank.value_or(dist::kDefaultPowerSgdRank);
+  o.start_step = cfg.powersgd_start_step.value_or(dist::kDefaultPowerSgdStartStep);
+  o.seed = mix_seed(cfg.seed, 0x9057'5bd0u);  // Q's start: apart from the other streams of the seed
+  return o;
+}
 
 double learning_rate_at(const TrainConfig& cfg, int world_size, int64_t step, int64_t steps_per_epoch) {
   if (cfg.lr_scaling != LrScaling::linear || world_size == 1) return cfg.learning_rate;

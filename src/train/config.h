@@ -3,11 +3,13 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/enum_names.h"
 #include "dist/options.h"
 #include "nn/precision.h"
+#include "dist/powersgd.h"
 
 namespace ddp::train {
 
@@ -44,6 +46,10 @@ struct TrainConfig {
   dist::Backend backend = dist::Backend::gloo;
   dist::AllreduceAlgorithm allreduce_algorithm = dist::AllreduceAlgorithm::bcube;  // Gloo's
   dist::Compression grad_compression = dist::Compression::none;  // bf16: gradients all-reduced as bfloat16
+  // PowerSGD (dist/powersgd.h); unset: dist::kDefaultPowerSgdRank / kDefaultPowerSgdStartStep.
+  // Set only with grad_compression powersgd (validate() refuses them otherwise).
+  std::optional<int> powersgd_rank;
+  std::optional<int64_t> powersgd_start_step;
   dist::OverlapMode overlap = dist::OverlapMode::automatic;     // dist::choose_overlap
   bool progress = true;         // progress bar / lines on rank 0
   // Mitigations of communication cost (train/stepper.h, docs/mitigations.md); at most one.
@@ -59,6 +65,10 @@ struct TrainConfig {
   std::string trace;            // --trace: the Chrome trace file to write; empty: none
   std::string trace_steps;      // --trace-steps A:B (global steps [A, B)); empty: trace_window's default
 };
+
+// The PowerSGD settings of a run (its rank, start step and seed); the
+// matrices are the caller's (train::GradientLayout::matrices).
+dist::PowerSgdOptions powersgd_options(const TrainConfig& cfg);
 
 // The learning rate at global step `step` of a run with `steps_per_epoch`
 // steps an epoch, after the scaling rule and its warm-up.

@@ -18,8 +18,16 @@ void add_communication_flags(CLI::App& app, TrainConfig& cfg, const ParallelFlag
     add_enum_option(app, "--allreduce-algorithm", cfg.allreduce_algorithm, "Gloo all-reduce algorithm");
   if (!which.communication) return;
   add_enum_option(app, "--grad-compression", cfg.grad_compression,
-                  "All-reduce gradients as 'none' (float) or 'bf16' (bfloat16: half the bytes, "
-                  "sums in float, ~3 significant digits; no effect with one process)");
+                  "All-reduce gradients as 'none' (float), 'bf16' (bfloat16: half the bytes, "
+                  "sums in float, ~3 significant digits) or 'powersgd' (low-rank factors with error feedback, "
+                  "Vogels et al. 2019: ~50x fewer bytes at rank 2); no effect with one process");
+  app.add_option("--powersgd-rank", cfg.powersgd_rank,
+                 "PowerSGD's approximation rank (with --grad-compression powersgd); a matrix is compressed "
+                 "only where that saves more than half its bytes")
+      ->check(CLI::Range(1, 1024))->default_str(std::to_string(dist::kDefaultPowerSgdRank));
+  app.add_option("--powersgd-start-step", cfg.powersgd_start_step,
+                 "Plain all-reduce for this many steps before PowerSGD starts (with --grad-compression powersgd)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))->default_str(std::to_string(dist::kDefaultPowerSgdStartStep));
   add_enum_option(app, "--overlap", cfg.overlap,
                   "Overlap the all-reduce with backward: 'thread' (a communication thread sends each layer's "
                   "gradients as backward produces them), 'none' (after backward, on the training thread), or "

@@ -31,8 +31,8 @@ struct ParallelFlagSet {
   bool lr_scaling = true;           // --lr-scaling none|linear
   bool warmup = true;               // --warmup-epochs
   bool allreduce_algorithm = true;  // --allreduce-algorithm ring|bcube
-  bool communication = true;        // --timeout, --bucket-kb, --grad-compression none|bf16,
-                                    // --overlap auto|thread|none
+  bool communication = true;        // --timeout, --bucket-kb, --grad-compression none|bf16|powersgd,
+                                    // --powersgd-rank, --powersgd-start-step, --overlap auto|thread|none
   bool mitigations = true;          // --accumulate, --sync-every, --local-sgd-warmup-steps,
                                     // --stale-gradients (train/stepper.h)
 };

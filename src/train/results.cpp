@@ -35,6 +35,11 @@ results::RunConfig config_record(const TrainConfig& c) {
   r.sync_every = c.sync_every;
   r.local_sgd_warmup_steps = c.local_sgd_warmup_steps;
   r.stale_gradients = c.stale_gradients;
+  if (c.grad_compression == dist::Compression::powersgd) {
+    const dist::PowerSgdOptions o = powersgd_options(c);
+    r.powersgd_rank = o.matrix_approximation_rank;
+    r.powersgd_start_step = o.start_step;
+  }
   return r;
 }
 

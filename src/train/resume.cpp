@@ -42,6 +42,23 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   return diff;
 }
 
+// PowerSGD's state is not in checkpoints: its residuals differ on every rank
+// (a checkpoint is one file, written by rank 0) and Q is only worth keeping
+// with them. A checkpoint from before the first compressed step needs none.
+void check_powersgd_resumable(const TrainConfig& cfg, int64_t global_step, const std::string& path) {
+  if (cfg.grad_compression != dist::Compression::powersgd) return;
+  const int64_t start = powersgd_options(cfg).start_step;
+  if (global_step <= start) return;
+  const std::string g = std::to_string(global_step);
+  throw UserError(path + " was written after " + g + " steps, " + std::to_string(global_step - start) +
+                      " of them compressed by PowerSGD (which starts at step " + std::to_string(start) +
+                      "); its error-feedback residuals (different on every rank) and Q are not saved in "
+                      "checkpoints, so the run cannot continue as it would have",
+                  "resume with --powersgd-start-step " + g +
+                      " (PowerSGD starts afresh: zero residuals, new Q), or with --grad-compression none, or start "
+                      "a new run");
+}
+
 }  // namespace
 
 CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
@@ -59,6 +76,7 @@ CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint
   if (!diff.empty())
     throw UserError(path + " belongs to another configuration: " + diff,
                     "resume with the flags the checkpoint was made with, or start a new run");
+  check_powersgd_resumable(cfg, run.at("global_step"), path);
   const int epoch = run.at("epoch");
   const int64_t step = run.at("step");
   if (step > steps_per_epoch || epoch > cfg.epochs)

@@ -58,6 +58,10 @@ GradientLayout gradient_layout(size_t bucket_bytes) {
   for (const auto& spec : nn::Cnn::param_specs())
     if (spec.name.ends_with(".weight")) g.segments.push_back(spec.offset);
   g.segments.push_back(g.stop_slot);
+  for (const auto& spec : nn::Cnn::param_specs()) {
+    const auto rows = static_cast<size_t>(spec.shape.at(0));
+    g.matrices.push_back({spec.offset, rows, spec.count / rows});
+  }
   g.buckets = dist::bucket_layout(g.count, bucket_bytes, g.segments);
   return g;
 }

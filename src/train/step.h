@@ -32,6 +32,9 @@ struct GradientLayout {
   size_t count = 0;              // num_params + 1: the floats GradSync all-reduces
   std::vector<size_t> segments;  // where each range backward reports begins (one per layer), and the stop slot
   dist::BucketBounds buckets;    // dist::bucket_layout(count, bucket_bytes, segments): what GradSync cuts
+  // Every parameter tensor as PowerSGD views it: [shape[0] x the rest]
+  // (a bias: [n x 1]), in the model's order (dist/powersgd.h).
+  std::vector<dist::MatrixView> matrices;
 };
 // The layout for buckets of at least bucket_bytes (rounded down to whole
 // floats). Needs no model, communicator or GradSync.

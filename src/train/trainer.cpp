@@ -83,6 +83,7 @@ class Run {
   };
 
   StartPoint start_point();
+  dist::PowerSgdOptions powersgd_setup() const;
   std::string favour_communication();
   void fill_fixed_results();
   void fill_trace_context();
@@ -148,7 +149,8 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
             dist::choose_overlap(cfg.stale_gradients > 0 && cfg.overlap == dist::OverlapMode::automatic
                                      ? dist::OverlapMode::thread
                                      : cfg.overlap,
-                                 comm.backend(), busy_threads_, cores_)),
+                                 comm.backend(), busy_threads_, cores_),
+            powersgd_setup()),
       model_{net_, sgd_, sync_, trace_.recorder()},
       stepper_(cfg, model_, counted_, stale_grads_.empty() ? nullptr : stale_grads_.data(), steps_),
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
@@ -177,6 +179,14 @@ StartPoint Run::start_point() {
   if (!cfg_.resume.empty()) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
   comm_.broadcast(net_.params(), layout_.num_params, 0);
   return {};
+}
+
+// PowerSGD over the model's tensors, its step count continuing the run's.
+dist::PowerSgdOptions Run::powersgd_setup() const {
+  dist::PowerSgdOptions o = powersgd_options(cfg_);
+  o.matrices = layout_.matrices;
+  o.first_step = start_.global_step;
+  return o;
 }
 
 // Gloo: its event loop and our thread (Gloo's threads block while idle).
