@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
                              .checkpoints = false, .trace = false});
   train::add_parallel_flags(app, o.train,
                             {.world_size = false, .backend = false, .lr_scaling = true, .warmup = false,
-                             .allreduce_algorithm = true, .communication = false});
+                             .allreduce_algorithm = true, .communication = false,
+                             .restarts = false});
   // All the parallel runs are on this machine.
   app.add_option("-p,--process-counts", o.processes,
                  "Process counts of the parallel runs (each 1.." + std::to_string(launch::kMaxRanksPerMachine) +

@@ -68,6 +68,8 @@ RunResult every_field_set() {
   r.comm_priority = "realtime";
   r.binding = "core 1";
   r.resumed_from = "/ckpt/epoch_1.safetensors";
+  r.restarts = {{1, next(), 1, "killed by signal 9 (SIGKILL)", 37, 12, next(), next(), next()},
+                {2, next(), 0, "exited with status 1", 80, 3, next(), next(), next()}};
   for (int e = 1; e <= 2; ++e) {
     EpochRecord x;
     x.epoch = e;
@@ -94,7 +96,7 @@ const std::set<std::string> kOptional = {
     "config.checkpoint_dir",      "config.checkpoint_every",  "config.resume",
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
-    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s"};
+    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s", "restarts"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -228,6 +230,7 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
     old["config"].erase(k);
   for (const char* k : {"overlap", "comm_priority", "binding"}) old["allreduce"].erase(k);
   old.erase("resumed_from");
+  old.erase("restarts");
   for (auto& e : old["epochs"])
     for (const char* k : {"comm_cpu_s", "compute_preempted_s", "median_step_s"}) e.erase(k);
 
@@ -242,6 +245,7 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.comm_priority, "");
   EXPECT_EQ(r.binding, "none");
   EXPECT_EQ(r.resumed_from, "");
+  EXPECT_TRUE(r.restarts.empty());
   for (const auto& e : r.epochs) {
     EXPECT_TRUE(std::isnan(e.comm_cpu_s));
     EXPECT_TRUE(std::isnan(e.compute_preempted_s));

@@ -109,7 +109,29 @@ void read_lists(const FieldReader& f, RunResult& r) {
   }
 }
 
+RestartRecord restart_from(const FieldReader& f) {
+  RestartRecord x;
+  x.restart = f.required<int>("restart");
+  x.at_s = f.required<double>("at_s");
+  x.rank = f.required<int>("rank");
+  x.cause = f.required<std::string>("cause");
+  x.resumed_step = f.required<int64_t>("resumed_step");
+  x.steps_rerun = f.required<int64_t>("steps_rerun");
+  x.rerun_s = f.required<double>("rerun_s");
+  x.recovery_s = f.required<double>("recovery_s");
+  x.seconds_lost = f.required<double>("seconds_lost");
+  return x;
+}
+
 }  // namespace
+
+json to_json(const RestartRecord& x) {
+  return {{"restart", x.restart},           {"at_s", x.at_s},
+          {"rank", x.rank},                 {"cause", x.cause},
+          {"resumed_step", x.resumed_step}, {"steps_rerun", x.steps_rerun},
+          {"rerun_s", x.rerun_s},           {"recovery_s", x.recovery_s},
+          {"seconds_lost", x.seconds_lost}};
+}
 
 json to_json(const PhaseTimes& p) {
   return {{"data", p.data},           {"forward", p.forward},     {"backward", p.backward},
@@ -175,7 +197,7 @@ json to_json(const RunResult& r) {
   }
   json layers = json::object();
   for (const auto& [name, t] : r.layer_times_s) layers[name] = {{"forward_s", t.forward_s}, {"backward_s", t.backward_s}};
-  return {{"program", r.program},
+  json j = {{"program", r.program},
           {"config", to_json(r.config)},
           {"world_size", r.world_size},
           {"threads_per_process", r.threads_per_process},
@@ -201,6 +223,12 @@ json to_json(const RunResult& r) {
           {"total_time_s", r.total_time_s},
           {"train_time_s", r.train_time_s},
           {"throughput_samples_per_s", r.throughput}};
+  if (!r.restarts.empty()) {
+    json list = json::array();
+    for (const auto& x : r.restarts) list.push_back(to_json(x));
+    j["restarts"] = list;
+  }
+  return j;
 }
 
 EpochRecord epoch_from_json(const json& j, const std::string& source) { return epoch_from(FieldReader(j, source)); }
@@ -226,6 +254,8 @@ RunResult run_result_from_json(const json& j, const std::string& source) {
   r.data_checksum = f.required<uint64_t>("data_checksum");
   read_allreduce(f.object("allreduce"), r);
   r.resumed_from = f.optional<std::string>("resumed_from", "");
+  if (f.has("restarts"))
+    for (size_t i = 0; i < f.array("restarts").size(); ++i) r.restarts.push_back(restart_from(f.element("restarts", i)));
   read_lists(f, r);
   r.startup_s = f.required<double>("startup_s");
   r.final_test_accuracy = f.required<double>("final_test_accuracy");

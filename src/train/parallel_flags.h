@@ -33,6 +33,7 @@ struct ParallelFlagSet {
   bool allreduce_algorithm = true;  // --allreduce-algorithm ring|bcube
   bool communication = true;        // --timeout, --bucket-kb, --grad-compression none|bf16,
                                     // --overlap auto|thread|none
+  bool restarts = true;             // --max-restarts, --snapshot-every
 };
 
 // Adds the chosen flags, writing into cfg (with world_size: sets

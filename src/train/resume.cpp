@@ -33,7 +33,9 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
 
 CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
                                          int64_t steps_per_epoch, std::string& path, nlohmann::json& run) {
-  path = cfg.resume == "auto" ? newest_checkpoint(cfg.checkpoint_dir) : cfg.resume;
+  path = !cfg.restart_from.empty() ? cfg.restart_from
+         : cfg.resume == "auto"    ? newest_checkpoint(cfg.checkpoint_dir)
+                                   : cfg.resume;
   CheckpointData ck = load_checkpoint(path);
   try {
     run = nlohmann::json::parse(ck.metadata.at("run"));
@@ -76,6 +78,7 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
       start.epoch = run.at("epoch");
       start.step = run.at("step");
       start.global_step = run.at("global_step");
+      start.resumed_from = cfg.restart_from.empty() ? start.path : run.value("resumed_from", std::string());
     } catch (const std::exception& e) {
       throw UserError(start.path + ": the checkpoint's metadata is damaged (" + e.what() + ")",
                       "resume from an older checkpoint, or start without --resume");
@@ -103,7 +106,7 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
 // Everything needed to continue exactly is in the metadata (all randomness
 // is a function of seed, epoch and step, so no generator state needs saving).
 void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,
-                      const std::vector<float>& step_losses) {
+                      const std::vector<float>& step_losses, const std::string& path) {
   const results::RunConfig& cfg = r.config;
   const size_t n = nn::Cnn::num_params();
   nlohmann::json run;
@@ -116,6 +119,7 @@ void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, c
   run["history"] = nlohmann::json::array();
   for (const auto& e : r.epochs) run["history"].push_back(to_json(e));
   run["step_losses"] = step_losses;
+  run["resumed_from"] = r.resumed_from;
   CheckpointData ck;
   ck.params.assign(net.params(), net.params() + n);
   ck.momentum = sgd.velocity();
@@ -125,6 +129,7 @@ void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, c
   ck.metadata["seed"] = std::to_string(cfg.seed);
   ck.metadata["data_checksum"] = std::to_string(r.data_checksum);
   ck.metadata["rng"] = "counter-based: every random draw is a function of (seed, epoch, global_step, rank)";
+  if (!path.empty()) return save_checkpoint(path, ck);
   std::filesystem::create_directories(cfg.checkpoint_dir);
   save_checkpoint(checkpoint_path(cfg.checkpoint_dir, at.epoch, at.step), ck);
 }

@@ -24,8 +24,8 @@ namespace ddp::train {
 // UserError saying what differs.
 void check_resumable(const TrainConfig& cfg, int world_size, const data::Dataset& train_set);
 
-// Loads the checkpoint cfg.resume names ("auto": the newest in
-// cfg.checkpoint_dir) into path, its run metadata into run, and checks it
+// Loads the checkpoint cfg.restart_from names, else cfg.resume's ("auto":
+// the newest in cfg.checkpoint_dir), into path, its run metadata into run, and checks it
 // fits this run as check_resumable says.
 CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
                                          int64_t steps_per_epoch, std::string& path, nlohmann::json& run);
@@ -38,6 +38,8 @@ struct StartPoint {
   std::vector<EpochRecord> history;  // finished epochs (rank 0's)
   std::vector<float> step_losses;    // every step so far, mean over ranks (every rank's)
   std::string path;                  // the checkpoint (rank 0's; empty: from scratch)
+  std::string resumed_from;          // what the results call the run's start: path, or for a restart
+                                     // the snapshot's own resumed_from (rank 0's)
 };
 
 // Rank 0 reads the checkpoint into net and sgd and every rank receives its
@@ -53,10 +55,11 @@ struct RunPosition {
   int64_t global_step = 0;
 };
 
-// Writes a checkpoint into r.config.checkpoint_dir (rank 0 only): net's
-// parameters, sgd's momentum, and in the metadata the run's config, r.epochs
-// and step_losses (every step so far, mean over ranks).
+// Writes a checkpoint into r.config.checkpoint_dir, or to `path` when given
+// (rank 0 only): net's parameters, sgd's momentum, and in the metadata the
+// run's config, r.epochs, r.resumed_from and step_losses (every step so far,
+// mean over ranks).
 void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,
-                      const std::vector<float>& step_losses);
+                      const std::vector<float>& step_losses, const std::string& path = "");
 
 }  // namespace ddp::train

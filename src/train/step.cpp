@@ -58,7 +58,8 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   float& stop_flag = m.net.grads()[num_params];
   // A non-finite loss travels as NaN: the sum is then NaN on every rank, so
   // all of them stop in this step (train/step.h, StepResult::non_finite).
-  stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN() : in.stop_requested ? 1.f : 0.f;
+  stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN()
+                                       : (in.stop_requested ? 1.f : 0.f) + (in.snapshot_requested ? 0.5f : 0.f);
   m.sync.ready(num_params, 1);
   m.net.backward([&](size_t offset, size_t count) { m.sync.ready(offset, count); });
   const auto t3 = Clock::now();
@@ -88,7 +89,8 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   }
   StepResult r;
   r.loss = res.loss;
-  r.stop = stop_flag > 0;  // now the sum over ranks
+  r.stop = stop_flag >= 1;  // now the sum over ranks
+  r.snapshot = stop_flag == 0.5f;
   r.non_finite = non_finite || !std::isfinite(stop_flag);
   r.times.data = seconds(t0, t1);
   r.times.forward = seconds(t1, t2);

@@ -24,6 +24,7 @@
 #include "train/epoch_stats.h"
 #include "train/progress.h"
 #include "train/resume.h"
+#include "train/snapshots.h"
 #include "train/step.h"
 #include "train/stop.h"
 #include "train/trace_file.h"
@@ -108,6 +109,7 @@ class Run {
     int64_t end = 0;         // one past the last step trained
     double learning_rate = 0;  // of the last step
     bool stopping = false;   // a rank was asked to stop: the epoch ended early
+    double running_loss = 0;  // this rank's, summed over the steps trained
   };
 
   StartPoint start_point();
@@ -116,6 +118,10 @@ class Run {
   void fill_trace_context();
   void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
+  void add_step(EpochOutcome& o, int64_t s, const StepResult& res);
+  void mean_losses(int64_t end);
+  void snapshot_mid_epoch(int epoch, int64_t steps_done);
+  void write_snapshot(const RunPosition& at, const std::vector<float>& losses);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
   // what: what became non-finite, as a clause.
   [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
@@ -141,7 +147,13 @@ class Run {
   RunResult r_;
   Progress progress_;
   int64_t global_step_;
-  std::vector<double> step_loss_;  // this epoch's, [step]
+  SnapshotClock snapshot_clock_;   // rank 0's
+  ProgressFile progress_file_;     // rank 0's (none: an empty path)
+  std::vector<double> local_loss_;  // this epoch's on this rank, [step]
+  // This epoch's losses, mean over ranks as recorded (rounded to float),
+  // [step]: known for the steps before meaned_ (mean_losses).
+  std::vector<double> step_loss_;
+  int64_t meaned_ = 0;
   std::vector<double> step_time_;  // this epoch's steps, seconds
   std::vector<dist::BucketTiming> bucket_times_;  // this epoch's, [step * buckets + bucket]
 };
@@ -169,6 +181,9 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       model_{net_, sgd_, sync_, trace_.recorder()},
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
+      snapshot_clock_(rank_ == 0 && !cfg.snapshot_path.empty() ? snapshot_interval_s(cfg) : 0),
+      progress_file_(rank_ == 0 ? cfg.progress_path : ""),
+      local_loss_(static_cast<size_t>(steps_), 0.0),
       step_loss_(static_cast<size_t>(steps_), 0.0) {
   step_time_.reserve(static_cast<size_t>(steps_));
   bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
@@ -181,7 +196,8 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
                       "running compute at nice +10: expect about 8% less throughput at 2 ranks (root, CAP_SYS_NICE "
                       "or `ulimit -r 1` lifts it)");
   if (!start_.path.empty())
-    progress_.message("resuming from " + start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
+    progress_.message((cfg.restart_from.empty() ? "resuming from " : "restarting from the snapshot ") +
+                      start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
                       std::to_string(start_.step));
 }
 
@@ -189,7 +205,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
 // checkpoint) are broadcast.
 StartPoint Run::start_point() {
   net_.init(cfg_.seed);
-  if (!cfg_.resume.empty()) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
+  if (continues_a_run(cfg_)) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
   comm_.broadcast(net_.params(), layout_.num_params, 0);
   return {};
 }
@@ -223,7 +239,7 @@ void Run::fill_fixed_results() {
   r_.data_checksum = train_set_.checksum;
   r_.per_rank.assign(world_, {});
   r_.epochs = start_.history;
-  r_.resumed_from = start_.path;
+  r_.resumed_from = start_.resumed_from;
   r_.comm_priority = favour_communication();
   r_.overlap = to_string(sync_.overlap());
   // What ran: Gloo's algorithm as configured, or what OpenMPI was told to use.
@@ -253,19 +269,25 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
   EpochOutcome o;
   o.first = epoch == start_.epoch ? start_.step : 0;
   o.learning_rate = cfg_.learning_rate;
+  std::fill(local_loss_.begin(), local_loss_.end(), 0.0);
   std::fill(step_loss_.begin(), step_loss_.end(), 0.0);
+  // The resumed epoch's earlier steps are the checkpoint's, copied, never
+  // recomputed (a mean times the world size and divided again is not always
+  // the same float).
+  for (int64_t s = 0; s < o.first; ++s) step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
+  meaned_ = o.first;
   progress_.start_epoch(epoch, steps_);
-  EpochStats& st = o.stats;
-  double running = 0;
   const double preempted_before = sys::runnable_wait_seconds();
   step_time_.clear();
   int64_t s = o.first;
   const auto epoch_start = Clock::now();
+  if (epoch == start_.epoch) progress_file_.started(global_step_);
   for (; s < steps_ && !o.stopping; ++s, ++global_step_) {
     const int64_t begin = s * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, shard_ - begin);
     o.learning_rate = learning_rate_at(cfg_, world_, global_step_, steps_);
-    const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
-                       o.learning_rate, stop_signal() != 0};
+    StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
+                 o.learning_rate, stop_signal() != 0};
+    in.snapshot_requested = snapshot_clock_.due();
     trace_.begin_step(global_step_);
     const StepResult res = train_step(model_, train_set_, in);
     const auto timings = sync_.last_step_buckets();
@@ -273,20 +295,13 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     if (res.non_finite)
       diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
-    st.phases.data += res.times.data;
-    st.phases.forward += res.times.forward;
-    st.phases.backward += res.times.backward;
-    st.phases.allreduce_wait += res.times.allreduce_wait;
-    st.phases.optimizer += res.times.optimizer;
-    st.comm_busy_s += res.comm_s;
-    st.comm_cpu_s += res.comm_cpu_s;
-    step_time_.push_back(res.times.total);
-    step_loss_[s] = res.loss;
-    running += res.loss;
-    progress_.step(s + 1, running / static_cast<double>(s + 1 - o.first), (s + 1 - o.first) * cfg_.batch_size * world_);
+    add_step(o, s, res);
+    progress_file_.step_done(global_step_ + 1);
+    if (res.snapshot && s + 1 < steps_) snapshot_mid_epoch(epoch, s + 1);  // the epoch's end writes its own
     if (trace_.end_step(comm_, global_step_)) progress_.message(trace_.written_message());
   }
   o.end = s;
+  EpochStats& st = o.stats;
   st.train_time_s = seconds(epoch_start, Clock::now());
   const double preempted_after = sys::runnable_wait_seconds();
   st.preempted_s = preempted_before >= 0 && preempted_after >= 0 ? preempted_after - preempted_before
@@ -299,16 +314,60 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
                                            sync_.num_buckets(), o.first, o.end);
   st.wait_later_rank_s = split.later_rank_s;
   st.wait_transfer_s = split.transfer_s;
-  // The loss curve: the mean over ranks, rounded to the float it is recorded
-  // as (so that the epoch's loss is a function of the recorded history, and
-  // a resumed run computes the same); the resumed epoch's earlier steps are
-  // the checkpoint's, copied, never recomputed (a mean times the world size
-  // and divided again is not always the same float).
-  comm_.allreduce_sum(step_loss_.data(), step_loss_.size());
-  for (double& l : step_loss_) l = static_cast<float>(l / world_);
-  for (int64_t s = 0; s < o.first; ++s)
-    step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
+  mean_losses(o.end);
   return o;
+}
+
+// Step s's figures into the epoch's, and onto the progress bar.
+void Run::add_step(EpochOutcome& o, int64_t s, const StepResult& res) {
+  EpochStats& st = o.stats;
+  st.phases.data += res.times.data;
+  st.phases.forward += res.times.forward;
+  st.phases.backward += res.times.backward;
+  st.phases.allreduce_wait += res.times.allreduce_wait;
+  st.phases.optimizer += res.times.optimizer;
+  st.comm_busy_s += res.comm_s;
+  st.comm_cpu_s += res.comm_cpu_s;
+  step_time_.push_back(res.times.total);
+  local_loss_[s] = res.loss;
+  o.running_loss += res.loss;
+  progress_.step(s + 1, o.running_loss / static_cast<double>(s + 1 - o.first),
+                 (s + 1 - o.first) * cfg_.batch_size * world_);
+}
+
+// The loss curve of steps [meaned_, end) (a collective): the mean over
+// ranks, summed in rank order and rounded to the float it is recorded as, so
+// that it is the same whenever it is taken (at a snapshot, at the epoch's
+// end) and the epoch's loss is a function of the recorded history.
+void Run::mean_losses(int64_t end) {
+  const size_t width = static_cast<size_t>(end - meaned_);
+  if (width == 0) return;
+  const std::vector<double> all = gather_rows(comm_, local_loss_.data() + meaned_, width);
+  for (size_t i = 0; i < width; ++i) {
+    double sum = 0;
+    for (int q = 0; q < world_; ++q) sum += all[static_cast<size_t>(q) * width + i];
+    step_loss_[static_cast<size_t>(meaned_) + i] = static_cast<float>(sum / world_);
+  }
+  meaned_ = end;
+}
+
+// Every rank learnt from the stop flag that rank 0 wants a snapshot after
+// `steps_done` steps of this epoch (global_step_ is the last of them).
+void Run::snapshot_mid_epoch(int epoch, int64_t steps_done) {
+  mean_losses(steps_done);
+  if (rank_ != 0) return;
+  std::vector<float> losses(r_.step_losses);
+  losses.insert(losses.end(), step_loss_.begin(), step_loss_.begin() + steps_done);
+  write_snapshot({epoch, steps_done, global_step_ + 1}, losses);
+}
+
+// Rank 0: the snapshot, in place atomically; then the progress file says so.
+void Run::write_snapshot(const RunPosition& at, const std::vector<float>& losses) {
+  const auto t0 = Clock::now();
+  write_checkpoint(r_, net_, sgd_, at, losses, cfg_.snapshot_path);
+  record(trace::Kind::checkpoint, t0, Clock::now());
+  snapshot_clock_.written();
+  progress_file_.snapshot(at.global_step);
 }
 
 // Every rank saw the stop flag in the same step and is here, at that step:
@@ -378,6 +437,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
     write_checkpoint(r_, net_, sgd_, {epoch + 1, 0, global_step_}, r_.step_losses);
     record(trace::Kind::checkpoint, t0, Clock::now());
   }
+  if (!cfg_.snapshot_path.empty() && rank_ == 0) write_snapshot({epoch + 1, 0, global_step_}, r_.step_losses);
 }
 
 // The run's totals. run_seconds: this process's epochs, with the resumed
