@@ -68,6 +68,7 @@ RunResult every_field_set() {
   r.comm_priority = "realtime";
   r.binding = "core 1";
   r.resumed_from = "/ckpt/epoch_1.safetensors";
+  r.resumed_world_size = 8;
   r.restarts = {{1, next(), 1, "killed by signal 9 (SIGKILL)", 37, 12, next(), next(), next()},
                 {2, next(), 0, "exited with status 1", 80, 3, next(), next(), next()}};
   for (int e = 1; e <= 2; ++e) {
@@ -96,7 +97,8 @@ const std::set<std::string> kOptional = {
     "config.checkpoint_dir",      "config.checkpoint_every",  "config.resume",
     "allreduce.overlap",          "allreduce.comm_priority",  "allreduce.binding",
     "resumed_from",               "epochs[0].comm_cpu_s",     "epochs[0].compute_preempted_s",
-    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s", "restarts"};
+    "epochs[0].median_step_s",    "epochs[0].allreduce_wait_split_s", "restarts",
+    "resumed_world_size"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -231,6 +233,7 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   for (const char* k : {"overlap", "comm_priority", "binding"}) old["allreduce"].erase(k);
   old.erase("resumed_from");
   old.erase("restarts");
+  old.erase("resumed_world_size");
   for (auto& e : old["epochs"])
     for (const char* k : {"comm_cpu_s", "compute_preempted_s", "median_step_s"}) e.erase(k);
 
@@ -246,6 +249,7 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.binding, "none");
   EXPECT_EQ(r.resumed_from, "");
   EXPECT_TRUE(r.restarts.empty());
+  EXPECT_EQ(r.resumed_world_size, 0);
   for (const auto& e : r.epochs) {
     EXPECT_TRUE(std::isnan(e.comm_cpu_s));
     EXPECT_TRUE(std::isnan(e.compute_preempted_s));

@@ -85,6 +85,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
   base.host = listen_address(f, "127.0.0.1");
   dist::check_bindable(base.host);
   cfg.world_size = base.size;
+  apply_restart_env(cfg);
   const auto data = train::load_datasets(cfg);
   std::string generation;
   const auto gloo = dist::join_rendezvous(spec, base, generation);

@@ -208,6 +208,12 @@ void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f) {
 
 void apply_restart_env(train::TrainConfig& cfg) {
   cfg.snapshot_path = sys::env_string(kSnapshotPathVar, "");
+  if (cfg.max_restarts > 0 && cfg.snapshot_path.empty())
+    throw UserError("--max-restarts is for train_parallel's own launcher, which restarts its ranks; this rank was "
+                    "started by another launcher (mpirun, srun or a torchrun-style launcher)",
+                    "drop --max-restarts and use that launcher's restarts (e.g. torchrun --max-restarts), or let "
+                    "train_parallel start the ranks; --snapshot-every S with --checkpoint-dir DIR still writes "
+                    "snapshots to resume from");
   cfg.progress_path = sys::env_string(kProgressPathVar, "");
   cfg.restart_from = sys::env_string(kRestartFromVar, "");
   if (cfg.snapshot_path.empty() && cfg.snapshot_every_s > 0 && !cfg.checkpoint_dir.empty())

@@ -40,7 +40,8 @@ void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f);
 
 // In a rank: the launcher's variables into cfg (snapshot_path,
 // progress_path, restart_from); without them, --snapshot-every with
-// --checkpoint-dir still writes snapshots there.
+// --checkpoint-dir still writes snapshots there, and --max-restarts is a
+// UserError (another launcher started this rank: only ours restarts).
 void apply_restart_env(train::TrainConfig& cfg);
 
 // In a rank: tells the launcher not to restart the job after this rank's

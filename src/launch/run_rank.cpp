@@ -21,7 +21,7 @@ void check_before_launch(const train::TrainConfig& cfg) {
   // A missing or corrupt file, or a checkpoint that does not fit, or a
   // --trace-steps outside the run, is reported once, here, not by every rank.
   const auto data = train::load_datasets(cfg);
-  if (!cfg.resume.empty()) train::check_resumable(cfg, cfg.world_size, data.train);
+  if (!cfg.resume.empty()) train::check_resumable(cfg, data.train);
   if (!cfg.trace.empty())
     train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
 }
@@ -33,7 +33,7 @@ void check_before_training(const train::TrainConfig& cfg, const train::Datasets&
     // Rank 0 alone writes the results and reads the checkpoint (the other
     // ranks may be on machines without that path).
     if (comm.rank() == 0 && !cfg.save_results.empty()) sys::check_writable(cfg.save_results);
-    if (comm.rank() == 0 && train::continues_a_run(cfg)) train::check_resumable(cfg, comm.size(), data.train);
+    if (comm.rank() == 0 && train::continues_a_run(cfg)) train::check_resumable(cfg, data.train);
   } catch (const UserError& e) {
     mine = e;
   }

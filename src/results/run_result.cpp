@@ -223,6 +223,7 @@ json to_json(const RunResult& r) {
           {"total_time_s", r.total_time_s},
           {"train_time_s", r.train_time_s},
           {"throughput_samples_per_s", r.throughput}};
+  if (r.resumed_world_size != 0) j["resumed_world_size"] = r.resumed_world_size;
   if (!r.restarts.empty()) {
     json list = json::array();
     for (const auto& x : r.restarts) list.push_back(to_json(x));
@@ -254,6 +255,7 @@ RunResult run_result_from_json(const json& j, const std::string& source) {
   r.data_checksum = f.required<uint64_t>("data_checksum");
   read_allreduce(f.object("allreduce"), r);
   r.resumed_from = f.optional<std::string>("resumed_from", "");
+  r.resumed_world_size = f.optional<int>("resumed_world_size", 0);
   if (f.has("restarts"))
     for (size_t i = 0; i < f.array("restarts").size(); ++i) r.restarts.push_back(restart_from(f.element("restarts", i)));
   read_lists(f, r);

@@ -157,6 +157,10 @@ struct RunResult {
   // The restarts of a train_parallel --max-restarts job, in order. Optional:
   // none (and not written when there were none, so older files write back as they were).
   std::vector<RestartRecord> restarts;
+  // The world size of the checkpoint this run resumed when it differs from
+  // world_size (the rest of its epoch was dealt to this world). Optional: 0
+  // (the same world, or no resume; not written then).
+  int resumed_world_size = 0;
   std::vector<EpochRecord> epochs;
   std::vector<std::vector<PhaseTimes>> per_rank;  // [rank][epoch]; JSON: [{rank, time_breakdown_s: [...]}]
   std::vector<float> step_losses;                 // every step, mean over ranks

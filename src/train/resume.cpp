@@ -8,8 +8,9 @@ namespace ddp::train {
 
 namespace {
 
-std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainConfig& cfg, int world,
-                                       uint64_t checksum) {
+// The world size may differ: the rest of an interrupted epoch is dealt to
+// the new world (data/sampler.h).
+std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainConfig& cfg, uint64_t checksum) {
   std::string diff;
   auto check = [&](const char* key, const nlohmann::json& now) {
     if (!saved.contains(key) || saved.at(key) != now)
@@ -19,7 +20,6 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   check("dataset", cfg.dataset);
   check("data_checksum", std::to_string(checksum));
   check("batch_size", cfg.batch_size);
-  check("world_size", world);
   check("seed", cfg.seed);
   check("dropout", cfg.dropout);
   check("learning_rate", cfg.learning_rate);
@@ -29,10 +29,24 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   return diff;
 }
 
+// The world size the checkpoint was written at.
+int saved_world(const nlohmann::json& run, const std::string& path) {
+  const nlohmann::json& w = run.at("config").at("world_size");
+  if (!w.is_number_integer() || w.get<int>() < 1)
+    throw UserError(path + ": the checkpoint's world_size is " + w.dump(),
+                    "it was not written by this program's trainers; start without --resume");
+  return w.get<int>();
+}
+
 }  // namespace
 
-CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
-                                         int64_t steps_per_epoch, std::string& path, nlohmann::json& run) {
+int64_t steps_per_epoch_of(int64_t train_samples, int world, int batch_size) {
+  const int64_t shard = (train_samples + world - 1) / world;
+  return (shard + batch_size - 1) / batch_size;
+}
+
+CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, uint64_t checksum, int64_t train_samples,
+                                         std::string& path, nlohmann::json& run) {
   path = !cfg.restart_from.empty() ? cfg.restart_from
          : cfg.resume == "auto"    ? newest_checkpoint(cfg.checkpoint_dir)
                                    : cfg.resume;
@@ -44,12 +58,13 @@ CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint
     throw UserError(path + ": the checkpoint's metadata is incomplete (" + e.what() + ")",
                     "it was not written by this program's trainers; start without --resume");
   }
-  const std::string diff = checkpoint_config_mismatch(run.at("config"), cfg, world, checksum);
+  const std::string diff = checkpoint_config_mismatch(run.at("config"), cfg, checksum);
   if (!diff.empty())
     throw UserError(path + " belongs to another configuration: " + diff,
                     "resume with the flags the checkpoint was made with, or start a new run");
   const int epoch = run.at("epoch");
   const int64_t step = run.at("step");
+  const int64_t steps_per_epoch = steps_per_epoch_of(train_samples, saved_world(run, path), cfg.batch_size);
   if (step > steps_per_epoch || epoch > cfg.epochs)
     throw UserError(path + " is at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
                         ", beyond this run's " + std::to_string(cfg.epochs) + " epochs",
@@ -57,21 +72,21 @@ CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint
   return ck;
 }
 
-void check_resumable(const TrainConfig& cfg, int world, const data::Dataset& train_set) {
-  const int64_t shard = (train_set.size + world - 1) / world;
+void check_resumable(const TrainConfig& cfg, const data::Dataset& train_set) {
   std::string path;
   nlohmann::json run;
-  load_resumable_checkpoint(cfg, world, train_set.checksum, (shard + cfg.batch_size - 1) / cfg.batch_size, path, run);
+  load_resumable_checkpoint(cfg, train_set.checksum, train_set.size, path, run);
 }
 
 StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
-                       uint64_t checksum, int64_t steps_per_epoch) {
+                       uint64_t checksum, int64_t train_samples) {
   StartPoint start;
   const size_t n = nn::Cnn::num_params();
-  double where[4] = {0, 0, 0, 0};  // epoch, step, global step, losses recorded
+  double where[5] = {0, 0, 0, 0, 0};  // epoch, step, global step, losses recorded, the checkpoint's world
   if (comm.rank() == 0) {
     nlohmann::json run;
-    CheckpointData ck = load_resumable_checkpoint(cfg, comm.size(), checksum, steps_per_epoch, start.path, run);
+    CheckpointData ck = load_resumable_checkpoint(cfg, checksum, train_samples, start.path, run);
+    where[4] = saved_world(run, start.path);
     try {
       for (const auto& e : run.at("history")) start.history.push_back(epoch_from_json(e));
       start.step_losses = run.at("step_losses").get<std::vector<float>>();
@@ -90,7 +105,8 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
     where[2] = static_cast<double>(start.global_step);
     where[3] = static_cast<double>(start.step_losses.size());
   }
-  comm.allreduce_sum(where, 4);  // only rank 0 contributes: a broadcast
+  comm.allreduce_sum(where, 5);  // only rank 0 contributes: a broadcast
+  start.prior_world = static_cast<int>(where[4]);
   start.epoch = static_cast<int>(where[0]);
   start.step = static_cast<int64_t>(where[1]);
   start.global_step = static_cast<int64_t>(where[2]);

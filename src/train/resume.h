@@ -20,21 +20,26 @@
 namespace ddp::train {
 
 // Checks, before any rank starts, that cfg.resume names a checkpoint this
-// run can continue (same model, data, batch size, world size, ...). Throws
-// UserError saying what differs.
-void check_resumable(const TrainConfig& cfg, int world_size, const data::Dataset& train_set);
+// run can continue (same model, data, batch size, seed, ...; the world size
+// may differ). Throws UserError saying what differs.
+void check_resumable(const TrainConfig& cfg, const data::Dataset& train_set);
+
+// Steps of an epoch of `train_samples` at `world` ranks of `batch_size`
+// (DistributedSampler's padded shards, the last batch partial).
+int64_t steps_per_epoch_of(int64_t train_samples, int world, int batch_size);
 
 // Loads the checkpoint cfg.restart_from names, else cfg.resume's ("auto":
 // the newest in cfg.checkpoint_dir), into path, its run metadata into run, and checks it
 // fits this run as check_resumable says.
-CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
-                                         int64_t steps_per_epoch, std::string& path, nlohmann::json& run);
+CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, uint64_t checksum, int64_t train_samples,
+                                         std::string& path, nlohmann::json& run);
 
 // Where a run starts: from scratch, or where a checkpoint left off.
 struct StartPoint {
   int epoch = 0;              // 0-based epoch to continue
   int64_t step = 0;           // steps of that epoch already done
   int64_t global_step = 0;
+  int prior_world = 0;        // the world size the checkpoint was written at (0: from scratch)
   std::vector<EpochRecord> history;  // finished epochs (rank 0's)
   std::vector<float> step_losses;    // every step so far, mean over ranks (every rank's)
   std::string path;                  // the checkpoint (rank 0's; empty: from scratch)
@@ -45,7 +50,7 @@ struct StartPoint {
 // Rank 0 reads the checkpoint into net and sgd and every rank receives its
 // state (a collective: all ranks call it).
 StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
-                       uint64_t checksum, int64_t steps_per_epoch);
+                       uint64_t checksum, int64_t train_samples);
 
 // Where a checkpoint is taken: `step` steps into 0-based `epoch` (step 0 of
 // epoch E+1 after epoch E ended).

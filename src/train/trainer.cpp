@@ -22,8 +22,10 @@
 #include "sys/machine.h"
 #include "train/agreement.h"
 #include "train/epoch_stats.h"
+#include "train/evaluate.h"
 #include "train/progress.h"
 #include "train/resume.h"
+#include "train/sample_log.h"
 #include "train/snapshots.h"
 #include "train/step.h"
 #include "train/stop.h"
@@ -39,33 +41,6 @@ using Clock = std::chrono::steady_clock;
 const Clock::time_point kProcessStart = Clock::now();  // set before main() runs
 
 double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
-
-// ---- evaluation ----
-
-struct EvalResult {
-  double loss = 0, accuracy = 0;
-};
-
-// Evaluates this rank's share of the test set (dropout off) and sums over ranks.
-EvalResult evaluate(nn::Cnn& net, dist::Communicator& comm, const data::Dataset& test, int batch) {
-  const auto idx = data::eval_indices(test.size, comm.rank(), comm.size());
-  double sums[3] = {0, 0, 0};  // loss * n, correct, n
-  for (size_t s = 0; s < idx.size(); s += static_cast<size_t>(batch)) {
-    const int n = static_cast<int>(std::min<size_t>(batch, idx.size() - s));
-    float* x = net.input(n);
-    int32_t* y = net.labels(n);
-    for (int j = 0; j < n; ++j) {
-      test.copy_image(idx[s + j], x + static_cast<size_t>(j) * data::kPixels);
-      y[j] = test.labels[idx[s + j]];
-    }
-    const auto r = net.forward(n, false);
-    sums[0] += r.loss * n;
-    sums[1] += r.correct;
-    sums[2] += n;
-  }
-  comm.allreduce_sum(sums, 3);
-  return {sums[0] / sums[2], sums[1] / sums[2]};
-}
 
 // Every rank's clock against rank 0's (a collective); a world of one has
 // rank 0's.
@@ -102,9 +77,22 @@ class Run {
   RunResult all_epochs();
 
  private:
+  // One epoch's steps on this rank. Its samples are the epoch's permutation
+  // from position `done` on, dealt to this world (data::shard_indices): a
+  // resumed epoch continues where the checkpoint's world left it.
+  struct EpochPlan {
+    int64_t first = 0;  // the first step to train (> 0 in a resumed epoch)
+    int64_t steps = 0;  // steps in the epoch: first + this world's share of the rest
+    int64_t done = 0;   // positions of the permutation trained before step `first`
+    int64_t shard = 0;  // this rank's samples from `done` on
+  };
+  EpochPlan plan(int epoch) const;
+  std::string world_change() const;
+
   // What one epoch's steps leave behind.
   struct EpochOutcome {
     EpochStats stats;        // this rank's
+    int64_t steps = 0;       // in the epoch (EpochPlan::steps)
     int64_t first = 0;       // the first step trained (> 0 in a resumed epoch)
     int64_t end = 0;         // one past the last step trained
     double learning_rate = 0;  // of the last step
@@ -154,6 +142,7 @@ class Run {
   // [step]: known for the steps before meaned_ (mean_losses).
   std::vector<double> step_loss_;
   int64_t meaned_ = 0;
+  SampleLog sample_log_;            // for tests (train/sample_log.h)
   std::vector<double> step_time_;  // this epoch's steps, seconds
   std::vector<dist::BucketTiming> bucket_times_;  // this epoch's, [step * buckets + bucket]
 };
@@ -184,7 +173,8 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       snapshot_clock_(rank_ == 0 && !cfg.snapshot_path.empty() ? snapshot_interval_s(cfg) : 0),
       progress_file_(rank_ == 0 ? cfg.progress_path : ""),
       local_loss_(static_cast<size_t>(steps_), 0.0),
-      step_loss_(static_cast<size_t>(steps_), 0.0) {
+      step_loss_(static_cast<size_t>(steps_), 0.0),
+      sample_log_(rank_) {
   step_time_.reserve(static_cast<size_t>(steps_));
   bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
   fill_fixed_results();
@@ -198,14 +188,25 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
   if (!start_.path.empty())
     progress_.message((cfg.restart_from.empty() ? "resuming from " : "restarting from the snapshot ") +
                       start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
-                      std::to_string(start_.step));
+                      std::to_string(start_.step) + world_change());
+}
+
+// How the resumed run's world differs from the checkpoint's, as a clause ("" if it does not).
+std::string Run::world_change() const {
+  if (start_.prior_world == world_ || start_.prior_world == 0) return "";
+  const std::string was = std::to_string(start_.prior_world), now = std::to_string(world_);
+  return "; it was written by " + was + " rank(s), this run has " + now +
+         (start_.step > 0 ? ": the rest of the epoch (after the first " +
+                                std::to_string(start_.step * cfg_.batch_size * start_.prior_world) +
+                                " samples of its order) is dealt to the " + now + " ranks"
+                          : "");
 }
 
 // The model, identical everywhere: rank 0's initial parameters (or its
 // checkpoint) are broadcast.
 StartPoint Run::start_point() {
   net_.init(cfg_.seed);
-  if (continues_a_run(cfg_)) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
+  if (continues_a_run(cfg_)) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, train_set_.size);
   comm_.broadcast(net_.params(), layout_.num_params, 0);
   return {};
 }
@@ -244,8 +245,9 @@ void Run::fill_fixed_results() {
   r_.overlap = to_string(sync_.overlap());
   // What ran: Gloo's algorithm as configured, or what OpenMPI was told to use.
   if (comm_.backend() == "mpi") r_.config.allreduce_algorithm = dist::mpi_allreduce_algorithm();
-  r_.step_losses.assign(start_.step_losses.begin(),
-                        start_.step_losses.begin() + static_cast<long>(start_.history.size() * steps_));
+  // The checkpoint's history: whole epochs, then start_.step steps of the next.
+  r_.step_losses.assign(start_.step_losses.begin(), start_.step_losses.end() - static_cast<long>(start_.step));
+  if (start_.prior_world != 0 && start_.prior_world != world_) r_.resumed_world_size = start_.prior_world;
 }
 
 void Run::fill_trace_context() {
@@ -264,30 +266,46 @@ void Run::record(trace::Kind kind, Clock::time_point from, Clock::time_point to)
   if (trace::Recorder* tr = trace_.recorder()) tr->record(trace::Thread::compute, kind, trace::ns(from), trace::ns(to));
 }
 
+Run::EpochPlan Run::plan(int epoch) const {
+  EpochPlan p{0, steps_, 0, shard_};
+  if (epoch != start_.epoch || start_.step == 0) return p;
+  p.first = start_.step;
+  p.done = start_.step * cfg_.batch_size * start_.prior_world;
+  p.shard = (train_set_.size - p.done + world_ - 1) / world_;
+  p.steps = p.first + (p.shard + cfg_.batch_size - 1) / cfg_.batch_size;
+  return p;
+}
+
 Run::EpochOutcome Run::train_epoch(int epoch) {
-  const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_);
+  const EpochPlan p = plan(epoch);
+  const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_, p.done);
   EpochOutcome o;
-  o.first = epoch == start_.epoch ? start_.step : 0;
+  o.first = p.first;
+  o.steps = p.steps;
   o.learning_rate = cfg_.learning_rate;
-  std::fill(local_loss_.begin(), local_loss_.end(), 0.0);
-  std::fill(step_loss_.begin(), step_loss_.end(), 0.0);
+  local_loss_.assign(static_cast<size_t>(p.steps), 0.0);
+  step_loss_.assign(static_cast<size_t>(p.steps), 0.0);
+  if (bucket_times_.size() < static_cast<size_t>(p.steps) * sync_.num_buckets())
+    bucket_times_.resize(static_cast<size_t>(p.steps) * sync_.num_buckets());
   // The resumed epoch's earlier steps are the checkpoint's, copied, never
   // recomputed (a mean times the world size and divided again is not always
   // the same float).
-  for (int64_t s = 0; s < o.first; ++s) step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
+  const size_t partial = start_.step_losses.size() - static_cast<size_t>(start_.step);
+  for (int64_t s = 0; s < o.first; ++s) step_loss_[s] = start_.step_losses[partial + static_cast<size_t>(s)];
   meaned_ = o.first;
-  progress_.start_epoch(epoch, steps_);
+  progress_.start_epoch(epoch, p.steps);
   const double preempted_before = sys::runnable_wait_seconds();
   step_time_.clear();
   int64_t s = o.first;
   const auto epoch_start = Clock::now();
   if (epoch == start_.epoch) progress_file_.started(global_step_);
-  for (; s < steps_ && !o.stopping; ++s, ++global_step_) {
-    const int64_t begin = s * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, shard_ - begin);
+  for (; s < p.steps && !o.stopping; ++s, ++global_step_) {
+    const int64_t begin = (s - p.first) * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, p.shard - begin);
     o.learning_rate = learning_rate_at(cfg_, world_, global_step_, steps_);
     StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
                  o.learning_rate, stop_signal() != 0};
     in.snapshot_requested = snapshot_clock_.due();
+    if (sample_log_) sample_log_.step(epoch, global_step_, in.samples);
     trace_.begin_step(global_step_);
     const StepResult res = train_step(model_, train_set_, in);
     const auto timings = sync_.last_step_buckets();
@@ -297,7 +315,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
     add_step(o, s, res);
     progress_file_.step_done(global_step_ + 1);
-    if (res.snapshot && s + 1 < steps_) snapshot_mid_epoch(epoch, s + 1);  // the epoch's end writes its own
+    if (res.snapshot && s + 1 < p.steps) snapshot_mid_epoch(epoch, s + 1);  // the epoch's end writes its own
     if (trace_.end_step(comm_, global_step_)) progress_.message(trace_.written_message());
   }
   o.end = s;
@@ -400,7 +418,7 @@ void Run::diverged(int epoch, int64_t step, const std::string& what, double lear
                                        : "";
   progress_.clear_bar();
   throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                      " of " + std::to_string(steps_) + ": " + what + " (learning rate " + lr + ")",
+                      " of " + std::to_string(step_loss_.size()) + ": " + what + " (learning rate " + lr + ")",
                   hint);
 }
 
@@ -417,7 +435,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
 
   EpochRecord e;
   e.epoch = epoch + 1;
-  e.loss = std::accumulate(step_loss_.begin(), step_loss_.end(), 0.0) / static_cast<double>(steps_);
+  e.loss = std::accumulate(step_loss_.begin(), step_loss_.end(), 0.0) / static_cast<double>(o.steps);
   e.test_loss = ev.loss;
   e.test_accuracy = ev.accuracy;
   e.learning_rate = o.learning_rate;
@@ -425,8 +443,8 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   summarise_ranks(ranks, e);
   e.eval_time_s = eval_time;
   e.time_s = e.train_time_s + eval_time;
-  e.samples_per_s = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(steps_ - o.first) /
-                    static_cast<double>(steps_) / e.train_time_s;
+  e.samples_per_s = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(o.steps - o.first) /
+                    static_cast<double>(o.steps) / e.train_time_s;
   r_.epochs.push_back(e);
   r_.step_losses.insert(r_.step_losses.end(), step_loss_.begin(), step_loss_.end());
   progress_.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
