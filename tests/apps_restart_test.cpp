@@ -120,9 +120,12 @@ TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUnin
     EXPECT_TRUE(same_bits(got.momentum, want.last.momentum)) << what << ": momentum differs";
     const json r = json::parse(read_file(dir + "/r.json"));
     EXPECT_TRUE(same_bits(r.at("step_losses").get<std::vector<float>>(), want.losses)) << what << ": loss history";
-    // The job may have ended before the signal came; otherwise one restart.
+    // The job may have ended before the signal came; otherwise one restart,
+    // or two on a loaded machine: a restarted rank that waits for the others
+    // longer than --timeout 3 s while they start fails to connect, and the
+    // next restart (of 2 allowed) takes over.
     if (r.contains("restarts")) {
-      ASSERT_EQ(r["restarts"].size(), 1u) << what << "\n" << p.output();
+      ASSERT_GE(r["restarts"].size(), 1u) << what << "\n" << p.output();
       const json& x = r["restarts"][0];
       EXPECT_EQ(x["rank"], victim) << what << "\n" << x.dump();
       EXPECT_NE(x["cause"].get<std::string>().find(sig == SIGKILL ? "SIGKILL" : "went silent"), std::string::npos)
@@ -183,7 +186,9 @@ TEST(Restarts, ARankThatKeepsFailingExhaustsTheRestartsNamingEachFailure) {
     }
     ASSERT_EQ(w.size(), 2u) << "round " << round << "\n" << p.output();
     seen.insert(w.begin(), w.end());
-    if (round == 0) ASSERT_TRUE(wait_for_file(ck + "/snapshot.safetensors", 60)) << p.output();  // training
+    if (round == 0) {  // training, once its first snapshot is there
+      ASSERT_TRUE(wait_for_file(ck + "/snapshot.safetensors", 60)) << p.output();
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     kill(w[1], SIGKILL);
   }
