@@ -40,7 +40,9 @@ class RestartFiles {
     if (in_checkpoint_dir_) fs::create_directories(cfg.checkpoint_dir, ec);  // rank 0 reports what fails
   }
 
-  EnvList env() const { return {{kSnapshotPathVar, snapshot_}, {kProgressPathVar, progress_}, {kNoRestartVar, no_restart_}}; }
+  EnvList env() const {
+    return {{kSnapshotPathVar, snapshot_}, {kProgressPathVar, progress_}, {kNoRestartVar, no_restart_}};
+  }
   const std::string& snapshot() const { return snapshot_; }
   bool in_checkpoint_dir() const { return in_checkpoint_dir_; }
 
@@ -56,10 +58,13 @@ class RestartFiles {
   // A rank killed while it wrote a file leaves its temporary (sys/atomic_file.h:
   // <path>.tmp.<pid>) in the snapshot's, the checkpoints' or the results' directory.
   void remove_temporaries(const std::vector<int>& pids, const train::TrainConfig& cfg) const {
-    for (const std::string& path : {snapshot_, cfg.save_results, cfg.checkpoint_dir + "/x"}) {
-      if (path.empty() || path == "/x") continue;
+    std::vector<fs::path> dirs = {fs::path(snapshot_).parent_path()};
+    if (!cfg.checkpoint_dir.empty()) dirs.push_back(cfg.checkpoint_dir);
+    if (!cfg.save_results.empty()) dirs.push_back(fs::path(cfg.save_results).parent_path());
+    for (fs::path& dir : dirs) {
+      if (dir.empty()) dir = ".";
       std::error_code ec;
-      for (const auto& e : fs::directory_iterator(fs::path(path).parent_path(), ec)) {
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
         const std::string name = e.path().filename().string();
         bool ours = name.starts_with(std::string(kSnapshotName) + ".tmp.");  // whoever wrote it (mpirun's ranks)
         for (int pid : pids) ours = ours || (pid > 0 && name.ends_with(".tmp." + std::to_string(pid)));
@@ -111,7 +116,12 @@ struct History {
     x.cause = out.cause;
     x.resumed_step = snapshot_step >= 0 ? snapshot_step : first_step;
     x.steps_rerun = std::max<int64_t>(0, p.completed - x.resumed_step);
-    const double from = snapshot_step >= 0 ? snapshot_unix : first_unix;
+    // When the job was last at that step: the failed attempt's snapshot of
+    // it, or its start from it, else (it never trained) an earlier attempt's.
+    const double from = p.snapshot_step >= 0 ? p.snapshot_unix
+                        : p.start_unix > 0   ? p.start_unix
+                        : snapshot_step >= 0 ? snapshot_unix
+                                             : first_unix;
     x.rerun_s = x.steps_rerun > 0 ? p.completed_unix - from : 0;
     x.recovery_s = x.seconds_lost = kNaN;  // known once the next attempt trains
     from_unix_.push_back(from);
