@@ -119,6 +119,28 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
   return start;
 }
 
+EpochPlan epoch_plan(const StartPoint& start, int epoch, int64_t train_samples, int world, int batch_size) {
+  EpochPlan p;
+  p.shard = (train_samples + world - 1) / world;
+  p.steps = (p.shard + batch_size - 1) / batch_size;
+  if (epoch != start.epoch || start.step == 0) return p;
+  p.first = start.step;
+  p.done = start.step * batch_size * start.prior_world;
+  p.shard = (train_samples - p.done + world - 1) / world;
+  p.steps = p.first + (p.shard + batch_size - 1) / batch_size;
+  return p;
+}
+
+std::string world_change_note(const StartPoint& start, int world, int batch_size) {
+  if (start.prior_world == world || start.prior_world == 0) return "";
+  const std::string was = std::to_string(start.prior_world), now = std::to_string(world);
+  return "; it was written by " + was + " rank(s), this run has " + now +
+         (start.step > 0 ? ": the rest of the epoch (after the first " +
+                               std::to_string(start.step * batch_size * start.prior_world) +
+                               " samples of its order) is dealt to the " + now + " ranks"
+                         : "");
+}
+
 // Everything needed to continue exactly is in the metadata (all randomness
 // is a function of seed, epoch and step, so no generator state needs saving).
 void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,

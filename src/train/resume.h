@@ -52,6 +52,23 @@ struct StartPoint {
 StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
                        uint64_t checksum, int64_t train_samples);
 
+// One epoch's steps on one rank. Its samples are the epoch's permutation
+// from position `done` on, dealt to this world (data::shard_indices): the
+// epoch a run resumes in continues where the checkpoint's world left it
+// (after S steps of batch B at N ranks, done = S x B x N), every other
+// epoch is whole.
+struct EpochPlan {
+  int64_t first = 0;  // the first step to train (> 0 in a resumed epoch)
+  int64_t steps = 0;  // steps in the epoch: first + this world's share of the rest
+  int64_t done = 0;   // positions of the permutation trained before step `first`
+  int64_t shard = 0;  // this rank's samples from `done` on
+};
+EpochPlan epoch_plan(const StartPoint& start, int epoch, int64_t train_samples, int world, int batch_size);
+
+// How a resumed run's world differs from its checkpoint's, as a clause for
+// the resume message ("" when it does not).
+std::string world_change_note(const StartPoint& start, int world, int batch_size);
+
 // Where a checkpoint is taken: `step` steps into 0-based `epoch` (step 0 of
 // epoch E+1 after epoch E ended).
 struct RunPosition {

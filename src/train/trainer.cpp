@@ -21,6 +21,7 @@
 #include "sys/launch_env.h"
 #include "sys/machine.h"
 #include "train/agreement.h"
+#include "train/epoch_losses.h"
 #include "train/epoch_stats.h"
 #include "train/evaluate.h"
 #include "train/progress.h"
@@ -77,18 +78,6 @@ class Run {
   RunResult all_epochs();
 
  private:
-  // One epoch's steps on this rank. Its samples are the epoch's permutation
-  // from position `done` on, dealt to this world (data::shard_indices): a
-  // resumed epoch continues where the checkpoint's world left it.
-  struct EpochPlan {
-    int64_t first = 0;  // the first step to train (> 0 in a resumed epoch)
-    int64_t steps = 0;  // steps in the epoch: first + this world's share of the rest
-    int64_t done = 0;   // positions of the permutation trained before step `first`
-    int64_t shard = 0;  // this rank's samples from `done` on
-  };
-  EpochPlan plan(int epoch) const;
-  std::string world_change() const;
-
   // What one epoch's steps leave behind.
   struct EpochOutcome {
     EpochStats stats;        // this rank's
@@ -107,7 +96,6 @@ class Run {
   void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
   void add_step(EpochOutcome& o, int64_t s, const StepResult& res);
-  void mean_losses(int64_t end);
   void snapshot_mid_epoch(int epoch, int64_t steps_done);
   void write_snapshot(const RunPosition& at, const std::vector<float>& losses);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
@@ -137,11 +125,7 @@ class Run {
   int64_t global_step_;
   SnapshotClock snapshot_clock_;   // rank 0's
   ProgressFile progress_file_;     // rank 0's (none: an empty path)
-  std::vector<double> local_loss_;  // this epoch's on this rank, [step]
-  // This epoch's losses, mean over ranks as recorded (rounded to float),
-  // [step]: known for the steps before meaned_ (mean_losses).
-  std::vector<double> step_loss_;
-  int64_t meaned_ = 0;
+  EpochLosses losses_;              // this epoch's
   SampleLog sample_log_;            // for tests (train/sample_log.h)
   std::vector<double> step_time_;  // this epoch's steps, seconds
   std::vector<dist::BucketTiming> bucket_times_;  // this epoch's, [step * buckets + bucket]
@@ -172,8 +156,6 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       global_step_(start_.global_step),
       snapshot_clock_(rank_ == 0 && !cfg.snapshot_path.empty() ? snapshot_interval_s(cfg) : 0),
       progress_file_(rank_ == 0 ? cfg.progress_path : ""),
-      local_loss_(static_cast<size_t>(steps_), 0.0),
-      step_loss_(static_cast<size_t>(steps_), 0.0),
       sample_log_(rank_) {
   step_time_.reserve(static_cast<size_t>(steps_));
   bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
@@ -188,18 +170,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
   if (!start_.path.empty())
     progress_.message((cfg.restart_from.empty() ? "resuming from " : "restarting from the snapshot ") +
                       start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
-                      std::to_string(start_.step) + world_change());
-}
-
-// How the resumed run's world differs from the checkpoint's, as a clause ("" if it does not).
-std::string Run::world_change() const {
-  if (start_.prior_world == world_ || start_.prior_world == 0) return "";
-  const std::string was = std::to_string(start_.prior_world), now = std::to_string(world_);
-  return "; it was written by " + was + " rank(s), this run has " + now +
-         (start_.step > 0 ? ": the rest of the epoch (after the first " +
-                                std::to_string(start_.step * cfg_.batch_size * start_.prior_world) +
-                                " samples of its order) is dealt to the " + now + " ranks"
-                          : "");
+                      std::to_string(start_.step) + world_change_note(start_, world_, cfg.batch_size));
 }
 
 // The model, identical everywhere: rank 0's initial parameters (or its
@@ -266,33 +237,17 @@ void Run::record(trace::Kind kind, Clock::time_point from, Clock::time_point to)
   if (trace::Recorder* tr = trace_.recorder()) tr->record(trace::Thread::compute, kind, trace::ns(from), trace::ns(to));
 }
 
-Run::EpochPlan Run::plan(int epoch) const {
-  EpochPlan p{0, steps_, 0, shard_};
-  if (epoch != start_.epoch || start_.step == 0) return p;
-  p.first = start_.step;
-  p.done = start_.step * cfg_.batch_size * start_.prior_world;
-  p.shard = (train_set_.size - p.done + world_ - 1) / world_;
-  p.steps = p.first + (p.shard + cfg_.batch_size - 1) / cfg_.batch_size;
-  return p;
-}
-
 Run::EpochOutcome Run::train_epoch(int epoch) {
-  const EpochPlan p = plan(epoch);
+  const EpochPlan p = epoch_plan(start_, epoch, train_set_.size, world_, cfg_.batch_size);
   const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_, p.done);
   EpochOutcome o;
   o.first = p.first;
   o.steps = p.steps;
   o.learning_rate = cfg_.learning_rate;
-  local_loss_.assign(static_cast<size_t>(p.steps), 0.0);
-  step_loss_.assign(static_cast<size_t>(p.steps), 0.0);
+  const size_t partial = start_.step_losses.size() - static_cast<size_t>(start_.step);
+  losses_.begin(p.steps, p.first, start_.step_losses.data() + partial);
   if (bucket_times_.size() < static_cast<size_t>(p.steps) * sync_.num_buckets())
     bucket_times_.resize(static_cast<size_t>(p.steps) * sync_.num_buckets());
-  // The resumed epoch's earlier steps are the checkpoint's, copied, never
-  // recomputed (a mean times the world size and divided again is not always
-  // the same float).
-  const size_t partial = start_.step_losses.size() - static_cast<size_t>(start_.step);
-  for (int64_t s = 0; s < o.first; ++s) step_loss_[s] = start_.step_losses[partial + static_cast<size_t>(s)];
-  meaned_ = o.first;
   progress_.start_epoch(epoch, p.steps);
   const double preempted_before = sys::runnable_wait_seconds();
   step_time_.clear();
@@ -332,7 +287,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
                                            sync_.num_buckets(), o.first, o.end);
   st.wait_later_rank_s = split.later_rank_s;
   st.wait_transfer_s = split.transfer_s;
-  mean_losses(o.end);
+  losses_.mean_until(comm_, o.end);
   return o;
 }
 
@@ -347,35 +302,19 @@ void Run::add_step(EpochOutcome& o, int64_t s, const StepResult& res) {
   st.comm_busy_s += res.comm_s;
   st.comm_cpu_s += res.comm_cpu_s;
   step_time_.push_back(res.times.total);
-  local_loss_[s] = res.loss;
+  losses_.record(s, res.loss);
   o.running_loss += res.loss;
   progress_.step(s + 1, o.running_loss / static_cast<double>(s + 1 - o.first),
                  (s + 1 - o.first) * cfg_.batch_size * world_);
 }
 
-// The loss curve of steps [meaned_, end) (a collective): the mean over
-// ranks, summed in rank order and rounded to the float it is recorded as, so
-// that it is the same whenever it is taken (at a snapshot, at the epoch's
-// end) and the epoch's loss is a function of the recorded history.
-void Run::mean_losses(int64_t end) {
-  const size_t width = static_cast<size_t>(end - meaned_);
-  if (width == 0) return;
-  const std::vector<double> all = gather_rows(comm_, local_loss_.data() + meaned_, width);
-  for (size_t i = 0; i < width; ++i) {
-    double sum = 0;
-    for (int q = 0; q < world_; ++q) sum += all[static_cast<size_t>(q) * width + i];
-    step_loss_[static_cast<size_t>(meaned_) + i] = static_cast<float>(sum / world_);
-  }
-  meaned_ = end;
-}
-
 // Every rank learnt from the stop flag that rank 0 wants a snapshot after
 // `steps_done` steps of this epoch (global_step_ is the last of them).
 void Run::snapshot_mid_epoch(int epoch, int64_t steps_done) {
-  mean_losses(steps_done);
+  losses_.mean_until(comm_, steps_done);
   if (rank_ != 0) return;
   std::vector<float> losses(r_.step_losses);
-  losses.insert(losses.end(), step_loss_.begin(), step_loss_.begin() + steps_done);
+  losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
   write_snapshot({epoch, steps_done, global_step_ + 1}, losses);
 }
 
@@ -392,7 +331,7 @@ void Run::write_snapshot(const RunPosition& at, const std::vector<float>& losses
 // rank 0 writes a checkpoint (with --checkpoint-dir) and all end together.
 void Run::stop(int epoch, int64_t steps_done) {
   std::vector<float> losses(r_.step_losses);
-  losses.insert(losses.end(), step_loss_.begin(), step_loss_.begin() + steps_done);
+  losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
   if (trace_.flush(comm_, global_step_)) progress_.message(trace_.written_message());
   const bool save = !cfg_.checkpoint_dir.empty();
   if (save && rank_ == 0) write_checkpoint(r_, net_, sgd_, {epoch, steps_done, global_step_}, losses);
@@ -418,7 +357,7 @@ void Run::diverged(int epoch, int64_t step, const std::string& what, double lear
                                        : "";
   progress_.clear_bar();
   throw UserError("training diverged in epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step + 1) +
-                      " of " + std::to_string(step_loss_.size()) + ": " + what + " (learning rate " + lr + ")",
+                      " of " + std::to_string(losses_.means().size()) + ": " + what + " (learning rate " + lr + ")",
                   hint);
 }
 
@@ -435,7 +374,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
 
   EpochRecord e;
   e.epoch = epoch + 1;
-  e.loss = std::accumulate(step_loss_.begin(), step_loss_.end(), 0.0) / static_cast<double>(o.steps);
+  e.loss = std::accumulate(losses_.means().begin(), losses_.means().end(), 0.0) / static_cast<double>(o.steps);
   e.test_loss = ev.loss;
   e.test_accuracy = ev.accuracy;
   e.learning_rate = o.learning_rate;
@@ -446,7 +385,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   e.samples_per_s = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(o.steps - o.first) /
                     static_cast<double>(o.steps) / e.train_time_s;
   r_.epochs.push_back(e);
-  r_.step_losses.insert(r_.step_losses.end(), step_loss_.begin(), step_loss_.end());
+  r_.step_losses.insert(r_.step_losses.end(), losses_.means().begin(), losses_.means().end());
   progress_.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
 
   const bool last = epoch + 1 == cfg_.epochs;
