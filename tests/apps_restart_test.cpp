@@ -3,7 +3,7 @@
 // and the job ends with the parameters, momentum and loss history of a run
 // that never failed, bit for bit; a rank that keeps failing exhausts the
 // restarts with one message; a deliberate stop uses none; nothing is left
-// behind. Sized for CI: --limit 1280 at batch 32, 4 epochs.
+// behind. Sized for CI: --limit 1280 at batch 32, 3 epochs.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kEpochs = 4;
+constexpr int kEpochs = 3;
 constexpr double kSnapshotEvery = 0.25;  // seconds
 
 // max_restarts 0: without the restart flags.
@@ -91,13 +91,16 @@ Reference reference(const TempDir& tmp, int world) {
 
 }  // namespace
 
-// 5 runs (about 40 s on 2 loaded cores): each a random rank of 2 or 3,
-// SIGKILLed or SIGSTOPped (past the 3 s timeout) at a random moment.
+// 4 runs and their 2 references (50 s on this project's 2-core VM while
+// other builds ran, load average 4; the issue asks for 20 runs, which CI's
+// time does not allow): each a random rank of 2 or 3, SIGKILLed or
+// SIGSTOPped (past the 3 s timeout) at a random moment.
 TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUninterruptedRun) {
   TempDir tmp;
   const Reference ref[2] = {reference(tmp, 2), reference(tmp, 3)};
   std::mt19937 rng(20261130);
-  for (int t = 0; t < 5; ++t) {
+  int restarted = 0;
+  for (int t = 0; t < 4; ++t) {
     const int world = 2 + static_cast<int>(rng() % 2);
     const int sig = rng() % 3 == 0 ? SIGSTOP : SIGKILL;
     const std::string dir = tmp.path + "/t" + std::to_string(t), tmpdir = dir + "/tmp", ck = dir + "/ck";
@@ -106,7 +109,7 @@ TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUnin
     const std::vector<pid_t> w = workers_of(p, static_cast<size_t>(world));
     ASSERT_EQ(w.size(), static_cast<size_t>(world)) << p.output();
     std::set<pid_t> seen(w.begin(), w.end());
-    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300 + rng() % 1200));
     const int victim = static_cast<int>(rng() % static_cast<unsigned>(world));
     kill(w[static_cast<size_t>(victim)], sig);
     const std::string what = "trial " + std::to_string(t) + " (" + (sig == SIGKILL ? "SIGKILL" : "SIGSTOP") +
@@ -125,6 +128,7 @@ TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUnin
     // longer than --timeout 3 s while they start fails to connect, and the
     // next restart (of 2 allowed) takes over.
     if (r.contains("restarts")) {
+      ++restarted;
       ASSERT_GE(r["restarts"].size(), 1u) << what << "\n" << p.output();
       const json& x = r["restarts"][0];
       EXPECT_EQ(x["rank"], victim) << what << "\n" << x.dump();
@@ -138,6 +142,9 @@ TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUnin
     }
     expect_nothing_left(seen, tmpdir, ck, what);
   }
+  // The signals come 0.3-1.5 s after the ranks start, well inside a run of
+  // 3 epochs: most runs must have restarted for the test to mean anything.
+  EXPECT_GE(restarted, 3) << "of 4 runs";
 }
 
 // The issue's command (with --limit, to fit CI): a SIGKILL mid-run, and
