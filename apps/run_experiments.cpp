@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   train::add_parallel_flags(app, o.train,
                             {.world_size = false, .backend = false, .lr_scaling = true, .warmup = false,
                              .allreduce_algorithm = true, .communication = false,
-                             .mitigations = false});
+                             .mitigations = false,
+                             .restarts = false});
   // All the parallel runs are on this machine.
   app.add_option("-p,--process-counts", o.processes,
                  "Process counts of the parallel runs (each 1.." + std::to_string(launch::kMaxRanksPerMachine) +

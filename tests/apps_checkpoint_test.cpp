@@ -109,12 +109,23 @@ TEST(Resume, ACheckpointOfAnotherConfigurationIsRefusedSayingWhatDiffers) {
   EXPECT_EQ(p.exit_code(), 1);
   EXPECT_NE(p.output().find("batch_size is 64 in the checkpoint but 32"), std::string::npos) << p.output();
 
+}
+
+// A checkpoint of another world size is not another configuration: a serial
+// checkpoint continues on 2 ranks and the run says so (the refusal this
+// replaces: issue #18).
+TEST(Resume, ACheckpointOfAnotherWorldSizeContinuesOnTheNewWorld) {
+  TempDir tmp;
+  Proc make(trainer("train_serial", 0, tmp.path, 1, 640), tmp.path + "/make.log");
+  ASSERT_TRUE(make.wait(60));
+  ASSERT_EQ(make.exit_code(), 0) << make.output();
   auto world = trainer("train_parallel", 2, tmp.path, 2, 640);
-  world.insert(world.end(), {"--resume", "auto"});
+  world.insert(world.end(), {"--resume", "auto", "--save-results", tmp.path + "/r.json"});
   Proc q(world, tmp.path + "/world.log");
-  ASSERT_TRUE(q.wait(30));
-  EXPECT_EQ(q.exit_code(), 1);
-  EXPECT_NE(q.output().find("world_size is 1 in the checkpoint but 2"), std::string::npos) << q.output();
+  ASSERT_TRUE(q.wait(60));
+  EXPECT_EQ(q.exit_code(), 0) << q.output();
+  EXPECT_NE(q.output().find("it was written by 1 rank(s), this run has 2"), std::string::npos) << q.output();
+  EXPECT_NE(read_file(tmp.path + "/r.json").find("\"resumed_world_size\": 1"), std::string::npos);
 }
 
 // Fault injection: a random rank is SIGKILLed at a random moment, many times.

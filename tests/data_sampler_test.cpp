@@ -173,5 +173,35 @@ TEST(SamplerEval, ShardsAddUpToExactlyN) {
   }
 }
 
+
+// A run resumed during an epoch: with the same world, the indices are the
+// uninterrupted epoch's from step S on; at another world, the first S x B x N
+// positions (trained before) and the rest dealt to N' ranks cover every
+// sample once, plus N''s padding from the start of the permutation.
+TEST(SamplerShard, ResumedDuringAnEpochOnTheSameOrAnotherWorld) {
+  const int64_t n = 1003;
+  const int batch = 8, world = 4, steps_done = 7;
+  const int64_t done = int64_t{steps_done} * batch * world;
+  for (int r = 0; r < world; ++r) {
+    const auto whole = shard_indices(n, 5, 2, r, world);
+    const auto rest = shard_indices(n, 5, 2, r, world, done);
+    ASSERT_EQ(rest.size(), whole.size() - static_cast<size_t>(steps_done * batch));
+    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), whole.begin() + steps_done * batch)) << "rank " << r;
+  }
+  const auto perm = epoch_permutation(n, 5, 2);
+  for (int next : {1, 2, 3}) {
+    std::vector<int> count(static_cast<size_t>(n), 0);
+    for (int64_t p = 0; p < done; ++p) ++count[static_cast<size_t>(perm[static_cast<size_t>(p)])];
+    int64_t dealt = 0;
+    for (int r = 0; r < next; ++r)
+      for (int64_t i : shard_indices(n, 5, 2, r, next, done)) ++count[static_cast<size_t>(i)], ++dealt;
+    const int64_t padding = dealt - (n - done);
+    EXPECT_EQ(padding, (next - (n - done) % next) % next) << next << " ranks";
+    for (int64_t p = 0; p < n; ++p)
+      EXPECT_EQ(count[static_cast<size_t>(perm[static_cast<size_t>(p)])], p < padding ? 2 : 1)
+          << next << " ranks, position " << p;
+  }
+}
+
 }  // namespace
 }  // namespace ddp::data

@@ -72,6 +72,9 @@ RunResult every_field_set() {
   r.resumed_from = "/ckpt/epoch_1.safetensors";
   r.config.precision = "bf16";
   r.onednn = {{"isa", "avx512_core_amx"}, {"implementations", {{"conv1.forward", "jit:avx512_core"}}}};
+  r.resumed_world_size = 8;
+  r.restarts = {{1, next(), 1, "killed by signal 9 (SIGKILL)", 37, 12, next(), next(), next()},
+                {2, next(), 0, "exited with status 1", 80, 3, next(), next(), next()}};
   for (int e = 1; e <= 2; ++e) {
     EpochRecord x;
     x.epoch = e;
@@ -104,7 +107,8 @@ const std::set<std::string> kOptional = {
     "config.accumulate",          "config.sync_every",        "config.local_sgd_warmup_steps",
     "config.stale_gradients",     "allreduce.bytes_per_step", "allreduce.bytes_per_epoch",
     "epochs[0].allreduce_bytes",  "epochs[0].optimizer_steps",
-    "config.powersgd_rank",       "config.powersgd_start_step"};
+    "config.powersgd_rank",       "config.powersgd_start_step",
+    "restarts",                   "resumed_world_size"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form
@@ -242,6 +246,8 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   for (const char* k : {"overlap", "comm_priority", "binding", "bytes_per_step", "bytes_per_epoch"})
     old["allreduce"].erase(k);
   old.erase("resumed_from");
+  old.erase("restarts");
+  old.erase("resumed_world_size");
   for (auto& e : old["epochs"])
     for (const char* k : {"comm_cpu_s", "compute_preempted_s", "median_step_s", "allreduce_bytes", "optimizer_steps"})
       e.erase(k);
@@ -267,6 +273,8 @@ TEST(ResultsSchema, AFileWithoutTheLaterFieldsReadsWithTheStatedDefaults) {
   EXPECT_EQ(r.config.stale_gradients, 0);
   EXPECT_TRUE(std::isnan(r.bytes_per_step));
   EXPECT_TRUE(std::isnan(r.bytes_per_epoch));
+  EXPECT_TRUE(r.restarts.empty());
+  EXPECT_EQ(r.resumed_world_size, 0);
   for (const auto& e : r.epochs) {
     EXPECT_TRUE(std::isnan(e.allreduce_bytes));
     EXPECT_EQ(e.optimizer_steps, -1);

@@ -17,6 +17,15 @@ class UserError : public std::runtime_error {
   std::string hint_;
 };
 
+// A failure of the communication between ranks (a peer died, hung or could
+// not be reached): the one kind of error a restart of the job can cure
+// (launch/restarts.h). Everything else a rank reports (bad input, a
+// diverged run, a refused checkpoint) would happen again.
+class PeerError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
 [[noreturn]] void assert_failed(const char* expr, const char* file, int line, const std::string& msg);
 
 }  // namespace ddp

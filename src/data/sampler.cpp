@@ -21,17 +21,18 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int epoch) {
   return perm;
 }
 
-std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world) {
+std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world, int64_t done) {
   DDP_ASSERT(world >= 1 && rank >= 0 && rank < world, "shard_indices: need 0 <= rank < world");
   DDP_ASSERT(n >= 0, "shard_indices: n must be >= 0");
+  DDP_ASSERT(done >= 0 && (done < n || n == 0), "shard_indices: need 0 <= done < n");
   if (n == 0) return {};
   std::vector<int64_t> perm = epoch_permutation(n, seed, epoch);
-  if (world == 1) return perm;
-  const int64_t per_rank = (n + world - 1) / world;
+  if (world == 1 && done == 0) return perm;
+  const int64_t per_rank = (n - done + world - 1) / world;
   std::vector<int64_t> out(static_cast<size_t>(per_rank));
   // Position p of the padded permutation is perm[p % n]: the tail wraps
   // around to the start (more than once if world > n), as PyTorch pads.
-  for (int64_t k = 0; k < per_rank; ++k) out[k] = perm[(rank + k * world) % n];
+  for (int64_t k = 0; k < per_rank; ++k) out[k] = perm[(done + rank + k * world) % n];
   return out;
 }
 

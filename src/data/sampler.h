@@ -15,7 +15,14 @@ namespace ddp::data {
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int epoch);
 
 // This rank's indices for the epoch, in the order they are to be visited.
-std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world);
+// done: positions of the permutation already trained (a run resumed
+// during the epoch, perhaps at another world size: after S steps of batch
+// B at N ranks they are the first S x B x N), dealt as above from there on:
+// rank r takes positions done + r, done + r + world, ..., ceil((n - done) /
+// world) of them, the tail wrapping around to the start of the
+// permutation. With the same world, the indices are those of the
+// uninterrupted epoch from step S on.
+std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world, int64_t done = 0);
 
 // This rank's slice of an evaluation set: r, r + world, ... (no padding, so
 // the shards add up to exactly n).

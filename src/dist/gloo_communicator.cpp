@@ -132,7 +132,7 @@ class GlooCommunicator final : public Communicator {
   template <typename F>
   void guarded(const char* what, F&& f) {
     if (broken_)
-      throw UserError("rank " + std::to_string(rank()) + ": cannot run " + what +
+      throw PeerError("rank " + std::to_string(rank()) + ": cannot run " + what +
                           ": the connection to the other ranks failed earlier",
                       "see the first error above; a job cannot continue after losing a peer");
     const CommCallPriority as_a_communication_thread;
@@ -143,7 +143,7 @@ class GlooCommunicator final : public Communicator {
       throw;
     } catch (const std::exception& e) {  // gloo::IoException, gloo::EnforceNotMet, ...
       broken_ = true;
-      throw UserError("rank " + std::to_string(rank()) + ": lost contact with a peer during " +
+      throw PeerError("rank " + std::to_string(rank()) + ": lost contact with a peer during " +
                           what + " (a peer process died or timed out after " +
                           seconds_text(options_.timeout) + ")" + silent_peer(e),
                       "the first error is usually on another rank: read its output; if the "
@@ -364,7 +364,7 @@ std::unique_ptr<Communicator> make_gloo_communicator(const GlooOptions& o) {
     const std::string where = o.redis_host.empty()
                                   ? "in " + o.rendezvous_dir
                                   : "at Redis " + o.redis_host + ":" + std::to_string(o.redis_port);
-    throw UserError(me + ": could not connect to the other " + std::to_string(o.size - 1) +
+    throw PeerError(me + ": could not connect to the other " + std::to_string(o.size - 1) +
                         " rank(s) (rendezvous " + where + ", job " + o.prefix +
                         ", timeout " + seconds_text(o.timeout) + ")",
                     "all ranks must start with the same store (DDP_RENDEZVOUS_DIR or "

@@ -198,8 +198,20 @@ class Supervisor {
                    o_.rank_offset + alive_, std::strerror(fork_errno_));
       result_ = 1;
       first_failure_ = alive_;
+      cause_ = std::string("could not be started: ") + std::strerror(fork_errno_);
       stop_all(SIGTERM);
     }
+  }
+
+  // What the job's end was (after supervise).
+  LaunchOutcome outcome(int status) const {
+    LaunchOutcome out;
+    out.status = status;
+    out.interrupted = interrupted_;
+    out.failed_rank = first_failure_ >= 0 ? o_.rank_offset + first_failure_ : -1;
+    out.cause = cause_;
+    for (const auto& w : workers_) out.pids.push_back(w.pid);
+    return out;
   }
 
   // Until every worker has ended. Returns the job's exit status.
@@ -208,7 +220,7 @@ class Supervisor {
       const std::vector<int> ended = reap(workers_, alive_);
       if (first_failure_ < 0 && !interrupted_) blame_failure(ended);
       if (alive_ == 0) break;
-      if (stopping_ && !killed_ && Clock::now() >= deadline_) kill_all();
+      if (stopping_ && !killed_ && (o_.kill_on_failure || Clock::now() >= deadline_)) kill_all();
       struct timespec ts = {0, 20 * 1000 * 1000};
       siginfo_t info;
       on_signal(::sigtimedwait(&sup_, &info, &ts));
@@ -250,19 +262,20 @@ class Supervisor {
     if (WIFSIGNALED(st)) {
       const int sig = WTERMSIG(st);
       result_ = 128 + sig;
-      std::fprintf(stderr, "%s: rank %d was killed by signal %d (%s)%s\n", name_.c_str(), o_.rank_offset + blame, sig,
-                   sys::signal_name(sig).c_str(), stopping);
+      cause_ = "was killed by signal " + std::to_string(sig) + " (" + sys::signal_name(sig) + ")";
     } else if (const int silent = stopped_rank(workers_); silent >= 0) {
       result_ = WEXITSTATUS(st);
-      std::fprintf(stderr,
-                   "%s: rank %d went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank %d timed "
-                   "out waiting for it and exited with status %d; stopping the other ranks\n",
-                   name_.c_str(), o_.rank_offset + silent, o_.rank_offset + blame, result_);
+      first_failure_ = silent;
+      cause_ = "went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), so rank " +
+               std::to_string(o_.rank_offset + blame) + " timed out waiting for it and exited with status " +
+               std::to_string(result_);
+      stopping = "; stopping the other ranks";
     } else {
       result_ = WEXITSTATUS(st);
-      std::fprintf(stderr, "%s: rank %d exited with status %d%s\n", name_.c_str(), o_.rank_offset + blame, result_,
-                   stopping);
+      cause_ = "exited with status " + std::to_string(result_);
     }
+    std::fprintf(stderr, "%s: rank %d %s%s\n", name_.c_str(), o_.rank_offset + first_failure_, cause_.c_str(),
+                 stopping);
     std::fflush(stderr);
     stop_all(SIGTERM);
   }
@@ -299,6 +312,7 @@ class Supervisor {
   int fork_errno_ = 0;
   int interrupted_ = 0;  // the signal that stopped the job, if any
   int first_failure_ = -1;
+  std::string cause_;  // how first_failure_ ended, as a clause
   int result_ = 0;
   bool stopping_ = false, killed_ = false;
   Clock::time_point deadline_{};
@@ -306,7 +320,7 @@ class Supervisor {
 
 }  // namespace
 
-int launch_local(const LaunchOptions& o) {
+int launch_local(const LaunchOptions& o, LaunchOutcome* outcome) {
   JobIdentity job;
   job.global = checked_global_world(o);
   const std::string name = o.job_name.empty() ? base_name(o.argv[0]) : o.job_name;
@@ -328,7 +342,9 @@ int launch_local(const LaunchOptions& o) {
 
   Supervisor supervisor(o, name, sup);
   supervisor.start(job);
-  return supervisor.supervise();
+  const int status = supervisor.supervise();
+  if (outcome) *outcome = supervisor.outcome(status);
+  return status;
 }
 
 }  // namespace ddp::dist

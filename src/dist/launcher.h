@@ -52,11 +52,26 @@ struct LaunchOptions {
   // random one (a job whose ranks are all this launcher's); "": none (ranks
   // that meet others, without a secret, at a file:// rendezvous).
   std::optional<std::string> job_secret;
+  // A job that will be restarted after a failure (launch/restarts.h): the
+  // other workers are killed at once (SIGKILL, no grace period), since the
+  // restart continues from a snapshot and nothing of theirs is worth a
+  // clean end.
+  bool kill_on_failure = false;
+};
+
+// How a launch ended, for a caller that may restart it.
+struct LaunchOutcome {
+  int status = 0;          // what launch_local returns
+  int interrupted = 0;     // the signal (SIGINT, SIGTERM, SIGHUP) that stopped the job, else 0
+  int failed_rank = -1;    // the (global) rank blamed for the failure, else -1
+  std::string cause;       // how it failed, as the message said: "was killed by signal 9 (SIGKILL)", ...
+  std::vector<int> pids;   // the workers' process ids, by local rank (-1: never started)
 };
 
 // Returns 0 when every worker exited with status 0, otherwise as described
-// above. Throws ddp::UserError for problems found before any worker starts
-// (no such executable, no usable temporary directory, bad world size).
-int launch_local(const LaunchOptions& options);
+// above; fills *outcome when given. Throws ddp::UserError for problems found
+// before any worker starts (no such executable, no usable temporary
+// directory, bad world size).
+int launch_local(const LaunchOptions& options, LaunchOutcome* outcome = nullptr);
 
 }  // namespace ddp::dist

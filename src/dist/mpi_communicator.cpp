@@ -103,12 +103,12 @@ class MpiCommunicator final : public Communicator {
 
   void check(const char* what, int rc) {
     if (broken_)
-      throw UserError("rank " + std::to_string(rank_) + ": cannot run " + what +
+      throw PeerError("rank " + std::to_string(rank_) + ": cannot run " + what +
                           ": the MPI job failed earlier",
                       "see the first error above; a job cannot continue after losing a peer");
     if (rc == MPI_SUCCESS) return;
     broken_ = true;
-    throw UserError("rank " + std::to_string(rank_) + ": MPI " + what + " failed: " + mpi_error_text(rc),
+    throw PeerError("rank " + std::to_string(rank_) + ": MPI " + what + " failed: " + mpi_error_text(rc),
                     "the first error is usually on another rank: read mpirun's report");
   }
 
@@ -130,7 +130,7 @@ class MpiCommunicator final : public Communicator {
       const int rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
       if (rc != MPI_SUCCESS) {
         broken_ = true;
-        throw UserError("rank " + std::to_string(rank_) + ": MPI " + what + " failed: " + mpi_error_text(rc),
+        throw PeerError("rank " + std::to_string(rank_) + ": MPI " + what + " failed: " + mpi_error_text(rc),
                         "the first error is usually on another rank: read mpirun's report");
       }
       if (flag) return;
@@ -145,7 +145,7 @@ class MpiCommunicator final : public Communicator {
         const std::string who = size_ == 2 ? " (rank " + std::to_string(1 - rank_) +
                                                  " sent nothing: it went silent, stopped, hung, or far slower)"
                                            : " (a peer is hung or far slower)";
-        throw UserError("rank " + std::to_string(rank_) + ": MPI " + what + " waited more than " + secs +
+        throw PeerError("rank " + std::to_string(rank_) + ": MPI " + what + " waited more than " + secs +
                             " s for the other ranks" + who,
                         "read the other ranks' output; if they are only slow, raise --timeout");
       }

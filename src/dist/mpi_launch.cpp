@@ -119,9 +119,28 @@ int report_end(const MpirunOptions& o, int status, int interrupted, const std::s
   return code;
 }
 
+// "rank 1 (on host) was killed by ..." as a LaunchOutcome: rank 1, "was killed by ...".
+LaunchOutcome outcome_of(int code, int interrupted, const std::string& tail, pid_t mpirun) {
+  LaunchOutcome out;
+  out.status = code;
+  out.interrupted = interrupted;
+  out.pids = {static_cast<int>(mpirun)};
+  if (code == 0 || interrupted) return out;
+  const std::string why = mpirun_failure(tail);
+  static const std::regex rank(R"(^rank (\d+) (?:\(on [^)]*\) )?(.*)$)");
+  std::smatch m;
+  if (std::regex_match(why, m, rank)) {
+    out.failed_rank = std::stoi(m[1].str());
+    out.cause = m[2].str();
+  } else {
+    out.cause = "made mpirun exit with status " + std::to_string(code);
+  }
+  return out;
+}
+
 }  // namespace
 
-int launch_mpirun(const MpirunOptions& o) {
+int launch_mpirun(const MpirunOptions& o, LaunchOutcome* outcome) {
   sys::SpawnOptions so = mpirun_spawn(o);
   int pipefd[2];
   if (::pipe2(pipefd, O_CLOEXEC) != 0)
@@ -156,7 +175,9 @@ int launch_mpirun(const MpirunOptions& o) {
     if (!interrupted) interrupted = sig;
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  return report_end(o, status, interrupted, tail);
+  const int code = report_end(o, status, interrupted, tail);
+  if (outcome) *outcome = outcome_of(code, interrupted, tail, pid);
+  return code;
 }
 
 }  // namespace ddp::dist

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/launcher.h"
 #include "sys/env.h"
 
 namespace ddp::dist {
@@ -39,8 +40,10 @@ std::vector<std::string> mpirun_arguments(const MpirunOptions& options);
 // status 3", or "" when `text` holds no such report.
 std::string mpirun_failure(const std::string& text);
 
-// Runs the job; returns mpirun's exit status (128 + signal when interrupted).
+// Runs the job; returns mpirun's exit status (128 + signal when interrupted)
+// and fills *outcome when given (the failed rank and cause from mpirun's
+// report; -1 and "mpirun exited with status N" when it names none).
 // Throws UserError when mpirun is missing or cannot be started.
-int launch_mpirun(const MpirunOptions& options);
+int launch_mpirun(const MpirunOptions& options, LaunchOutcome* outcome = nullptr);
 
 }  // namespace ddp::dist

@@ -10,6 +10,7 @@
 #include "dist/launcher.h"
 #include "dist/job_secret.h"
 #include "dist/rendezvous.h"
+#include "launch/restarts.h"
 #include "launch/run_rank.h"
 #include "sys/cores.h"
 #include "sys/env.h"
@@ -43,6 +44,7 @@ std::chrono::milliseconds timeout_of(const train::TrainConfig& cfg) {
 int run_child_rank(train::TrainConfig cfg, const ClusterFlags& f, const std::string& binding) {
   auto gloo = dist::gloo_options_from_env();
   cfg.world_size = gloo.size;
+  apply_restart_env(cfg);
   gloo.timeout = timeout_of(cfg);
   gloo.timeout_setting = "--timeout";
   gloo.algorithm = to_string(cfg.allreduce_algorithm);
@@ -83,6 +85,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
   base.host = listen_address(f, "127.0.0.1");
   dist::check_bindable(base.host);
   cfg.world_size = base.size;
+  apply_restart_env(cfg);
   const auto data = train::load_datasets(cfg);
   std::string generation;
   const auto gloo = dist::join_rendezvous(spec, base, generation);
@@ -96,6 +99,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
 
 int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, char** argv) {
   const int per_node = ranks_on_this_node(cfg, f);
+  check_restartable(cfg, f);
   check_before_launch(cfg);
   const int cores = sys::online_cores();
   print_plan(cfg, f, per_node, cores);
@@ -117,7 +121,14 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   // Idle OpenMP threads must sleep, not spin, when ranks share cores.
   if (per_node * cfg.threads > cores && !sys::env_set("OMP_WAIT_POLICY"))
     opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
-  return dist::launch_local(opts);
+  opts.kill_on_failure = cfg.max_restarts > 0;
+  return run_with_restarts(cfg, opts.job_name, [&](const EnvList& env) {
+    dist::LaunchOptions o = opts;
+    o.env.insert(o.env.end(), env.begin(), env.end());
+    dist::LaunchOutcome out;
+    dist::launch_local(o, &out);
+    return out;
+  });
 }
 
 int run_gloo_rank(train::TrainConfig cfg, const ClusterFlags& f) {

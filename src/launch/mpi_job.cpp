@@ -11,6 +11,7 @@
 #include "dist/comm_priority.h"
 #include "dist/mpi_communicator.h"
 #include "dist/mpi_launch.h"
+#include "launch/restarts.h"
 #include "launch/run_rank.h"
 #include "sys/cores.h"
 #include "sys/env.h"
@@ -23,6 +24,7 @@ namespace ddp::launch {
 
 int run_mpi_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, char** argv) {
   ranks_on_this_node(cfg, f);  // all of them: mpirun starts them here
+  check_restartable(cfg, f);
   check_before_launch(cfg);
   const int cores = sys::online_cores();
   const bool oversubscribed = cfg.world_size * cfg.threads > cores;
@@ -39,7 +41,13 @@ int run_mpi_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, ch
   o.argv.push_back(sys::self_exe());  // a real path: mpirun may start it elsewhere
   for (int i = 1; i < argc; ++i) o.argv.push_back(argv[i]);
   if (oversubscribed && !sys::env_set("OMP_WAIT_POLICY")) o.env.push_back({"OMP_WAIT_POLICY", "passive"});
-  return dist::launch_mpirun(o);
+  return run_with_restarts(cfg, o.job_name, [&](const EnvList& env) {
+    dist::MpirunOptions attempt = o;
+    attempt.env.insert(attempt.env.end(), env.begin(), env.end());
+    dist::LaunchOutcome out;
+    dist::launch_mpirun(attempt, &out);
+    return out;
+  });
 }
 
 int run_mpi_rank(train::TrainConfig cfg, bool world_size_given) {
@@ -47,6 +55,7 @@ int run_mpi_rank(train::TrainConfig cfg, bool world_size_given) {
   dist::MpiOptions mo;
   mo.timeout = std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
   mo = dist::mpi_options_from_env(mo);
+  apply_restart_env(cfg);
   const int world = sys::mpi_place_from_env().size;  // -1 if the launcher does not say
   mo.ring_allreduce = sys::ranks_on_this_machine(std::max(world, 1)) * cfg.threads <= sys::online_cores();
   const auto data = train::load_datasets(cfg);

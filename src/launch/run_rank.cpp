@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "launch/restarts.h"
 #include "sys/atomic_file.h"
 #include "train/cli.h"
 #include "train/epoch_stats.h"
@@ -20,7 +21,7 @@ void check_before_launch(const train::TrainConfig& cfg) {
   // A missing or corrupt file, or a checkpoint that does not fit, or a
   // --trace-steps outside the run, is reported once, here, not by every rank.
   const auto data = train::load_datasets(cfg);
-  if (!cfg.resume.empty()) train::check_resumable(cfg, cfg.world_size, data.train);
+  if (!cfg.resume.empty()) train::check_resumable(cfg, data.train);
   if (!cfg.trace.empty())
     train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
 }
@@ -32,7 +33,7 @@ void check_before_training(const train::TrainConfig& cfg, const train::Datasets&
     // Rank 0 alone writes the results and reads the checkpoint (the other
     // ranks may be on machines without that path).
     if (comm.rank() == 0 && !cfg.save_results.empty()) sys::check_writable(cfg.save_results);
-    if (comm.rank() == 0 && !cfg.resume.empty()) train::check_resumable(cfg, comm.size(), data.train);
+    if (comm.rank() == 0 && train::continues_a_run(cfg)) train::check_resumable(cfg, data.train);
   } catch (const UserError& e) {
     mine = e;
   }
@@ -47,14 +48,20 @@ void check_before_training(const train::TrainConfig& cfg, const train::Datasets&
 
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
                      const std::string& binding) {
-  check_before_training(cfg, data, comm);
   train::RunResult result;
   try {
+    check_before_training(cfg, data, comm);
     result = train::train(cfg, comm, data.train, data.test);
     result.binding = binding;
   } catch (const train::Stopped& s) {
+    mark_no_restart("stopped by a signal");  // on purpose: not a failure
     if (comm.rank() == 0) throw;  // rank 0 speaks for the job
     return 128 + s.signal;
+  } catch (const PeerError&) {
+    throw;  // a peer died or hung: a restart can cure it
+  } catch (const UserError& e) {
+    mark_no_restart(e.what());  // it would happen again (a diverged loss, a refused checkpoint, ...)
+    throw;
   }
   if (comm.rank() == 0) {
     train::print_summary(std::cout, result);

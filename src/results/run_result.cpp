@@ -120,7 +120,29 @@ void read_lists(const FieldReader& f, RunResult& r) {
   }
 }
 
+RestartRecord restart_from(const FieldReader& f) {
+  RestartRecord x;
+  x.restart = f.required<int>("restart");
+  x.at_s = f.required<double>("at_s");
+  x.rank = f.required<int>("rank");
+  x.cause = f.required<std::string>("cause");
+  x.resumed_step = f.required<int64_t>("resumed_step");
+  x.steps_rerun = f.required<int64_t>("steps_rerun");
+  x.rerun_s = f.required<double>("rerun_s");
+  x.recovery_s = f.required<double>("recovery_s");
+  x.seconds_lost = f.required<double>("seconds_lost");
+  return x;
+}
+
 }  // namespace
+
+json to_json(const RestartRecord& x) {
+  return {{"restart", x.restart},           {"at_s", x.at_s},
+          {"rank", x.rank},                 {"cause", x.cause},
+          {"resumed_step", x.resumed_step}, {"steps_rerun", x.steps_rerun},
+          {"rerun_s", x.rerun_s},           {"recovery_s", x.recovery_s},
+          {"seconds_lost", x.seconds_lost}};
+}
 
 json to_json(const PhaseTimes& p) {
   return {{"data", p.data},           {"forward", p.forward},     {"backward", p.backward},
@@ -236,6 +258,12 @@ json to_json(const RunResult& r) {
   // default an absent field reads as.
   if (!r.onednn.empty()) j["onednn"] = r.onednn;
   else if (r.config.precision == "fp32") j["config"].erase("precision");
+  if (r.resumed_world_size != 0) j["resumed_world_size"] = r.resumed_world_size;
+  if (!r.restarts.empty()) {
+    json list = json::array();
+    for (const auto& x : r.restarts) list.push_back(to_json(x));
+    j["restarts"] = list;
+  }
   return j;
 }
 
@@ -263,6 +291,9 @@ RunResult run_result_from_json(const json& j, const std::string& source) {
   read_allreduce(f.object("allreduce"), r);
   r.resumed_from = f.optional<std::string>("resumed_from", "");
   if (f.has("onednn")) r.onednn = f.any_object("onednn");
+  r.resumed_world_size = f.optional<int>("resumed_world_size", 0);
+  if (f.has("restarts"))
+    for (size_t i = 0; i < f.array("restarts").size(); ++i) r.restarts.push_back(restart_from(f.element("restarts", i)));
   read_lists(f, r);
   r.startup_s = f.required<double>("startup_s");
   r.final_test_accuracy = f.required<double>("final_test_accuracy");

@@ -138,6 +138,22 @@ struct LayerTimes {
   bool operator==(const LayerTimes&) const = default;
 };
 
+// One entry of "restarts": a failure the launcher recovered from by
+// restarting every rank from the latest snapshot (launch/restarts.h).
+// Times are seconds; a figure the failed attempt could not report is NaN.
+struct RestartRecord {
+  int restart = 0;               // 1-based
+  double at_s = 0;               // when the launcher saw the failure, since the job started
+  int rank = 0;                  // the rank blamed (global)
+  std::string cause;             // "killed by signal 9 (SIGKILL)", "went silent (stopped) ...", "exited with status 1"
+  int64_t resumed_step = 0;      // the global step the restart continued from (its snapshot's)
+  int64_t steps_rerun = 0;       // steps the failed attempt had completed past that snapshot
+  double rerun_s = 0;            // their training time: the snapshot's age at the last completed step
+  double recovery_s = 0;         // the failure seen to the restarted ranks' first step
+  double seconds_lost = 0;       // the snapshot written to the restarted ranks' first step (rerun + recovery + the rest)
+  bool operator==(const RestartRecord&) const = default;
+};
+
 struct RunResult {
   std::string program;  // "train_serial" / "train_parallel"
   RunConfig config;
@@ -172,6 +188,13 @@ struct RunResult {
   // {"conv2.forward": "brgconv:avx512_core_amx_bf16", ...}} (free form).
   // Optional (not recorded before bf16): {}, and then not written.
   nlohmann::json onednn = nlohmann::json::object();
+  // The restarts of a train_parallel --max-restarts job, in order. Optional:
+  // none (and not written when there were none, so older files write back as they were).
+  std::vector<RestartRecord> restarts;
+  // The world size of the checkpoint this run resumed when it differs from
+  // world_size (the rest of its epoch was dealt to this world). Optional: 0
+  // (the same world, or no resume; not written then).
+  int resumed_world_size = 0;
   std::vector<EpochRecord> epochs;
   std::vector<std::vector<PhaseTimes>> per_rank;  // [rank][epoch]; JSON: [{rank, time_breakdown_s: [...]}]
   std::vector<float> step_losses;                 // every step, mean over ranks
@@ -189,6 +212,7 @@ struct RunResult {
 nlohmann::json to_json(const PhaseTimes& p);
 nlohmann::json to_json(const EpochRecord& e);
 nlohmann::json to_json(const RunConfig& c);
+nlohmann::json to_json(const RestartRecord& x);
 nlohmann::json to_json(const RunResult& r);
 EpochRecord epoch_from_json(const nlohmann::json& j, const std::string& source = "");
 RunConfig config_from_json(const nlohmann::json& j, const std::string& source = "");

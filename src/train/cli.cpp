@@ -148,6 +148,10 @@ void validate(const TrainConfig& cfg) {
     throw UserError(std::string(cfg.powersgd_rank ? "--powersgd-rank" : "--powersgd-start-step") +
                         " needs --grad-compression powersgd (it is " + to_string(cfg.grad_compression) + ")",
                     "add --grad-compression powersgd, or leave out the --powersgd-* flags");
+  if (cfg.snapshot_every_s > 0 && cfg.max_restarts == 0 && cfg.checkpoint_dir.empty())
+    throw UserError("--snapshot-every needs --max-restarts or --checkpoint-dir: the snapshots would go nowhere",
+                    "add --max-restarts N (restart from them after a failure), or --checkpoint-dir DIR (keep them "
+                    "there to resume from)");
   if (cfg.warmup_epochs > cfg.epochs)
     throw UserError("--warmup-epochs " + std::to_string(cfg.warmup_epochs) + " exceeds --epochs " +
                         std::to_string(cfg.epochs),

@@ -14,6 +14,11 @@ dist::PowerSgdOptions powersgd_options(const TrainConfig& cfg) {
   return o;
 }
 
+double snapshot_interval_s(const TrainConfig& cfg) {
+  if (cfg.snapshot_every_s > 0) return cfg.snapshot_every_s;
+  return cfg.max_restarts > 0 ? 30.0 : 0.0;
+}
+
 double learning_rate_at(const TrainConfig& cfg, int world_size, int64_t step, int64_t steps_per_epoch) {
   if (cfg.lr_scaling != LrScaling::linear || world_size == 1) return cfg.learning_rate;
   const double target = cfg.learning_rate * world_size;

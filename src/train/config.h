@@ -61,6 +61,17 @@ struct TrainConfig {
   std::string checkpoint_dir;   // empty: none
   int checkpoint_every = 1;     // epochs
   std::string resume;           // a checkpoint path, "auto" (newest in checkpoint_dir), or empty
+  // Restarts (docs/restarts.md). Flags of train_parallel, read by its
+  // launcher (max_restarts) and by rank 0 (the snapshots).
+  int max_restarts = 0;          // restarts after a failure (0: the job ends at the first one)
+  double snapshot_every_s = 0;   // 0: snapshot_interval_s's default
+  // Set by train_parallel's launcher through the environment, never by a
+  // flag (launch/restarts.h): where rank 0 writes its snapshots and its
+  // progress, and the snapshot a restarted attempt continues from (which
+  // wins over --resume; config.resume still records the flag).
+  std::string snapshot_path;     // empty: no snapshots
+  std::string progress_path;     // empty: none written
+  std::string restart_from;
   // Tracing (docs/tracing.md).
   std::string trace;            // --trace: the Chrome trace file to write; empty: none
   std::string trace_steps;      // --trace-steps A:B (global steps [A, B)); empty: trace_window's default
@@ -69,6 +80,14 @@ struct TrainConfig {
 // The PowerSGD settings of a run (its rank, start step and seed); the
 // matrices are the caller's (train::GradientLayout::matrices).
 dist::PowerSgdOptions powersgd_options(const TrainConfig& cfg);
+
+// True when the run continues from a checkpoint (--resume) or, restarted
+// by the launcher, from a snapshot.
+inline bool continues_a_run(const TrainConfig& cfg) { return !cfg.resume.empty() || !cfg.restart_from.empty(); }
+
+// Seconds between rank 0's snapshots: --snapshot-every, or 30 when
+// --max-restarts is on, else 0 (none).
+double snapshot_interval_s(const TrainConfig& cfg);
 
 // The learning rate at global step `step` of a run with `steps_per_epoch`
 // steps an epoch, after the scaling rule and its warm-up.

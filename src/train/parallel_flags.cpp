@@ -72,6 +72,16 @@ void add_parallel_flags(CLI::App& app, TrainConfig& cfg, ParallelFlagSet which) 
   if (which.mitigations) add_mitigation_flags(app, cfg);
   if (which.backend)
     add_enum_option(app, "--backend", cfg.backend, "Communication backend: gloo, or mpi (OpenMPI)");
+  if (which.restarts) {
+    app.add_option("--max-restarts", cfg.max_restarts,
+                   "Restart every rank from the latest snapshot when one dies or goes silent, at most this often "
+                   "(0: a failure ends the job)")
+        ->check(CLI::Range(0, 1000))->capture_default_str();
+    app.add_option("--snapshot-every", cfg.snapshot_every_s,
+                   "Seconds between the snapshots rank 0 writes during an epoch (it also writes one at each "
+                   "epoch's end; default 30 with --max-restarts; without it, needs --checkpoint-dir)")
+        ->check(finite_in(0.01, 86400, true));
+  }
 }
 
 }  // namespace ddp::train

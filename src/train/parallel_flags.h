@@ -35,6 +35,7 @@ struct ParallelFlagSet {
                                     // --powersgd-rank, --powersgd-start-step, --overlap auto|thread|none
   bool mitigations = true;          // --accumulate, --sync-every, --local-sgd-warmup-steps,
                                     // --stale-gradients (train/stepper.h)
+  bool restarts = true;             // --max-restarts, --snapshot-every
 };
 
 // Adds the chosen flags, writing into cfg (with world_size: sets

@@ -8,8 +8,9 @@ namespace ddp::train {
 
 namespace {
 
-std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainConfig& cfg, int world,
-                                       uint64_t checksum) {
+// The world size may differ: the rest of an interrupted epoch is dealt to
+// the new world (data/sampler.h).
+std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainConfig& cfg, uint64_t checksum) {
   std::string diff;
   auto check = [&](const char* key, const nlohmann::json& now) {
     if (!saved.contains(key) || saved.at(key) != now)
@@ -19,7 +20,6 @@ std::string checkpoint_config_mismatch(const nlohmann::json& saved, const TrainC
   check("dataset", cfg.dataset);
   check("data_checksum", std::to_string(checksum));
   check("batch_size", cfg.batch_size);
-  check("world_size", world);
   check("seed", cfg.seed);
   check("dropout", cfg.dropout);
   check("learning_rate", cfg.learning_rate);
@@ -59,11 +59,27 @@ void check_powersgd_resumable(const TrainConfig& cfg, int64_t global_step, const
                       "a new run");
 }
 
+// The world size the checkpoint was written at.
+int saved_world(const nlohmann::json& run, const std::string& path) {
+  const nlohmann::json& w = run.at("config").at("world_size");
+  if (!w.is_number_integer() || w.get<int>() < 1)
+    throw UserError(path + ": the checkpoint's world_size is " + w.dump(),
+                    "it was not written by this program's trainers; start without --resume");
+  return w.get<int>();
+}
+
 }  // namespace
 
-CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint64_t checksum,
-                                         int64_t steps_per_epoch, std::string& path, nlohmann::json& run) {
-  path = cfg.resume == "auto" ? newest_checkpoint(cfg.checkpoint_dir) : cfg.resume;
+int64_t steps_per_epoch_of(int64_t train_samples, int world, int batch_size) {
+  const int64_t shard = (train_samples + world - 1) / world;
+  return (shard + batch_size - 1) / batch_size;
+}
+
+CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, uint64_t checksum, int64_t train_samples,
+                                         std::string& path, nlohmann::json& run) {
+  path = !cfg.restart_from.empty() ? cfg.restart_from
+         : cfg.resume == "auto"    ? newest_checkpoint(cfg.checkpoint_dir)
+                                   : cfg.resume;
   CheckpointData ck = load_checkpoint(path);
   try {
     run = nlohmann::json::parse(ck.metadata.at("run"));
@@ -72,13 +88,14 @@ CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint
     throw UserError(path + ": the checkpoint's metadata is incomplete (" + e.what() + ")",
                     "it was not written by this program's trainers; start without --resume");
   }
-  const std::string diff = checkpoint_config_mismatch(run.at("config"), cfg, world, checksum);
+  const std::string diff = checkpoint_config_mismatch(run.at("config"), cfg, checksum);
   if (!diff.empty())
     throw UserError(path + " belongs to another configuration: " + diff,
                     "resume with the flags the checkpoint was made with, or start a new run");
   check_powersgd_resumable(cfg, run.at("global_step"), path);
   const int epoch = run.at("epoch");
   const int64_t step = run.at("step");
+  const int64_t steps_per_epoch = steps_per_epoch_of(train_samples, saved_world(run, path), cfg.batch_size);
   if (step > steps_per_epoch || epoch > cfg.epochs)
     throw UserError(path + " is at epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
                         ", beyond this run's " + std::to_string(cfg.epochs) + " epochs",
@@ -86,27 +103,28 @@ CheckpointData load_resumable_checkpoint(const TrainConfig& cfg, int world, uint
   return ck;
 }
 
-void check_resumable(const TrainConfig& cfg, int world, const data::Dataset& train_set) {
-  const int64_t shard = (train_set.size + world - 1) / world;
+void check_resumable(const TrainConfig& cfg, const data::Dataset& train_set) {
   std::string path;
   nlohmann::json run;
-  load_resumable_checkpoint(cfg, world, train_set.checksum, (shard + cfg.batch_size - 1) / cfg.batch_size, path, run);
+  load_resumable_checkpoint(cfg, train_set.checksum, train_set.size, path, run);
 }
 
 StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn& net, optim::Sgd& sgd,
-                       uint64_t checksum, int64_t steps_per_epoch) {
+                       uint64_t checksum, int64_t train_samples) {
   StartPoint start;
   const size_t n = nn::Cnn::num_params();
-  double where[4] = {0, 0, 0, 0};  // epoch, step, global step, losses recorded
+  double where[5] = {0, 0, 0, 0, 0};  // epoch, step, global step, losses recorded, the checkpoint's world
   if (comm.rank() == 0) {
     nlohmann::json run;
-    CheckpointData ck = load_resumable_checkpoint(cfg, comm.size(), checksum, steps_per_epoch, start.path, run);
+    CheckpointData ck = load_resumable_checkpoint(cfg, checksum, train_samples, start.path, run);
+    where[4] = saved_world(run, start.path);
     try {
       for (const auto& e : run.at("history")) start.history.push_back(epoch_from_json(e));
       start.step_losses = run.at("step_losses").get<std::vector<float>>();
       start.epoch = run.at("epoch");
       start.step = run.at("step");
       start.global_step = run.at("global_step");
+      start.resumed_from = cfg.restart_from.empty() ? start.path : run.value("resumed_from", std::string());
     } catch (const std::exception& e) {
       throw UserError(start.path + ": the checkpoint's metadata is damaged (" + e.what() + ")",
                       "resume from an older checkpoint, or start without --resume");
@@ -118,7 +136,8 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
     where[2] = static_cast<double>(start.global_step);
     where[3] = static_cast<double>(start.step_losses.size());
   }
-  comm.allreduce_sum(where, 4);  // only rank 0 contributes: a broadcast
+  comm.allreduce_sum(where, 5);  // only rank 0 contributes: a broadcast
+  start.prior_world = static_cast<int>(where[4]);
   start.epoch = static_cast<int>(where[0]);
   start.step = static_cast<int64_t>(where[1]);
   start.global_step = static_cast<int64_t>(where[2]);
@@ -131,10 +150,32 @@ StartPoint resume_from(const TrainConfig& cfg, dist::Communicator& comm, nn::Cnn
   return start;
 }
 
+EpochPlan epoch_plan(const StartPoint& start, int epoch, int64_t train_samples, int world, int batch_size) {
+  EpochPlan p;
+  p.shard = (train_samples + world - 1) / world;
+  p.steps = (p.shard + batch_size - 1) / batch_size;
+  if (epoch != start.epoch || start.step == 0) return p;
+  p.first = start.step;
+  p.done = start.step * batch_size * start.prior_world;
+  p.shard = (train_samples - p.done + world - 1) / world;
+  p.steps = p.first + (p.shard + batch_size - 1) / batch_size;
+  return p;
+}
+
+std::string world_change_note(const StartPoint& start, int world, int batch_size) {
+  if (start.prior_world == world || start.prior_world == 0) return "";
+  const std::string was = std::to_string(start.prior_world), now = std::to_string(world);
+  return "; it was written by " + was + " rank(s), this run has " + now +
+         (start.step > 0 ? ": the rest of the epoch (after the first " +
+                               std::to_string(start.step * batch_size * start.prior_world) +
+                               " samples of its order) is dealt to the " + now + " ranks"
+                         : "");
+}
+
 // Everything needed to continue exactly is in the metadata (all randomness
 // is a function of seed, epoch and step, so no generator state needs saving).
 void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, const RunPosition& at,
-                      const std::vector<float>& step_losses) {
+                      const std::vector<float>& step_losses, const std::string& path) {
   const results::RunConfig& cfg = r.config;
   const size_t n = nn::Cnn::num_params();
   nlohmann::json run;
@@ -147,6 +188,7 @@ void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, c
   run["history"] = nlohmann::json::array();
   for (const auto& e : r.epochs) run["history"].push_back(to_json(e));
   run["step_losses"] = step_losses;
+  run["resumed_from"] = r.resumed_from;
   CheckpointData ck;
   ck.params.assign(net.params(), net.params() + n);
   ck.momentum = sgd.velocity();
@@ -156,6 +198,7 @@ void write_checkpoint(const RunResult& r, const nn::Cnn& net, optim::Sgd& sgd, c
   ck.metadata["seed"] = std::to_string(cfg.seed);
   ck.metadata["data_checksum"] = std::to_string(r.data_checksum);
   ck.metadata["rng"] = "counter-based: every random draw is a function of (seed, epoch, global_step, rank)";
+  if (!path.empty()) return save_checkpoint(path, ck);
   std::filesystem::create_directories(cfg.checkpoint_dir);
   save_checkpoint(checkpoint_path(cfg.checkpoint_dir, at.epoch, at.step), ck);
 }

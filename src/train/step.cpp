@@ -82,7 +82,8 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   float& stop_flag = grads[num_params];
   // A non-finite loss travels as NaN: the sum is then NaN on every rank, so
   // all of them stop in this step (train/step.h, StepResult::non_finite).
-  stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN() : in.stop_requested ? 1.f : 0.f;
+  stop_flag = !std::isfinite(res.loss) ? std::numeric_limits<float>::quiet_NaN()
+                                       : (in.stop_requested ? 1.f : 0.f) + (in.snapshot_requested ? 0.5f : 0.f);
   m.sync.ready(num_params, 1);
   // Two references: small enough for std::function to hold without allocating.
   m.net.backward([&m, &in](size_t offset, size_t count) {
@@ -106,7 +107,8 @@ StepResult train_step(const StepModel& m, const data::Dataset& data, const StepI
   }
   StepResult r;
   r.loss = res.loss;
-  r.stop = stop_flag > 0;  // now the sum over ranks
+  r.stop = stop_flag >= 1;  // now the sum over ranks (rank 0's snapshot request adds 0.5)
+  r.snapshot = stop_flag == 0.5f;
   r.non_finite = synced.non_finite || !std::isfinite(stop_flag);
   r.synced = true;
   r.times.data = seconds(t0, t1);

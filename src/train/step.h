@@ -25,7 +25,9 @@ namespace ddp::train {
 // The gradient buffer as training all-reduces it: the model's gradients
 // (nn::Cnn's flat buffer, [0, num_params)), then one extra float, the stop
 // flag, which rides with the first bucket so that all ranks learn in the
-// same step that one of them was asked to stop.
+// same step that one of them was asked to stop (each such rank adds 1), that
+// rank 0 wants a snapshot (it adds 0.5: exact in float and bfloat16), or
+// that a loss was not finite (NaN).
 struct GradientLayout {
   size_t num_params = 0;         // the model's gradients: [0, num_params)
   size_t stop_slot = 0;          // == num_params
@@ -65,6 +67,7 @@ struct StepInput {
   // average divides by it as well as by the world size).
   const float* accumulated = nullptr;
   int micro_batches = 1;
+  bool snapshot_requested = false;   // rank 0 only: a snapshot is due (tells the others through the same flag)
 };
 
 // Seconds of each part of one step on this rank.
@@ -80,6 +83,7 @@ struct StepTimes {
 struct StepResult {
   double loss = 0;     // mean over this rank's batch
   bool stop = false;   // some rank asked to stop in this step (the same answer on every rank)
+  bool snapshot = false;  // rank 0 asked for a snapshot after this step, and no rank to stop (the same everywhere)
   // Some rank's loss, or the summed gradient, was NaN or infinite (the same
   // answer on every rank). The buckets from the first non-finite one on were
   // not applied; the run must stop.

@@ -23,10 +23,13 @@
 #include "sys/machine.h"
 #include "train/agreement.h"
 #include "train/divergence.h"
+#include "train/epoch_losses.h"
 #include "train/epoch_stats.h"
 #include "train/evaluate.h"
 #include "train/progress.h"
 #include "train/resume.h"
+#include "train/sample_log.h"
+#include "train/snapshots.h"
 #include "train/step.h"
 #include "train/stepper.h"
 #include "train/stop.h"
@@ -74,12 +77,14 @@ class Run {
   // What one epoch's steps leave behind.
   struct EpochOutcome {
     EpochStats stats;        // this rank's
+    int64_t steps = 0;       // in the epoch (EpochPlan::steps)
     int64_t first = 0;       // the first step trained (> 0 in a resumed epoch)
     int64_t end = 0;         // one past the last step trained
     double learning_rate = 0;  // of the last step
     bool stopping = false;   // a rank was asked to stop: the epoch ended early
     double allreduce_bytes = 0;  // handed to the communicator by the steps (dist::CountingCommunicator)
     int64_t optimizer_steps = 0;  // updates applied
+    double running_loss = 0;  // this rank's, summed over the steps trained
   };
 
   StartPoint start_point();
@@ -90,6 +95,9 @@ class Run {
   void record(trace::Kind kind, Clock::time_point from, Clock::time_point to);
   EpochOutcome train_epoch(int epoch);
   void settle(int epoch, int64_t steps_done, EpochOutcome& o, uint64_t bytes_before, int64_t updates_before);
+  void add_step(EpochOutcome& o, int64_t s, const StepResult& res);
+  void snapshot_mid_epoch(int epoch, int64_t steps_done);
+  void write_snapshot(const RunPosition& at, const std::vector<float>& losses);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
   // what: what became non-finite, as a clause.
   [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
@@ -118,7 +126,10 @@ class Run {
   RunResult r_;
   Progress progress_;
   int64_t global_step_;
-  std::vector<double> step_loss_;  // this epoch's, [step]
+  SnapshotClock snapshot_clock_;   // rank 0's
+  ProgressFile progress_file_;     // rank 0's (none: an empty path)
+  EpochLosses losses_;              // this epoch's
+  SampleLog sample_log_;            // for tests (train/sample_log.h)
   std::vector<double> step_time_;  // this epoch's steps, seconds
   std::vector<dist::BucketTiming> bucket_times_;  // this epoch's, [step * buckets + bucket]
 };
@@ -155,7 +166,9 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       stepper_(cfg, model_, counted_, stale_grads_.empty() ? nullptr : stale_grads_.data(), steps_),
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
-      step_loss_(static_cast<size_t>(steps_), 0.0) {
+      snapshot_clock_(rank_ == 0 && !cfg.snapshot_path.empty() ? snapshot_interval_s(cfg) : 0),
+      progress_file_(rank_ == 0 ? cfg.progress_path : ""),
+      sample_log_(rank_) {
   step_time_.reserve(static_cast<size_t>(steps_));
   bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
   fill_fixed_results();
@@ -168,15 +181,16 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
                       "or `ulimit -r 1` lifts it)");
   if (const std::string note = nn::check_precision_supported(cfg.precision); !note.empty()) progress_.message(note);
   if (!start_.path.empty())
-    progress_.message("resuming from " + start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
-                      std::to_string(start_.step));
+    progress_.message((cfg.restart_from.empty() ? "resuming from " : "restarting from the snapshot ") +
+                      start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
+                      std::to_string(start_.step) + world_change_note(start_, world_, cfg.batch_size));
 }
 
 // The model, identical everywhere: rank 0's initial parameters (or its
 // checkpoint) are broadcast.
 StartPoint Run::start_point() {
   net_.init(cfg_.seed);
-  if (!cfg_.resume.empty()) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, steps_);
+  if (continues_a_run(cfg_)) return resume_from(cfg_, comm_, net_, sgd_, train_set_.checksum, train_set_.size);
   comm_.broadcast(net_.params(), layout_.num_params, 0);
   return {};
 }
@@ -218,13 +232,14 @@ void Run::fill_fixed_results() {
   r_.data_checksum = train_set_.checksum;
   r_.per_rank.assign(world_, {});
   r_.epochs = start_.history;
-  r_.resumed_from = start_.path;
+  r_.resumed_from = start_.resumed_from;
   r_.comm_priority = favour_communication();
   r_.overlap = to_string(sync_.overlap());
   // What ran: Gloo's algorithm as configured, or what OpenMPI was told to use.
   if (comm_.backend() == "mpi") r_.config.allreduce_algorithm = dist::mpi_allreduce_algorithm();
-  r_.step_losses.assign(start_.step_losses.begin(),
-                        start_.step_losses.begin() + static_cast<long>(start_.history.size() * steps_));
+  // The checkpoint's history: whole epochs, then start_.step steps of the next.
+  r_.step_losses.assign(start_.step_losses.begin(), start_.step_losses.end() - static_cast<long>(start_.step));
+  if (start_.prior_world != 0 && start_.prior_world != world_) r_.resumed_world_size = start_.prior_world;
 }
 
 void Run::fill_trace_context() {
@@ -244,25 +259,31 @@ void Run::record(trace::Kind kind, Clock::time_point from, Clock::time_point to)
 }
 
 Run::EpochOutcome Run::train_epoch(int epoch) {
-  const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_);
+  const EpochPlan p = epoch_plan(start_, epoch, train_set_.size, world_, cfg_.batch_size);
+  const auto idx = data::shard_indices(train_set_.size, cfg_.seed, epoch, rank_, world_, p.done);
   EpochOutcome o;
-  o.first = epoch == start_.epoch ? start_.step : 0;
+  o.first = p.first;
+  o.steps = p.steps;
   o.learning_rate = cfg_.learning_rate;
-  std::fill(step_loss_.begin(), step_loss_.end(), 0.0);
-  progress_.start_epoch(epoch, steps_);
-  EpochStats& st = o.stats;
-  double running = 0;
+  const size_t partial = start_.step_losses.size() - static_cast<size_t>(start_.step);
+  losses_.begin(p.steps, p.first, start_.step_losses.data() + partial);
+  if (bucket_times_.size() < static_cast<size_t>(p.steps) * sync_.num_buckets())
+    bucket_times_.resize(static_cast<size_t>(p.steps) * sync_.num_buckets());
+  progress_.start_epoch(epoch, p.steps);
   const double preempted_before = sys::runnable_wait_seconds();
   step_time_.clear();
   int64_t s = o.first;
   const uint64_t bytes_before = counted_.allreduce_bytes();
   const int64_t updates_before = stepper_.optimizer_steps();
   const auto epoch_start = Clock::now();
-  for (; s < steps_ && !o.stopping; ++s, ++global_step_) {
-    const int64_t begin = s * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, shard_ - begin);
+  if (epoch == start_.epoch) progress_file_.started(global_step_);
+  for (; s < p.steps && !o.stopping; ++s, ++global_step_) {
+    const int64_t begin = (s - p.first) * cfg_.batch_size, n = std::min<int64_t>(cfg_.batch_size, p.shard - begin);
     o.learning_rate = learning_rate_at(cfg_, world_, global_step_, steps_);
-    const StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
-                       o.learning_rate, stop_signal() != 0};
+    StepInput in{{idx.data() + begin, static_cast<size_t>(n)}, dropout_seed(cfg_.seed, global_step_, rank_),
+                 o.learning_rate, stop_signal() != 0};
+    in.snapshot_requested = snapshot_clock_.due();
+    if (sample_log_) sample_log_.step(epoch, global_step_, in.samples);
     trace_.begin_step(global_step_);
     const StepResult res = stepper_.step(train_set_, in, s, global_step_);
     const auto timings = sync_.last_step_buckets();
@@ -274,21 +295,14 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
     if (res.non_finite)
       diverged(epoch, s, "not applied: " + non_finite_cause(res.loss, world_), o.learning_rate);
     o.stopping = res.stop || (world_ == 1 && stop_signal() != 0);
-    st.phases.data += res.times.data;
-    st.phases.forward += res.times.forward;
-    st.phases.backward += res.times.backward;
-    st.phases.allreduce_wait += res.times.allreduce_wait;
-    st.phases.optimizer += res.times.optimizer;
-    st.comm_busy_s += res.comm_s;
-    st.comm_cpu_s += res.comm_cpu_s;
-    step_time_.push_back(res.times.total);
-    step_loss_[s] = res.loss;
-    running += res.loss;
-    progress_.step(s + 1, running / static_cast<double>(s + 1 - o.first), (s + 1 - o.first) * cfg_.batch_size * world_);
+    add_step(o, s, res);
+    progress_file_.step_done(global_step_ + 1);
+    if (res.snapshot && s + 1 < p.steps) snapshot_mid_epoch(epoch, s + 1);  // the epoch's end writes its own
     if (trace_.recorder() && trace_.recorder()->window_complete(global_step_)) stepper_.quiesce();
     if (trace_.end_step(comm_, global_step_)) progress_.message(trace_.written_message());
   }
   settle(epoch, s, o, bytes_before, updates_before);
+  EpochStats& st = o.stats;
   st.train_time_s = seconds(epoch_start, Clock::now());
   const double preempted_after = sys::runnable_wait_seconds();
   st.preempted_s = preempted_before >= 0 && preempted_after >= 0 ? preempted_after - preempted_before
@@ -301,15 +315,7 @@ Run::EpochOutcome Run::train_epoch(int epoch) {
                                            sync_.num_buckets(), o.first, o.end);
   st.wait_later_rank_s = split.later_rank_s;
   st.wait_transfer_s = split.transfer_s;
-  // The loss curve: the mean over ranks, rounded to the float it is recorded
-  // as (so that the epoch's loss is a function of the recorded history, and
-  // a resumed run computes the same); the resumed epoch's earlier steps are
-  // the checkpoint's, copied, never recomputed (a mean times the world size
-  // and divided again is not always the same float).
-  comm_.allreduce_sum(step_loss_.data(), step_loss_.size());
-  for (double& l : step_loss_) l = static_cast<float>(l / world_);
-  for (int64_t s = 0; s < o.first; ++s)
-    step_loss_[s] = start_.step_losses[start_.history.size() * steps_ + s];
+  losses_.mean_until(comm_, o.end);
   return o;
 }
 
@@ -330,11 +336,47 @@ void Run::settle(int epoch, int64_t steps_done, EpochOutcome& o, uint64_t bytes_
   o.optimizer_steps = stepper_.optimizer_steps() - updates_before;
 }
 
+// Step s's figures into the epoch's, and onto the progress bar.
+void Run::add_step(EpochOutcome& o, int64_t s, const StepResult& res) {
+  EpochStats& st = o.stats;
+  st.phases.data += res.times.data;
+  st.phases.forward += res.times.forward;
+  st.phases.backward += res.times.backward;
+  st.phases.allreduce_wait += res.times.allreduce_wait;
+  st.phases.optimizer += res.times.optimizer;
+  st.comm_busy_s += res.comm_s;
+  st.comm_cpu_s += res.comm_cpu_s;
+  step_time_.push_back(res.times.total);
+  losses_.record(s, res.loss);
+  o.running_loss += res.loss;
+  progress_.step(s + 1, o.running_loss / static_cast<double>(s + 1 - o.first),
+                 (s + 1 - o.first) * cfg_.batch_size * world_);
+}
+
+// Every rank learnt from the stop flag that rank 0 wants a snapshot after
+// `steps_done` steps of this epoch (global_step_ is the last of them).
+void Run::snapshot_mid_epoch(int epoch, int64_t steps_done) {
+  losses_.mean_until(comm_, steps_done);
+  if (rank_ != 0) return;
+  std::vector<float> losses(r_.step_losses);
+  losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
+  write_snapshot({epoch, steps_done, global_step_ + 1}, losses);
+}
+
+// Rank 0: the snapshot, in place atomically; then the progress file says so.
+void Run::write_snapshot(const RunPosition& at, const std::vector<float>& losses) {
+  const auto t0 = Clock::now();
+  write_checkpoint(r_, net_, sgd_, at, losses, cfg_.snapshot_path);
+  record(trace::Kind::checkpoint, t0, Clock::now());
+  snapshot_clock_.written();
+  progress_file_.snapshot(at.global_step);
+}
+
 // Every rank saw the stop flag in the same step and is here, at that step:
 // rank 0 writes a checkpoint (with --checkpoint-dir) and all end together.
 void Run::stop(int epoch, int64_t steps_done) {
   std::vector<float> losses(r_.step_losses);
-  losses.insert(losses.end(), step_loss_.begin(), step_loss_.begin() + steps_done);
+  losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
   if (trace_.flush(comm_, global_step_)) progress_.message(trace_.written_message());
   const bool save = !cfg_.checkpoint_dir.empty();
   if (save && rank_ == 0) write_checkpoint(r_, net_, sgd_, {epoch, steps_done, global_step_}, losses);
@@ -364,7 +406,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
 
   EpochRecord e;
   e.epoch = epoch + 1;
-  e.loss = std::accumulate(step_loss_.begin(), step_loss_.end(), 0.0) / static_cast<double>(steps_);
+  e.loss = std::accumulate(losses_.means().begin(), losses_.means().end(), 0.0) / static_cast<double>(o.steps);
   e.test_loss = ev.loss;
   e.test_accuracy = ev.accuracy;
   e.learning_rate = o.learning_rate;
@@ -374,10 +416,10 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   summarise_ranks(ranks, e);
   e.eval_time_s = eval_time;
   e.time_s = e.train_time_s + eval_time;
-  e.samples_per_s = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(steps_ - o.first) /
-                    static_cast<double>(steps_) / e.train_time_s;
+  e.samples_per_s = static_cast<double>(r_.samples_per_epoch) * static_cast<double>(o.steps - o.first) /
+                    static_cast<double>(o.steps) / e.train_time_s;
   r_.epochs.push_back(e);
-  r_.step_losses.insert(r_.step_losses.end(), step_loss_.begin(), step_loss_.end());
+  r_.step_losses.insert(r_.step_losses.end(), losses_.means().begin(), losses_.means().end());
   progress_.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
 
   const bool last = epoch + 1 == cfg_.epochs;
@@ -386,6 +428,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
     write_checkpoint(r_, net_, sgd_, {epoch + 1, 0, global_step_}, r_.step_losses);
     record(trace::Kind::checkpoint, t0, Clock::now());
   }
+  if (!cfg_.snapshot_path.empty() && rank_ == 0) write_snapshot({epoch + 1, 0, global_step_}, r_.step_losses);
 }
 
 // The run's totals. run_seconds: this process's epochs, with the resumed

@@ -1,0 +1,270 @@
+#include "launch/restarts.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+
+#include "common/error.h"
+#include "results/run_result.h"
+#include "sys/atomic_file.h"
+#include "sys/env.h"
+#include "sys/job_dir.h"
+#include "train/snapshots.h"
+
+namespace ddp::launch {
+
+namespace {
+
+namespace fs = std::filesystem;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr const char* kSnapshotName = "snapshot.safetensors";
+
+// Where one job's snapshot, progress file and no-restart mark live: the
+// snapshot in --checkpoint-dir (it outlives the job there) or in a private
+// directory removed however the job ends (sys/job_dir.h).
+class RestartFiles {
+ public:
+  explicit RestartFiles(const train::TrainConfig& cfg)
+      : dir_(sys::env_string("TMPDIR", "/tmp")),
+        in_checkpoint_dir_(!cfg.checkpoint_dir.empty()),
+        snapshot_((fs::path(in_checkpoint_dir_ ? cfg.checkpoint_dir : dir_.path()) / kSnapshotName).string()),
+        progress_(dir_.path() + "/progress"),
+        no_restart_(dir_.path() + "/no-restart") {
+    std::error_code ec;
+    if (in_checkpoint_dir_) fs::create_directories(cfg.checkpoint_dir, ec);  // rank 0 reports what fails
+  }
+
+  EnvList env() const {
+    return {{kSnapshotPathVar, snapshot_}, {kProgressPathVar, progress_}, {kNoRestartVar, no_restart_}};
+  }
+  const std::string& snapshot() const { return snapshot_; }
+  bool in_checkpoint_dir() const { return in_checkpoint_dir_; }
+
+  // The failed attempt's progress (the file is removed: the next attempt writes its own).
+  train::JobProgress take_progress() const {
+    const train::JobProgress p = train::read_progress(progress_);
+    ::unlink(progress_.c_str());
+    return p;
+  }
+  // A rank asked not to be restarted.
+  bool no_restart_marked() const { return fs::exists(no_restart_); }
+
+  // A rank killed while it wrote a file leaves its temporary (sys/atomic_file.h:
+  // <path>.tmp.<pid>) in the snapshot's, the checkpoints' or the results' directory.
+  void remove_temporaries(const std::vector<int>& pids, const train::TrainConfig& cfg) const {
+    std::vector<fs::path> dirs = {fs::path(snapshot_).parent_path()};
+    if (!cfg.checkpoint_dir.empty()) dirs.push_back(cfg.checkpoint_dir);
+    if (!cfg.save_results.empty()) dirs.push_back(fs::path(cfg.save_results).parent_path());
+    for (fs::path& dir : dirs) {
+      if (dir.empty()) dir = ".";
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        const std::string name = e.path().filename().string();
+        bool ours = name.starts_with(std::string(kSnapshotName) + ".tmp.");  // whoever wrote it (mpirun's ranks)
+        for (int pid : pids) ours = ours || (pid > 0 && name.ends_with(".tmp." + std::to_string(pid)));
+        if (ours) fs::remove(e.path(), ec);
+      }
+    }
+  }
+
+ private:
+  sys::JobDir dir_;
+  bool in_checkpoint_dir_;
+  std::string snapshot_, progress_, no_restart_;
+};
+
+// What the launcher learns from the attempts: the latest snapshot of this
+// job, and the restarts so far.
+struct History {
+  double job_start_unix = 0;
+  int64_t snapshot_step = -1;     // the latest snapshot of this job (-1: none yet)
+  double snapshot_unix = kNaN;
+  int64_t first_step = 0;         // where the job's first attempt began (no snapshot yet: a restart begins there)
+  double first_unix = kNaN;
+  std::vector<results::RestartRecord> restarts;
+  std::vector<std::string> failures;  // each failure, as the messages name it
+
+  // An attempt ended: its progress updates what is known.
+  void learn(const train::JobProgress& p, bool first_attempt) {
+    if (first_attempt && p.start_step >= 0) {
+      first_step = p.start_step;
+      first_unix = p.start_unix;
+    }
+    if (!restarts.empty() && std::isnan(restarts.back().recovery_s) && p.start_unix > 0) {
+      auto& last = restarts.back();
+      last.recovery_s = p.start_unix - (job_start_unix + last.at_s);
+      last.seconds_lost = p.start_unix - from_unix_[static_cast<size_t>(last.restart - 1)];
+    }
+    if (p.snapshot_step >= 0) {
+      snapshot_step = p.snapshot_step;
+      snapshot_unix = p.snapshot_unix;
+    }
+  }
+
+  // The record of a failure; the restart resumes from the latest snapshot.
+  results::RestartRecord record(const dist::LaunchOutcome& out, const train::JobProgress& p, double now) {
+    results::RestartRecord x;
+    x.restart = static_cast<int>(restarts.size()) + 1;
+    x.at_s = now - job_start_unix;
+    x.rank = out.failed_rank;
+    x.cause = out.cause;
+    x.resumed_step = snapshot_step >= 0 ? snapshot_step : first_step;
+    x.steps_rerun = std::max<int64_t>(0, p.completed - x.resumed_step);
+    // When the job was last at that step: the failed attempt's snapshot of
+    // it, or its start from it, else (it never trained) an earlier attempt's.
+    const double from = p.snapshot_step >= 0 ? p.snapshot_unix
+                        : p.start_unix > 0   ? p.start_unix
+                        : snapshot_step >= 0 ? snapshot_unix
+                                             : first_unix;
+    x.rerun_s = x.steps_rerun > 0 ? p.completed_unix - from : 0;
+    x.recovery_s = x.seconds_lost = kNaN;  // known once the next attempt trains
+    from_unix_.push_back(from);
+    return x;
+  }
+
+ private:
+  std::vector<double> from_unix_;  // [restart - 1]: when the job was last at the step it resumed
+};
+
+std::string seconds_text(double s) {
+  if (std::isnan(s)) return "?";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", s);
+  return buf;
+}
+
+// "rank 3", or "a rank" where the launcher could not tell (mpirun did not say).
+std::string rank_text(int rank) { return rank >= 0 ? "rank " + std::to_string(rank) : "a rank"; }
+
+std::string describe(const results::RestartRecord& x) {
+  return rank_text(x.rank) + " " + x.cause + " after " + seconds_text(x.at_s) + "; " +
+         std::to_string(x.steps_rerun) + " steps (" + seconds_text(x.rerun_s) + ") re-run from step " +
+         std::to_string(x.resumed_step) + "; training again " + seconds_text(x.recovery_s) +
+         " after the failure, " + seconds_text(x.seconds_lost) + " lost";
+}
+
+// The restarts into the results file rank 0 wrote (an optional field).
+void add_to_results(const std::string& path, const std::vector<results::RestartRecord>& restarts) {
+  results::RunResult r = results::read_results_file(path);
+  r.restarts = restarts;
+  sys::write_file_atomic(path, results::to_json(r).dump(2) + "\n");
+}
+
+// Every restart allowed was used: one message naming each failure.
+int exhausted(const std::string& name, const train::TrainConfig& cfg, const History& h, const RestartFiles& files,
+              const dist::LaunchOutcome& last) {
+  std::string list;
+  bool same_rank = true;
+  for (size_t i = 0; i < h.failures.size(); ++i) list += "\n  " + std::to_string(i + 1) + ". " + h.failures[i];
+  for (const auto& x : h.restarts) same_rank = same_rank && x.rank == last.failed_rank;
+  std::cerr << name << ": error: the job failed " << h.failures.size() << " times, and --max-restarts "
+            << cfg.max_restarts << " allows no more restarts:" << list << "\n  fix: "
+            << (same_rank && last.failed_rank >= 0
+                    ? "rank " + std::to_string(last.failed_rank) + " failed every time: read its output above"
+                    : "read the failed ranks' output above")
+            << "; raise --max-restarts if the failures are transient"
+            << (files.in_checkpoint_dir() && fs::exists(files.snapshot())
+                    ? "; continue from the latest snapshot with --resume " + files.snapshot()
+                    : "")
+            << "\n";
+  return last.status;
+}
+
+// The supervision signals stay blocked between attempts, so that one that
+// arrives then is taken by the next attempt's supervisor (which forwards it:
+// the job stops) rather than killing the launcher.
+struct BlockSignals {
+  sigset_t old{};
+  BlockSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+  }
+  ~BlockSignals() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
+
+// The end of a job that succeeded.
+int succeeded(const train::TrainConfig& cfg, const std::string& name, const History& h, const RestartFiles& files) {
+  std::error_code ec;
+  if (files.in_checkpoint_dir()) fs::remove(files.snapshot(), ec);
+  if (h.restarts.empty()) return 0;
+  std::cout << name << ": " << h.restarts.size() << " restart(s), the run is the one that would have been:\n";
+  for (const auto& x : h.restarts) std::cout << "  " << x.restart << ". " << describe(x) << "\n";
+  if (!cfg.save_results.empty()) add_to_results(cfg.save_results, h.restarts);
+  return 0;
+}
+
+}  // namespace
+
+void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f) {
+  if (cfg.max_restarts == 0) return;
+  if (f.nnodes > 1 || !f.rendezvous.empty())
+    throw UserError("--max-restarts restarts the ranks of one machine; a job that meets at --rendezvous or spans "
+                    "--nnodes machines cannot be restarted yet",
+                    "drop --max-restarts and resume after a failure with --checkpoint-dir DIR --resume auto, or run "
+                    "on one machine");
+  // Every mode keeps the same parameters and momentum on every rank, which
+  // rank 0's snapshot holds. A mode whose ranks hold state of their own
+  // (local SGD, PowerSGD's error feedback) must refuse here until its
+  // snapshot holds that state too.
+}
+
+void apply_restart_env(train::TrainConfig& cfg) {
+  cfg.snapshot_path = sys::env_string(kSnapshotPathVar, "");
+  if (cfg.max_restarts > 0 && cfg.snapshot_path.empty())
+    throw UserError("--max-restarts is for train_parallel's own launcher, which restarts its ranks; this rank was "
+                    "started by another launcher (mpirun, srun or a torchrun-style launcher)",
+                    "drop --max-restarts and use that launcher's restarts (e.g. torchrun --max-restarts), or let "
+                    "train_parallel start the ranks; --snapshot-every S with --checkpoint-dir DIR still writes "
+                    "snapshots to resume from");
+  cfg.progress_path = sys::env_string(kProgressPathVar, "");
+  cfg.restart_from = sys::env_string(kRestartFromVar, "");
+  if (cfg.snapshot_path.empty() && cfg.snapshot_every_s > 0 && !cfg.checkpoint_dir.empty())
+    cfg.snapshot_path = (fs::path(cfg.checkpoint_dir) / kSnapshotName).string();
+}
+
+void mark_no_restart(const std::string& why) {
+  const std::string path = sys::env_string(kNoRestartVar, "");
+  if (path.empty()) return;
+  if (FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fputs(why.c_str(), f);
+    std::fclose(f);
+  }
+}
+
+int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt) {
+  if (train::snapshot_interval_s(cfg) == 0) return attempt({}).status;
+  const BlockSignals blocked;
+  const RestartFiles files(cfg);
+  History h;
+  h.job_start_unix = train::unix_now();
+  EnvList env = files.env();
+  for (int k = 0;; ++k) {
+    const dist::LaunchOutcome out = attempt(env);
+    const double now = train::unix_now();
+    const train::JobProgress p = files.take_progress();
+    h.learn(p, k == 0);
+    if (out.status == 0) return succeeded(cfg, name, h, files);
+    if (out.interrupted || files.no_restart_marked() || cfg.max_restarts == 0) return out.status;
+    files.remove_temporaries(out.pids, cfg);
+    h.restarts.push_back(h.record(out, p, now));
+    h.failures.push_back(rank_text(out.failed_rank) + " " + out.cause + " after " +
+                         seconds_text(h.restarts.back().at_s));
+    if (k == cfg.max_restarts) return exhausted(name, cfg, h, files, out);
+    env = files.env();
+    if (h.snapshot_step >= 0) env.push_back({kRestartFromVar, files.snapshot()});
+    std::cerr << name << ": restart " << k + 1 << " of " << cfg.max_restarts << ": starting every rank again from "
+              << (h.snapshot_step >= 0 ? "the snapshot of step " + std::to_string(h.snapshot_step)
+                                       : std::string("where the job began (no snapshot yet)"))
+              << std::endl;
+  }
+}
+
+}  // namespace ddp::launch
