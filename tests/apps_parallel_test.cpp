@@ -226,7 +226,13 @@ TEST(TrainParallel, BadFlagsAreRejectedBeforeAnyWork) {
       {{"--sync-every", "4", "--stale-gradients", "1"}, "cannot be combined"},
       {{"--local-sgd-warmup-steps", "10"}, "needs local SGD"},
       {{"--stale-gradients", "1", "--overlap", "none"}, "drop --overlap none"},
-      {{"--sync-every", "4", "--grad-compression", "bf16"}, "all-reduces no gradient"}};
+      {{"--sync-every", "4", "--grad-compression", "bf16"}, "all-reduces no gradient"},
+      {{"--accumulate", "2", "--grad-compression", "powersgd"}, "powersgd cannot be combined with --accumulate"},
+      {{"--stale-gradients", "1", "--grad-compression", "powersgd"}, "cannot be combined with --stale-gradients"},
+      {{"--max-restarts", "1", "--sync-every", "4"}, "a snapshot holds rank 0's parameters and momentum only"},
+      {{"--max-restarts", "1", "--grad-compression", "powersgd"}, "error-feedback residuals"},
+      {{"--snapshot-every", "5", "--checkpoint-dir", tmp.path + "/ck", "--accumulate", "2"},
+       "--snapshot-every with --accumulate"}};
   for (const auto& [flags, phrase] : cases) {
     std::vector<std::string> argv = {binary("train_parallel")};
     argv.insert(argv.end(), flags.begin(), flags.end());

@@ -203,17 +203,34 @@ int succeeded(const train::TrainConfig& cfg, const std::string& name, const Hist
 
 }  // namespace
 
+namespace {
+
+// The mode whose ranks hold state rank 0's snapshot does not, and what, or "".
+std::string mode_a_snapshot_cannot_hold(const train::TrainConfig& cfg) {
+  if (cfg.accumulate > 1) return "--accumulate (the gradients summed so far in a group)";
+  if (cfg.sync_every > 1) return "--sync-every (each rank's own parameters between averages)";
+  if (cfg.stale_gradients > 0) return "--stale-gradients (the gradient in flight)";
+  if (cfg.grad_compression == dist::Compression::powersgd)
+    return "--grad-compression powersgd (each rank's error-feedback residuals)";
+  return "";
+}
+
+}  // namespace
+
 void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f) {
+  if (cfg.max_restarts == 0 && cfg.snapshot_every_s <= 0) return;
+  if (const std::string mode = mode_a_snapshot_cannot_hold(cfg); !mode.empty())
+    throw UserError(std::string(cfg.max_restarts > 0 ? "--max-restarts" : "--snapshot-every") + " with " + mode +
+                        ": a snapshot holds rank 0's parameters and momentum only, so a restart from one would not "
+                        "be the run that would have been",
+                    "drop --max-restarts and --snapshot-every (resume after a failure with --checkpoint-dir DIR "
+                    "--resume auto, from an epoch's end), or train without that mode");
   if (cfg.max_restarts == 0) return;
   if (f.nnodes > 1 || !f.rendezvous.empty())
     throw UserError("--max-restarts restarts the ranks of one machine; a job that meets at --rendezvous or spans "
                     "--nnodes machines cannot be restarted yet",
                     "drop --max-restarts and resume after a failure with --checkpoint-dir DIR --resume auto, or run "
                     "on one machine");
-  // Every mode keeps the same parameters and momentum on every rank, which
-  // rank 0's snapshot holds. A mode whose ranks hold state of their own
-  // (local SGD, PowerSGD's error feedback) must refuse here until its
-  // snapshot holds that state too.
 }
 
 void apply_restart_env(train::TrainConfig& cfg) {

@@ -34,8 +34,8 @@ inline constexpr const char* kRestartFromVar = "DDP_RESTART_FROM";    // a resta
 // Refuses --max-restarts / --snapshot-every where a restart could not
 // restore the job (UserError naming what and the fix): across machines
 // (--nnodes, --rendezvous: not supported yet), and modes whose ranks hold
-// state of their own (none today: every rank holds the same parameters and
-// momentum, so rank 0's snapshot is every rank's state).
+// state rank 0's snapshot does not (accumulation, local SGD, stale
+// gradients, PowerSGD: docs/restarts.md).
 void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f);
 
 // In a rank: the launcher's variables into cfg (snapshot_path,

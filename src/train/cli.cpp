@@ -128,6 +128,14 @@ void validate_mitigations(const TrainConfig& cfg) {
     throw UserError("--stale-gradients 1 runs each all-reduce on the communication thread behind the next step, "
                     "and --overlap none has no such thread",
                     "drop --overlap none (--overlap auto or thread)");
+  // PowerSGD's error feedback and step count assume one all-reduce of the
+  // step's own gradient per step; with a summed group or a gradient a step
+  // late, that is not what it would compress (and it is untested there).
+  if (cfg.grad_compression == dist::Compression::powersgd && (cfg.accumulate > 1 || cfg.stale_gradients > 0))
+    throw UserError("--grad-compression powersgd cannot be combined with " +
+                        std::string(cfg.accumulate > 1 ? "--accumulate" : "--stale-gradients") +
+                        ": PowerSGD compresses each step's own gradient, all-reduced in that step",
+                    "choose one of them (docs/mitigations.md compares them)");
   if (cfg.sync_every > 1 && cfg.local_sgd_warmup_steps == 0 && cfg.grad_compression != dist::Compression::none)
     throw UserError("--grad-compression " + std::string(to_string(cfg.grad_compression)) +
                         " compresses gradient all-reduces, and --sync-every without warm-up all-reduces no "
