@@ -413,3 +413,25 @@ TEST(ReportMetrics, PrecisionsAreComparedRunByRun) {
   EXPECT_FALSE(fp32.contains("precision_comparison"));
   EXPECT_EQ(fp32["configurations"][1]["precision"], "fp32");
 }
+
+// With --precision fp32 bf16 --backends gloo mpi, the backends are compared
+// within each precision, never a bf16 run against an fp32 one.
+TEST(ReportMetrics, BackendsAreComparedWithinAPrecision) {
+  const auto config = [](const char* backend, const char* precision, double seconds) {
+    return json{{"name", "parallel_2p"},     {"processes", 2},
+                {"backend", backend},        {"precision", precision},
+                {"status", "ok"},            {"total_time_s", {{"median", seconds}}}};
+  };
+  const json cmp = backend_comparison(json::array(
+      {config("gloo", "fp32", 9.2), config("mpi", "fp32", 9.1), config("gloo", "bf16", 6.2), config("mpi", "bf16", 5.9)}));
+  ASSERT_EQ(cmp.size(), 2u) << cmp.dump();
+  for (const auto& e : cmp) {
+    const bool bf16 = e.contains("precision");
+    EXPECT_EQ(e["fastest"], "mpi");
+    EXPECT_NEAR(e["time_ratio"].get<double>(), bf16 ? 6.2 / 5.9 : 9.2 / 9.1, 1e-9) << e.dump();
+  }
+  const auto sentences = backend_comparison_sentences(cmp);
+  ASSERT_EQ(sentences.size(), 2u);
+  EXPECT_NE((sentences[0] + sentences[1]).find("2 processes, bf16: MPI took 5.90 s, Gloo 6.20 s"), std::string::npos)
+      << sentences[0] << "\n" << sentences[1];
+}

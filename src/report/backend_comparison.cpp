@@ -83,12 +83,19 @@ json compare_at(int processes, const std::vector<const json*>& entries) {
 }  // namespace
 
 json backend_comparison(const json& configurations) {
-  std::map<int, std::vector<const json*>> by_processes;
+  // Backends are compared at the same process count and precision (with
+  // --precision fp32 bf16, a bf16 run against an fp32 one says nothing of
+  // the backends).
+  std::map<std::pair<int, std::string>, std::vector<const json*>> groups;
   for (const auto& c : configurations)
-    if (!backend_of(c).empty()) by_processes[c.value("processes", 0)].push_back(&c);
+    if (!backend_of(c).empty()) groups[{c.value("processes", 0), c.value("precision", "fp32")}].push_back(&c);
   json out = json::array();
-  for (const auto& [processes, entries] : by_processes)
-    if (entries.size() >= 2) out.push_back(compare_at(processes, entries));
+  for (const auto& [key, entries] : groups)
+    if (entries.size() >= 2) {
+      json e = compare_at(key.first, entries);
+      if (key.second != "fp32") e["precision"] = key.second;
+      out.push_back(e);
+    }
   return out;
 }
 
@@ -109,7 +116,8 @@ std::string failures(const json& e) {
 constexpr double kClearDifference = 0.03;
 
 std::string compare_sentence(const json& e) {
-  const std::string head = processes_text(e.value("processes", 0)) + ": ";
+  const std::string head = processes_text(e.value("processes", 0)) +
+                           (e.contains("precision") ? ", " + e["precision"].get<std::string>() : "") + ": ";
   if (!e["fastest"].is_string()) return head + "no comparison (" + failures(e) + ").";
   const std::string fast = e["fastest"], slow = e["slowest"];
   const json& f = e["backends"][fast];
