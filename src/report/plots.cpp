@@ -45,6 +45,7 @@ std::vector<PlotFiles> make_plots(const json& metrics, const std::map<std::strin
   out.push_back(breakdown_plot(cs));
   if (metrics.contains("scaling_model") && metrics["scaling_model"].value("status", "") == "ok")
     out.push_back(scaling_plot(metrics, cs));
+  if (names_variants(metrics)) out.push_back(variants_plot(metrics, cs));
   return out;
 }
 

@@ -29,7 +29,8 @@ std::string speedup_data(const std::vector<Cfg>& cs, const std::vector<Series>& 
     if (k) d += "\n\n";  // the next gnuplot data set (index k)
     if (!name(series[k]).empty()) d += "# " + name(series[k]) + "\n";
     for (const auto& x : cs) {
-      if (x.failed || !(x.backend.empty() || x.backend == series[k].backend) || x.precision != series[k].precision)
+      if (x.failed || !(x.backend.empty() || x.backend == series[k].backend) || x.precision != series[k].precision ||
+          (!x.backend.empty() && x.variant != series[k].variant))
         continue;
       // The serial run is its series' baseline: 1 (a bf16 serial run's own
       // speedup is against the fp32 serial run, which is another series).
@@ -96,7 +97,9 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   for (size_t k = 0; k < series.size(); ++k) {
     const BackendStyle* st = style_of(series[k].backend);
     const int shade = series[k].precision == "fp32" ? 0 : 1;  // bf16 in the backend's darker shade
-    const std::string color = st ? st->shades[shade] : kPalette[k % 10], text = st ? st->text : kSerialColor;
+    // Variants: a colour each (the backend's shades are for precisions).
+    const bool own = st && !with_variant;
+    const std::string color = own ? st->shades[shade] : kPalette[k % 10], text = own ? st->text : with_variant ? color : kSerialColor;
     const std::string data = "'speedup.dat' index " + std::to_string(k);
     plot += ", \\\n     " + data + " using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '" + color + "' notitle";
     plot += ", \\\n     " + data + " using 1:2 with lines lw 3 lc rgb '" + color + "' title " +

@@ -141,6 +141,7 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
        "the parallel runs falls more slowly per epoch.\n\n";
   r += backends_section(m);
   r += precision_comparison_markdown(m);
+  r += variant_comparison_markdown(m);
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
@@ -403,6 +404,9 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   image("training_comparison", "Time, throughput, accuracy and loss", "");
   if (has("time_breakdown")) r += breakdown_section(m);
   if (has("timeline")) r += timeline_markdown(m);
+  image("variants", "Variants: time to accuracy and bytes per step",
+        "Test accuracy after each epoch against the time so far, and the bytes each rank all-reduced per optimizer "
+        "step, for each --variant.");
   return r + model_section(m, has("scaling_model")) + files_section(m, plots);
 }
 
