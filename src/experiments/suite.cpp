@@ -150,7 +150,7 @@ void check_precisions(const std::vector<std::string>& precisions) {
 // Each variant's flags as train_parallel would parse them, on the suite's
 // first parallel run (the flags do not depend on N, backend or precision).
 void check_variants(const Suite& s) {
-  if (!named(s.variants) || s.o.processes.empty()) return;
+  if (!any_named(s.variants) || s.o.processes.empty()) return;
   report::Configuration c;
   c.program = "train_parallel";
   c.processes = s.o.processes.front();
@@ -200,7 +200,7 @@ void check_before_running(Suite& s) {
 
 // {name: flags}, or null without --variant.
 json variants_json(const std::vector<Variant>& vs) {
-  if (!named(vs)) return nullptr;
+  if (!any_named(vs)) return nullptr;
   json j = json::object();
   for (const auto& v : vs) j[v.name] = v.flags;
   return j;
@@ -241,7 +241,7 @@ void announce(const Suite& s, size_t runs) {
     std::cout << (o.precisions.size() > 1 ? ", in each of the precisions " : ", in ");
     for (size_t i = 0; i < o.precisions.size(); ++i) std::cout << (i ? ", " : "") << o.precisions[i];
   }
-  if (named(s.variants)) {
+  if (any_named(s.variants)) {
     std::cout << ", each parallel run in the variants";
     for (size_t i = 0; i < s.variants.size(); ++i) std::cout << (i ? ", " : " ") << s.variants[i].name;
   }

@@ -91,7 +91,7 @@ void check_train_parallel_argv(const std::vector<std::string>& argv, const Varia
     train::validate(cfg);
   } catch (const CLI::ParseError& e) {
     // --help and --version end train_parallel before it trains (exit 0).
-    const std::string why = e.get_exit_code() == 0 ? "it asks for " + e.get_name() + ", which trains nothing" : e.what();
+    const std::string why = e.get_exit_code() == 0 ? "it asks for --help or --version, which train nothing" : e.what();
     throw UserError("--variant " + variant.name + "=\"" + variant.flags + "\": train_parallel refuses it: " + why, hint);
   } catch (const UserError& e) {
     throw UserError("--variant " + variant.name + "=\"" + variant.flags + "\": train_parallel refuses it: " + e.what(),

@@ -23,7 +23,7 @@ struct Variant {
 std::vector<Variant> parse_variants(const std::vector<std::string>& specs);
 
 // Whether the variants name themselves (any --variant was given).
-inline bool named(const std::vector<Variant>& vs) { return !(vs.size() == 1 && vs[0].name.empty()); }
+inline bool any_named(const std::vector<Variant>& vs) { return !(vs.size() == 1 && vs[0].name.empty()); }
 
 // Parses `argv` (a train_parallel command line, argv[0] the program) as
 // train_parallel does, flags and their combinations (train::validate), without
