@@ -376,7 +376,8 @@ std::string files_section(const json& m, const std::vector<std::string>& plots) 
   r += "- `serial_results.json`, `parallel_<N>p_results.json`" +
        std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
        ": each trainer's own results (per epoch, per rank, per step)" +
-       std::string(names_precisions(m) ? "; the bf16 runs' names end in `_bf16`" : "") + "\n";
+       std::string(names_precisions(m) ? "; the bf16 runs' names end in `_bf16`" : "") +
+       std::string(names_variants(m) ? "; each variant's runs' names end in `_<variant>`" : "") + "\n";
   r += "- `logs/`: every run's output\n";
   if (m.contains("timeline"))
     r += "- `trace_<configuration>.json`: a few steps of each parallel configuration's first run, thread by thread "
