@@ -48,9 +48,11 @@ PlotFiles variants_plot(const json& metrics, const std::vector<Cfg>& cs) {
   p.data.push_back({"bytes_per_step.dat", d});
   s += "set title 'bytes all-reduced per optimizer step and rank (counted)' font ',15'\nunset key\n"
        "set style fill solid 0.85 border lc rgb '#ffffff'\nset boxwidth 0.6\nset xlabel ''\n"
-       "set ylabel 'MB per step'\nset yrange [0:*]\nset xrange [-0.6:" + g(bars.size() - 0.4) + "]\nset xtics (";
-  for (size_t i = 0; i < bars.size(); ++i) s += (i ? ", " : "") + gp_quote(bars[i]->label) + " " + std::to_string(i);
-  s += ") rotate by -20\n";
+       "set ylabel 'MB per step'\nset yrange [0:*]\nset xrange [-0.6:" + g(bars.size() - 0.4) + "]\n" +
+       "set grid noxtics ytics\nset bmargin 4.5\n";
+  std::vector<Cfg> bar_cfgs;
+  for (const Cfg* c : bars) bar_cfgs.push_back(*c);
+  s += bar_xtics(bar_cfgs);
   s += "plot 'bytes_per_step.dat' using 1:2:3 with boxes lc rgb variable, \\\n"
        "     'bytes_per_step.dat' using 1:2:(sprintf('%.3g MB', $2)) with labels offset 0,0.9 font ',13'\n";
   s += "unset multiplot\n";
