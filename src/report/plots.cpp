@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "report/metrics.h"
 #include "report/plot_common.h"
 
 namespace ddp::report {
