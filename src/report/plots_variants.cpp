@@ -15,7 +15,7 @@ PlotFiles variants_plot(const json& metrics, const std::vector<Cfg>& cs) {
   p.name = "variants";
   p.title = "Time to accuracy and bytes per step of each variant";
   std::string s = gp_preamble(image("variants"), 1400, 650, p.title);
-  s += "set multiplot layout 1,2 title " + gp_quote("The variants side by side (run_experiments --variant), batch " +
+  s += "set multiplot layout 1,2 title " + gp_label("The variants side by side (run_experiments --variant), batch " +
                                             std::to_string(batch(metrics)) + " per process") +
        " font ',19'\n";
   // Left: test accuracy after each epoch against the time (training and evaluation) so far.
