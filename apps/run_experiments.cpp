@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
                  "Precisions of every run, serial included: fp32, bf16 (mixed precision; needs AVX-512, fast with "
                  "AVX512_BF16 or AMX); --precision fp32 bf16 runs each process count in both, side by side")
       ->delimiter(',')->capture_default_str();
+  app.add_option("--variant", o.variants,
+                 "NAME=\"FLAGS\" (repeatable): run every parallel run once per variant, with FLAGS (split as a shell "
+                 "would, no commands run) added to train_parallel's flags, e.g. --variant powersgd=\"--grad-compression "
+                 "powersgd\" --variant local8=\"--sync-every 8\"; one serial baseline");
   app.add_option("-o,--output-dir", o.output_dir, "Where the experiment_<timestamp> directory goes")->capture_default_str();
   app.add_option("--repeats", o.repeats, "Run each configuration R times; report the median, min and max")
       ->check(CLI::Range(1, 100))->capture_default_str();

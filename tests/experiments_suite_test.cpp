@@ -395,6 +395,91 @@ TEST(Experiments, TwoPrecisionsRunSideBySide) {
   EXPECT_EQ(json::parse(read_file(dir + "/performance_metrics.json"))["configurations"], m["configurations"]);
 }
 
+// --variant NAME="FLAGS": each parallel run once per variant, its flags
+// added to train_parallel's, one serial baseline; the files, labels, metrics,
+// report and plots name the variant, with the bytes each all-reduced per step.
+TEST(Experiments, VariantsRunSideBySide) {
+  TempDir tmp;
+  const std::string out = tmp.path + "/results";
+  auto argv = tiny_suite(out);
+  argv.insert(argv.begin() + 1, {"--variant", "plain=", "--variant", "acc2=--accumulate '2'"});
+  const Result r = run(argv, tmp.path);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const auto dirs = experiment_dirs(out);
+  ASSERT_EQ(dirs.size(), 1u);
+  const std::string dir = dirs[0];
+  EXPECT_NE(r.out.find("[run 1/3] serial"), std::string::npos) << r.out;  // the baseline once
+  EXPECT_NE(r.out.find("[run 2/3] 2 processes, plain"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[run 3/3] 2 processes, acc2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n2 processes, acc2 (`--accumulate '2'`): speedup "), std::string::npos) << r.out;
+
+  const json m = json::parse(read_file(dir + "/performance_metrics.json"));
+  EXPECT_EQ(m["status"], "ok");
+  EXPECT_EQ(m["experiment"]["config"]["variants"], json({{"plain", ""}, {"acc2", "--accumulate '2'"}}));
+  ASSERT_EQ(m["configurations"].size(), 3u);
+  EXPECT_FALSE(m["configurations"][0].contains("variant"));  // the serial run is no variant's
+  std::map<std::string, json> results;
+  for (int i : {1, 2}) {
+    const json& c = m["configurations"][i];
+    const std::string v = i == 1 ? "plain" : "acc2";
+    SCOPED_TRACE(v);
+    EXPECT_EQ(c["variant"], v);
+    EXPECT_EQ(c["name"], "parallel_2p_" + v);
+    EXPECT_EQ(c["label"], "2 processes, " + v);
+    EXPECT_EQ(c["results_file"], "parallel_2p_" + v + "_results.json");
+    results[v] = json::parse(read_file(dir + "/parallel_2p_" + v + "_results.json"));
+    // The bytes as train_parallel counted them, carried into the metrics.
+    const double bytes = results[v]["allreduce"]["bytes_per_step"];
+    EXPECT_GT(bytes, 0);
+    EXPECT_DOUBLE_EQ(c["allreduce"]["bytes_per_step"].get<double>(), bytes);
+    const std::string log = read_file(dir + "/logs/parallel_2p_" + v + ".log");
+    EXPECT_EQ(log.find("--accumulate 2") != std::string::npos, v == "acc2") << log;
+  }
+  EXPECT_EQ(results["acc2"]["config"].value("accumulate", 1), 2);   // the flags reached the run, unquoted
+  EXPECT_EQ(results["plain"]["config"].value("accumulate", 1), 1);  // and only its own run
+
+  const std::string report = read_file(dir + "/report.md");
+  EXPECT_NE(report.find("**Variants compared.**"), std::string::npos) << report;
+  EXPECT_NE(report.find("- **2 processes, plain** (no extra flags): speedup "), std::string::npos) << report;
+  EXPECT_NE(report.find("(the reference of the bytes saved)"), std::string::npos) << report;
+  EXPECT_NE(report.find("- **2 processes, acc2** (`--accumulate '2'`): speedup "), std::string::npos) << report;
+  EXPECT_NE(report.find("bytes than plain"), std::string::npos) << report;
+  EXPECT_NE(report.find("](variants.png)"), std::string::npos) << report;
+  const std::string gp = read_file(dir + "/plots/speedup.gp");
+  EXPECT_NE(gp.find("title 'measured, plain'"), std::string::npos) << gp;
+  EXPECT_NE(gp.find("title 'measured, acc2'"), std::string::npos) << gp;
+  EXPECT_GT(png_size(dir + "/variants.png").first, 300u);
+  EXPECT_TRUE(fs::exists(dir + "/plots/time_to_accuracy_parallel_2p_acc2.dat"));
+}
+
+// A bad --variant is refused before any run: command substitution, bad
+// quoting, a bad or repeated name, flags train_parallel refuses.
+TEST(Experiments, BadVariantIsRefusedBeforeAnyRun) {
+  TempDir tmp;
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"x=$(ls)"}, "command substitution"},
+      {{"x=--accumulate `ls`"}, "command substitution"},
+      {{"x=--accumulate \"2"}, "quoting is unbalanced"},
+      {{"bad name=--accumulate 2"}, "--variant name 'bad name'"},
+      {{"acc2"}, "has no NAME="},
+      {{"a=", "a=--accumulate 2"}, "--variant a is given twice"},
+      {{"u=--no-such-flag"}, "train_parallel refuses it"},
+      {{"s=--accumulate 2 --sync-every 4"}, "cannot be combined"},
+      {{"e=--epochs 3"}, "train_parallel refuses it"},  // the suite gives every run --epochs itself
+  };
+  for (const auto& [variants, expected] : cases) {
+    SCOPED_TRACE(variants.back());
+    std::vector<std::string> argv = {binary("run_experiments"), "-o", tmp.path + "/out", "--data-dir", mnist_dir()};
+    for (const auto& v : variants) argv.insert(argv.end(), {"--variant", v});
+    const Result r = run(argv, tmp.path);
+    EXPECT_EQ(r.status, 1) << r.out << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("fix: "), std::string::npos) << r.err;
+    EXPECT_EQ(r.out.find("[run "), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(tmp.path + "/out"));
+  }
+}
+
 TEST(Experiments, UnknownOrUnsupportedPrecisionIsRefusedBeforeAnyRun) {
   TempDir tmp;
   const Result r = run({binary("run_experiments"), "--precision", "fp32,fp16", "-o", tmp.path + "/out", "--data-dir",

@@ -435,3 +435,57 @@ TEST(ReportMetrics, BackendsAreComparedWithinAPrecision) {
   EXPECT_NE((sentences[0] + sentences[1]).find("2 processes, bf16: MPI took 5.90 s, Gloo 6.20 s"), std::string::npos)
       << sentences[0] << "\n" << sentences[1];
 }
+
+namespace {
+
+// run_experiments --variant: a 2-rank run in each variant, its bytes per step as counted.
+Configuration in_variant(const std::string& variant, double total, double accuracy, double bytes) {
+  RunRecord r = ok_run(1, results(2, total, total - 2, 0.4, 2, accuracy));
+  r.results.bytes_per_step = bytes;
+  r.results.bytes_per_epoch = 50 * bytes;
+  Configuration c = on_backend(config("parallel_2p_" + variant, 2, {r}), "gloo");
+  c.variant = variant;
+  c.label = "2 processes, " + variant;
+  return c;
+}
+
+}  // namespace
+
+TEST(ReportMetrics, VariantsAreComparedWithTheFirstByBytesPerStep) {
+  const json m = performance_metrics(
+      {{"directory", "x"}, {"config", {{"variants", {{"ddp", ""}, {"psgd", "--grad-compression powersgd"}}}}}},
+      {{"cores", 2}}, json::object(),
+      {config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}), in_variant("ddp", 20, 0.97, 1e6),
+       in_variant("psgd", 16, 0.96, 1e5)},
+      json::object());
+  EXPECT_EQ(variants(m), (std::vector<std::string>{"ddp", "psgd"}));
+  EXPECT_TRUE(names_variants(m));
+  const json& cs = m["configurations"];
+  EXPECT_FALSE(cs[0].contains("variant"));
+  EXPECT_FALSE(cs[0]["allreduce"].contains("bytes_per_step"));  // the serial run hands nothing to a communicator
+  EXPECT_EQ(cs[2]["variant"], "psgd");
+  EXPECT_DOUBLE_EQ(cs[2]["allreduce"]["bytes_per_step"].get<double>(), 1e5);
+  EXPECT_DOUBLE_EQ(cs[2]["allreduce"]["bytes_per_epoch"].get<double>(), 5e6);
+  EXPECT_DOUBLE_EQ(cs[2]["speedup"]["median"].get<double>(), 30.0 / 16);  // against the one serial run
+  EXPECT_TRUE(in_first_variant(cs, cs[0]));
+  EXPECT_TRUE(in_first_variant(cs, cs[1]));
+  EXPECT_FALSE(in_first_variant(cs, cs[2]));
+
+  const auto lines = variant_comparison_lines(m);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "**2 processes, ddp** (no extra flags): speedup 1.50x, test accuracy 97.00%, 1.000 MB all-reduced "
+                      "per step and rank (the reference of the bytes saved).");
+  EXPECT_EQ(lines[1], "**2 processes, psgd** (`--grad-compression powersgd`): speedup 1.88x, test accuracy 96.00%, "
+                      "0.100 MB all-reduced per step and rank, 90.0% fewer bytes than ddp (10.0x fewer).");
+  EXPECT_NE(variant_comparison_markdown(m).find("- " + lines[1] + "\n"), std::string::npos);
+
+  // Without --variant: no variant anywhere, the report as it was.
+  const json plain = performance_metrics({{"directory", "x"}}, {{"cores", 2}}, json::object(),
+                                         {config("serial", 1, {ok_run(1, results(1, 30, 25, 0))}),
+                                          on_backend(config("parallel_2p", 2, {ok_run(1, results(2, 20, 17, 0.4))}), "gloo")},
+                                         json::object());
+  EXPECT_FALSE(names_variants(plain));
+  EXPECT_FALSE(plain["configurations"][1].contains("variant"));
+  EXPECT_TRUE(variant_comparison_lines(plain).empty());
+  EXPECT_EQ(variant_comparison_markdown(plain), "");
+}

@@ -126,7 +126,9 @@ json scaling_model(const std::vector<report::Configuration>& configs, const json
   int max_p = 8;
   std::vector<std::pair<int, double>> speedups;
   for (const auto& m : metrics["configurations"]) {
-    if (report::backend_of(m) != backend || report::precision_of(m) != precision) continue;
+    if (report::backend_of(m) != backend || report::precision_of(m) != precision ||
+        !report::in_first_variant(metrics["configurations"], m))
+      continue;
     max_p = std::max(max_p, m.value("processes", 1));
     speedups.push_back({m.value("processes", 1), results::number_or(m.value("speedup", json::object()), "median", NAN)});
   }

@@ -60,6 +60,7 @@ report::Configuration configuration_from(const json& c, const std::string& dir) 
   rc.backend = report::backend_of(c);  // gloo for a directory written before there was a choice
   rc.processes = c.value("processes", 1);
   rc.precision = report::precision_of(c);  // fp32 for a directory written before there was a choice
+  rc.variant = report::variant_of(c);
   rc.results_file = rc.name + "_results.json";
   for (const auto& r : c.value("runs", json::array())) rc.runs.push_back(run_from(r, dir));
   return rc;

@@ -20,8 +20,6 @@ namespace ddp::experiments {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 std::vector<std::string> trainer_argv(const Suite& s, const report::Configuration& c, const std::string& results) {
   const SuiteOptions& o = s.o;
   std::vector<std::string> a = {s.exe_dir + "/" + c.program,
@@ -40,8 +38,13 @@ std::vector<std::string> trainer_argv(const Suite& s, const report::Configuratio
     a.insert(a.end(), {"--world-size", std::to_string(c.processes), "--lr-scaling", to_string(o.train.lr_scaling),
                        "--backend", c.backend});
   if (c.backend == "gloo") a.insert(a.end(), {"--allreduce-algorithm", to_string(o.train.allreduce_algorithm)});  // Gloo's choice only
+  if (c.program == "train_parallel")
+    for (const auto& v : s.variants)
+      if (v.name == c.variant) a.insert(a.end(), v.args.begin(), v.args.end());  // last: the variant's own flags
   return a;
 }
+
+namespace {
 
 // What the terminal calls a run: "serial", "2 processes, mpi".
 std::string run_title(const report::Configuration& c) {

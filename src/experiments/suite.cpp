@@ -72,20 +72,32 @@ std::vector<report::Configuration> plan_configurations(const SuiteOptions& o) {
     serial.results_file = serial.name + "_results.json";
     cs.push_back(serial);
   }
+  const std::vector<Variant> variants = parse_variants(o.variants);
   for (int p : o.processes)
     for (const auto& backend : o.backends)  // side by side: every backend at one N, then the next N
-      for (const auto& precision : o.precisions) {
-        report::Configuration c;
-        // Gloo's files keep the names they had before there was a choice.
-        c.name = "parallel_" + std::to_string(p) + "p" + (backend == "gloo" ? "" : "_" + backend) + suffix(precision);
-        c.label = label(std::to_string(p) + (p == 1 ? " process" : " processes"), precision);
-        c.program = "train_parallel";
-        c.backend = backend;
-        c.precision = precision;
-        c.processes = p;
-        c.results_file = c.name + "_results.json";
-        cs.push_back(c);
-      }
+      for (const auto& precision : o.precisions)
+        for (const auto& v : variants) {
+          report::Configuration c;
+          // Gloo's files keep the names they had before there was a choice.
+          c.name = "parallel_" + std::to_string(p) + "p" + (backend == "gloo" ? "" : "_" + backend) +
+                   suffix(precision) + (v.name.empty() ? "" : "_" + v.name);
+          c.label = label(std::to_string(p) + (p == 1 ? " process" : " processes"), precision) +
+                    (v.name.empty() ? "" : ", " + v.name);
+          c.program = "train_parallel";
+          c.backend = backend;
+          c.precision = precision;
+          c.variant = v.name;
+          c.processes = p;
+          c.results_file = c.name + "_results.json";
+          cs.push_back(c);
+        }
+  // A variant named like a backend or precision ("bf16") could take another run's files.
+  for (size_t i = 0; i < cs.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (cs[i].name == cs[j].name)
+        throw UserError("two runs would both write " + cs[i].results_file + " (--variant " + cs[i].variant +
+                            " is named like a backend or precision)",
+                        "rename that --variant");
   return cs;
 }
 
@@ -135,11 +147,29 @@ void check_precisions(const std::vector<std::string>& precisions) {
   }
 }
 
+// Each variant's flags as train_parallel would parse them, on the suite's
+// first parallel run (the flags do not depend on N, backend or precision).
+void check_variants(const Suite& s) {
+  if (!any_named(s.variants) || s.o.processes.empty()) return;
+  report::Configuration c;
+  c.program = "train_parallel";
+  c.processes = s.o.processes.front();
+  c.backend = s.o.backends.empty() ? "gloo" : s.o.backends.front();
+  c.precision = s.o.precisions.empty() ? "fp32" : s.o.precisions.front();
+  for (const auto& v : s.variants) {
+    c.variant = v.name;
+    check_train_parallel_argv(trainer_argv(s, c, "results.json"), v);
+  }
+}
+
 // Everything that can be wrong, checked before the first run: the backends,
-// the precisions, the trainers next to us, the data. Fills in exe_dir and data_dir.
+// the precisions, the variants, the trainers next to us, the data. Fills in
+// exe_dir, data_dir and variants.
 void check_before_running(Suite& s) {
   check_backends(s.o.backends);
   check_precisions(s.o.precisions);
+  s.variants = parse_variants(s.o.variants);
+  plan_configurations(s.o);  // throws when two runs would write the same files
   if (!s.o.network.empty()) {
     check_network(s.o.network);
     if (s.o.backends != std::vector<std::string>{"gloo"})
@@ -165,6 +195,15 @@ void check_before_running(Suite& s) {
     throw;
   }
   std::cout << " ok\n";
+  check_variants(s);
+}
+
+// {name: flags}, or null without --variant.
+json variants_json(const std::vector<Variant>& vs) {
+  if (!any_named(vs)) return nullptr;
+  json j = json::object();
+  for (const auto& v : vs) j[v.name] = v.flags;
+  return j;
 }
 
 json experiment_block(const Suite& s, const std::string& command) {
@@ -178,6 +217,7 @@ json experiment_block(const Suite& s, const std::string& command) {
             {"process_counts", o.processes},
             {"backends", o.backends},
             {"precisions", o.precisions},
+            {"variants", variants_json(s.variants)},
             {"threads", o.train.threads},
             {"dataset", o.train.dataset},
             {"data_dir", s.data_dir},
@@ -200,6 +240,10 @@ void announce(const Suite& s, size_t runs) {
   if (o.precisions != std::vector<std::string>{"fp32"}) {
     std::cout << (o.precisions.size() > 1 ? ", in each of the precisions " : ", in ");
     for (size_t i = 0; i < o.precisions.size(); ++i) std::cout << (i ? ", " : "") << o.precisions[i];
+  }
+  if (any_named(s.variants)) {
+    std::cout << ", each parallel run in the variants";
+    for (size_t i = 0; i < s.variants.size(); ++i) std::cout << (i ? ", " : " ") << s.variants[i].name;
   }
   if (o.repeats > 1) std::cout << " (each " << o.repeats << " times)";
   std::cout << "; " << o.train.epochs << " epoch(s), batch " << o.train.batch_size << " per process, " << o.train.threads

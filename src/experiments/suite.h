@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/variants.h"
 #include "report/metrics.h"
 #include "train/config.h"
 
@@ -33,6 +34,10 @@ struct SuiteOptions {
   // count, serial included: each parallel run is compared with the serial
   // run of its own precision, the bf16 serial run with the fp32 one.
   std::vector<std::string> precisions = {"fp32"};
+  // --variant NAME=FLAGS (experiments/variants.h): every parallel run once
+  // per variant, with FLAGS appended to train_parallel's argv; none: one
+  // unnamed variant, the suite as it was.
+  std::vector<std::string> variants;
   std::string output_dir = "results";
   int repeats = 1;
   // --network RATE[,DELAY]: each rank of a parallel run on its own emulated
@@ -51,13 +56,17 @@ struct Suite {
   std::string exe_dir;   // where train_serial and train_parallel are
   std::string data_dir;  // absolute
   std::vector<report::Configuration> configs;
+  std::vector<Variant> variants;  // parse_variants(o.variants)
   int cores = 1;
 };
 
 // The serial baseline of each precision, then every process count on each
 // backend in each precision side by side. bf16 runs' names end in "_bf16"
 // (fp32's keep the names they had before there was a choice); their labels
-// name the precision when any run is not fp32.
+// name the precision when any run is not fp32. With --variant, each parallel
+// run once per variant: its name ends in "_<variant>", its label in ", <variant>".
+// Throws UserError on a bad --variant (parse_variants), or when two runs
+// would write the same files.
 std::vector<report::Configuration> plan_configurations(const SuiteOptions& o);
 
 // Checks everything that can be wrong up front (throws UserError), runs the

@@ -105,6 +105,7 @@ void add_model_validation(json& metrics, const std::vector<report::Configuration
   const std::string precision = sm.value("measured_precision", "fp32");
   for (auto& cfg : metrics["configurations"]) {
     if (cfg.value("processes", 1) < 2 || report::backend_of(cfg) != backend || report::precision_of(cfg) != precision ||
+        !report::in_first_variant(metrics["configurations"], cfg) ||
         !cfg.contains("allreduce"))
       continue;
     const report::CommCost c = comm_cost(b, cfg.value("processes", 1), cores, threads, network);

@@ -101,6 +101,11 @@ void print_summary(const Suite& s, const json& m, const std::vector<std::string>
     std::cout << sentence << "\n";
   for (const auto& sentence : report::precision_comparison_sentences(m.value("precision_comparison", json::array())))
     std::cout << sentence << "\n";
+  for (const auto& line : report::variant_comparison_lines(m)) {  // Markdown's bold, on the terminal plain
+    std::string plain = line;
+    for (size_t at; (at = plain.find("**")) != std::string::npos;) plain.erase(at, 2);
+    std::cout << plain << "\n";
+  }
   for (const auto& n : notes)
     if (!gnuplot_missing) std::cerr << "run_experiments: " << n << "\n";  // else the caller's error says it
   const double busy = results::number_or(

@@ -85,10 +85,10 @@ json compare_at(int processes, const std::vector<const json*>& entries) {
 json backend_comparison(const json& configurations) {
   // Backends are compared at the same process count and precision (with
   // --precision fp32 bf16, a bf16 run against an fp32 one says nothing of
-  // the backends).
+  // the backends), in the first variant (the others change what is compared).
   std::map<std::pair<int, std::string>, std::vector<const json*>> groups;
   for (const auto& c : configurations)
-    if (!backend_of(c).empty()) groups[{c.value("processes", 0), c.value("precision", "fp32")}].push_back(&c);
+    if (!backend_of(c).empty() && in_first_variant(configurations, c)) groups[{c.value("processes", 0), c.value("precision", "fp32")}].push_back(&c);
   json out = json::array();
   for (const auto& [key, entries] : groups)
     if (entries.size() >= 2) {

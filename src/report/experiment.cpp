@@ -31,6 +31,8 @@ json performance_metrics(const json& experiment, const json& machine, const json
       {"exposed_comm_fraction", "all-reduce time not hidden behind backward (allreduce_wait, mean over ranks) / train_time_s"},
       {"allreduce.busy_per_step_s", "time the communication thread spent in all-reduce per step (mean over ranks)"},
       {"allreduce.hidden_fraction", "1 - exposed / busy: the share of the all-reduce that ran during backward"},
+      {"allreduce.bytes_per_step", "bytes each rank handed to the communicator per optimizer step, as train_parallel "
+                                   "counted them (its results' allreduce.bytes_per_step)"},
       {"oversubscribed", "processes x threads per process > cores: the processes take turns on the cores"},
       {"scaling", "weak scaling per step: the batch per process is fixed; N processes do 1/N of the steps of an epoch"}};
   m["configurations"] = cs;
@@ -52,6 +54,11 @@ json performance_metrics(const json& experiment, const json& machine, const json
           "throughput_ratio = throughput_bf16 / throughput_fp32, accuracy_difference = accuracy_bf16 - accuracy_fp32";
     }
   }
+  if (names_variants(m))
+    m["definitions"]["variant"] =
+        "run_experiments --variant NAME=FLAGS: the parallel runs made with FLAGS added to train_parallel's flags "
+        "(experiment.config.variants); the backend and precision comparisons and the scaling model use the first "
+        "variant's runs";
   std::vector<double> bg;
   for (const auto& c : configs)
     for (const auto& r : c.runs) bg.push_back(r.background_cores);

@@ -183,6 +183,11 @@ void add_representative(json& m, const Configuration& c) {
                       {"compute_preempted_per_step_s", finite_or_null(s.compute_preempted / steps)},
                       // Where it ran (what --overlap chose): the report's prose depends on it.
                       {"overlap", r.overlap}};
+    // What each rank handed to the communicator (counted by train_parallel; absent before it was).
+    if (!c.is_serial() && std::isfinite(r.bytes_per_step)) {
+      m["allreduce"]["bytes_per_step"] = r.bytes_per_step;
+      m["allreduce"]["bytes_per_epoch"] = finite_or_null(r.bytes_per_epoch);
+    }
   }
 }
 
@@ -214,6 +219,7 @@ json configuration_metrics(const Configuration& c, const Configuration* serial) 
   if (!c.backend.empty()) m["backend"] = c.backend;
   if (!trace_file.empty()) m["trace_file"] = trace_file;
   m["precision"] = c.precision;
+  if (!c.variant.empty()) m["variant"] = c.variant;
   const Summary t = summarize(total);
   m["total_time_s"] = to_json(t);
   m["train_time_s"] = to_json(summarize(train));

@@ -67,11 +67,15 @@ struct RunRecord {
 // One configuration: the serial baseline, or train_parallel with N processes
 // on one communication backend.
 struct Configuration {
-  std::string name;          // "serial", "parallel_2p", "parallel_2p_mpi", "parallel_2p_bf16": prefix of its files
-  std::string label;         // "serial", "2 processes", "2 processes, bf16"
+  // "serial", "parallel_2p", "parallel_2p_mpi", "parallel_2p_bf16", "parallel_2p_powersgd": prefix of its files
+  std::string name;
+  std::string label;         // "serial", "2 processes", "2 processes, bf16", "2 processes, powersgd"
   std::string program;       // "train_serial" / "train_parallel"
   std::string backend;       // train_parallel's --backend: "gloo", "mpi"; "" for the serial run
   std::string precision = "fp32";  // the trainers' --precision: "fp32", "bf16"
+  // run_experiments --variant's name (extra train_parallel flags); "" for the
+  // serial run and the suite without --variant.
+  std::string variant;
   int processes = 1;
   std::string results_file;  // the canonical file: serial_results.json, parallel_2p_results.json
   std::vector<RunRecord> runs;
@@ -134,6 +138,24 @@ std::vector<std::string> precision_comparison_sentences(const nlohmann::json& co
 // and a list ("" without one).
 std::string precision_description(const nlohmann::json& metrics);
 std::string precision_comparison_markdown(const nlohmann::json& metrics);
+
+// The variant of a "configurations" entry (run_experiments --variant): "" for
+// the serial run and an entry without one.
+std::string variant_of(const nlohmann::json& configuration);
+// The variants of the parallel configurations, each once, in order.
+std::vector<std::string> variants(const nlohmann::json& metrics);
+// Whether labels and the report name the variant: when --variant was given.
+bool names_variants(const nlohmann::json& metrics);
+// Whether `c` is a serial run or a run of the first variant of
+// `configurations`: the runs the backend and precision comparisons and the
+// scaling model use (the other variants change what they compare).
+bool in_first_variant(const nlohmann::json& configurations, const nlohmann::json& c);
+// One line per parallel run when names_variants: its label and flags, speedup,
+// final test accuracy, allreduce.bytes_per_step and the bytes saved against
+// the first variant's run of the same N, backend and precision. Markdown;
+// "" / none without variants.
+std::vector<std::string> variant_comparison_lines(const nlohmann::json& metrics);
+std::string variant_comparison_markdown(const nlohmann::json& metrics);
 
 // For each process count that ran on more than one backend (in increasing
 // order): {"processes", "backends": {backend: {"status", medians of

@@ -39,6 +39,7 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     x.name = c.value("name", "run");
     x.backend = backend_of(c);
     x.precision = precision_of(c);
+    x.variant = variant_of(c);
     x.label = run_label(c, with_backend);
     x.processes = c.value("processes", 1);
     x.oversubscribed = flag(c, "oversubscribed");
@@ -49,7 +50,8 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
     // With backends there are twice the bars: short labels keep them apart.
     // The label names the precision already (suite.h); the short one too.
     x.bar_label = with_backend && !x.backend.empty()
-                      ? "N = " + std::to_string(x.processes) + "\n" + x.backend + (with_precision ? ", " + x.precision : "")
+                      ? "N = " + std::to_string(x.processes) + "\n" + x.backend + (with_precision ? ", " + x.precision : "") +
+                            (x.variant.empty() ? "" : ", " + x.variant)
                       : x.label;
     if (x.failed) x.bar_label += "\n(FAILED)";
     else if (x.oversubscribed) x.bar_label += with_backend || with_precision ? "\n(oversub.)" : "\n(oversubscribed)";
@@ -63,17 +65,21 @@ std::vector<Cfg> configurations(const json& metrics, const std::map<std::string,
 }
 
 std::vector<Series> speedup_series(const std::vector<Cfg>& cs) {
-  std::vector<std::string> backends, precisions;
+  std::vector<std::string> backends, precisions, variants;
+  auto add = [](std::vector<std::string>& v, const std::string& x) {
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+  };
   for (const auto& c : cs) {
     if (c.failed || c.backend.empty()) continue;
-    if (std::find(backends.begin(), backends.end(), c.backend) == backends.end()) backends.push_back(c.backend);
-    if (std::find(precisions.begin(), precisions.end(), c.precision) == precisions.end())
-      precisions.push_back(c.precision);
+    add(backends, c.backend);
+    add(precisions, c.precision);
+    add(variants, c.variant);
   }
   std::vector<Series> out;
   for (const auto& b : backends)
-    for (const auto& p : precisions) out.push_back({b, p});
-  if (out.empty()) out.push_back({"", cs.empty() ? "fp32" : cs.front().precision});
+    for (const auto& p : precisions)
+      for (const auto& v : variants) out.push_back({b, p, v});
+  if (out.empty()) out.push_back({"", cs.empty() ? "fp32" : cs.front().precision, ""});
   return out;
 }
 

@@ -42,19 +42,20 @@ struct Cfg {
   std::string bar_label;  // under its bar: the label (with backends: N, the backend, the precision), and what went wrong
   std::string backend;    // "" for the serial run
   std::string precision = "fp32";
+  std::string variant;    // run_experiments --variant; "" for the serial run
   int processes = 1;
   bool oversubscribed = false, failed = false;
   const json* metrics = nullptr;       // its entry of performance_metrics.json's "configurations"
   const RunResult* results = nullptr;  // null when it failed
 };
 std::vector<Cfg> configurations(const json& metrics, const std::map<std::string, RunResult>& results);
-// A measured speedup series: the runs of one backend in one precision, with
-// the serial run of that precision (their baseline).
+// A measured speedup series: the runs of one backend in one precision and
+// one variant, with the serial run of that precision (their baseline).
 struct Series {
-  std::string backend, precision;
+  std::string backend, precision, variant;
 };
 // The backends with a successful parallel run, in order, each in every
-// precision that ran: one measured series each (one series without a backend
+// precision and variant that ran: one measured series each (one series without a backend
 // when there is none: the serial run alone).
 std::vector<Series> speedup_series(const std::vector<Cfg>& cs);
 bool any_results(const std::vector<Cfg>& cs);
@@ -94,5 +95,6 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs);
 PlotFiles efficiency_plot(const json& metrics, const std::vector<Cfg>& cs);
 PlotFiles breakdown_plot(const std::vector<Cfg>& cs);
 PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs);
+PlotFiles variants_plot(const json& metrics, const std::vector<Cfg>& cs);  // with --variant only
 
 }  // namespace ddp::report::plot

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "report/metrics.h"
 #include "report/plot_common.h"
 
 namespace ddp::report {
@@ -45,6 +46,7 @@ std::vector<PlotFiles> make_plots(const json& metrics, const std::map<std::strin
   out.push_back(breakdown_plot(cs));
   if (metrics.contains("scaling_model") && metrics["scaling_model"].value("status", "") == "ok")
     out.push_back(scaling_plot(metrics, cs));
+  if (names_variants(metrics)) out.push_back(variants_plot(metrics, cs));
   return out;
 }
 

@@ -29,8 +29,9 @@ struct PlotFiles {
 // metrics: performance_metrics.json ("configurations", "machine", "scaling_model");
 // results: configuration name -> its representative results file. Returns the
 // plots in the order the report shows them: loss_curves, speedup, efficiency,
-// training_comparison, time_breakdown, scaling_model (the last only with a
-// calibrated model). Returns nothing when no configuration has results.
+// training_comparison, time_breakdown, scaling_model (only with a calibrated
+// model), variants (only with run_experiments --variant; not in plot_names).
+// Returns nothing when no configuration has results.
 std::vector<PlotFiles> make_plots(const nlohmann::json& metrics,
                                   const std::map<std::string, ddp::results::RunResult>& results);
 

@@ -41,13 +41,16 @@ std::string model_data(const ModelParams& mp, const std::vector<Network>& nets) 
 
 // scaling_measured.dat: the measured speedups of `backend` in `precision` (and
 // the serial run of that precision); `any` says whether there is one.
+// `variant`: the first variant's runs (the scaling model's; run_experiments --variant).
 std::string measured_data(const std::vector<Cfg>& cs, const std::string& backend, const std::string& precision,
-                          const std::string& name, bool& any) {
+                          const std::string& variant, const std::string& name, bool& any) {
   std::string meas = "# measured on this machine" + (name.empty() ? std::string() : ", " + name) +
                      "\n# processes  speedup(median min max)  efficiency_%(median)\n";
   any = false;
   for (const auto& c : cs) {
-    if (c.failed || !(c.backend.empty() || c.backend == backend) || c.precision != precision) continue;
+    if (c.failed || !(c.backend.empty() || c.backend == backend) || c.precision != precision ||
+        (!c.backend.empty() && c.variant != variant))
+      continue;
     const double sp = med(*c.metrics, "speedup");
     if (!std::isfinite(sp)) continue;
     any = true;
@@ -109,7 +112,9 @@ PlotFiles scaling_plot(const json& metrics, const std::vector<Cfg>& cs) {
   std::string named = names_backends(metrics) ? backend_name(measured_backend) : "";
   if (names_precisions(metrics)) named += (named.empty() ? "" : ", ") + measured_precision;
   bool any = false;
-  p.data.push_back({"scaling_measured.dat", measured_data(cs, measured_backend, measured_precision, named, any)});
+  p.data.push_back({"scaling_measured.dat", measured_data(cs, measured_backend, measured_precision,
+                                                        variants(metrics).empty() ? "" : variants(metrics).front(),
+                                                        named, any)});
 
   std::string s = gp_preamble(image("scaling_model"), 1400, 750, p.title);
   s += "set multiplot layout 1,2 title " +

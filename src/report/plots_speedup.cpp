@@ -12,11 +12,12 @@ namespace ddp::report::plot {
 
 namespace {
 
-// A series' name in its title and its data: "Gloo", "Gloo, bf16", "bf16", or
-// "" when neither the backend nor the precision is named.
-std::string series_name(const Series& x, bool with_backend, bool with_precision) {
+// A series' name in its title and its data: "Gloo", "Gloo, bf16", "bf16",
+// "powersgd", or "" when neither the backend, the precision nor the variant is named.
+std::string series_name(const Series& x, bool with_backend, bool with_precision, bool with_variant) {
   std::string n = with_backend ? backend_name(x.backend) : "";
   if (with_precision) n += (n.empty() ? "" : ", ") + x.precision;
+  if (with_variant) n += (n.empty() ? "" : ", ") + x.variant;
   return n;
 }
 
@@ -29,7 +30,8 @@ std::string speedup_data(const std::vector<Cfg>& cs, const std::vector<Series>& 
     if (k) d += "\n\n";  // the next gnuplot data set (index k)
     if (!name(series[k]).empty()) d += "# " + name(series[k]) + "\n";
     for (const auto& x : cs) {
-      if (x.failed || !(x.backend.empty() || x.backend == series[k].backend) || x.precision != series[k].precision)
+      if (x.failed || !(x.backend.empty() || x.backend == series[k].backend) || x.precision != series[k].precision ||
+          (!x.backend.empty() && x.variant != series[k].variant))
         continue;
       // The serial run is its series' baseline: 1 (a bf16 serial run's own
       // speedup is against the fp32 serial run, which is another series).
@@ -57,7 +59,10 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
                                                                                   : med(*x.metrics, "speedup"));
   }
   const auto series = speedup_series(cs);
-  auto name = [&](const Series& x) { return series_name(x, names_backends(metrics), names_precisions(metrics)); };
+  const bool with_variant = names_variants(metrics);
+  auto name = [&](const Series& x) {
+    return series_name(x, names_backends(metrics), names_precisions(metrics), with_variant);
+  };
   const std::string d = speedup_data(cs, series, name);
   p.data.push_back({"speedup.dat", d});
   const bool log = maxp > 16;
@@ -96,7 +101,10 @@ PlotFiles speedup_plot(const json& metrics, const std::vector<Cfg>& cs) {
   for (size_t k = 0; k < series.size(); ++k) {
     const BackendStyle* st = style_of(series[k].backend);
     const int shade = series[k].precision == "fp32" ? 0 : 1;  // bf16 in the backend's darker shade
-    const std::string color = st ? st->shades[shade] : kPalette[k % 10], text = st ? st->text : kSerialColor;
+    // Variants: a colour each (the backend's shades are for precisions).
+    const bool own = st && !with_variant;
+    const std::string color = own ? st->shades[shade] : kPalette[k % 10];
+    const std::string text = own ? st->text : with_variant ? color : kSerialColor;
     const std::string data = "'speedup.dat' index " + std::to_string(k);
     plot += ", \\\n     " + data + " using 1:2:3:4 with yerrorbars pt 7 ps 2 lw 2 lc rgb '" + color + "' notitle";
     plot += ", \\\n     " + data + " using 1:2 with lines lw 3 lc rgb '" + color + "' title " +

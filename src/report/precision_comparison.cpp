@@ -78,6 +78,7 @@ json precision_comparison(const json& configurations) {
   // The same run in each precision: serial, or the same process count and backend.
   std::vector<std::pair<std::string, std::map<std::string, const json*>>> runs;
   for (const auto& c : configurations) {
+    if (!in_first_variant(configurations, c)) continue;  // the other variants change more than the precision
     const std::string key = is_serial(c) ? "serial" : std::to_string(c.value("processes", 1)) + "|" + backend_of(c);
     auto it = std::find_if(runs.begin(), runs.end(), [&](const auto& r) { return r.first == key; });
     if (it == runs.end()) it = runs.insert(runs.end(), {key, {}});

@@ -141,6 +141,7 @@ std::string results_section(const json& m, const std::vector<std::string>& notes
        "the parallel runs falls more slowly per epoch.\n\n";
   r += backends_section(m);
   r += precision_comparison_markdown(m);
+  r += variant_comparison_markdown(m);
   const int cores = mach.value("cores", 0);
   bool over = false;
   for (const auto& c : m.value("configurations", json::array()))
@@ -375,7 +376,8 @@ std::string files_section(const json& m, const std::vector<std::string>& plots) 
   r += "- `serial_results.json`, `parallel_<N>p_results.json`" +
        std::string(std::count(bs.begin(), bs.end(), "mpi") ? " (Gloo), `parallel_<N>p_mpi_results.json` (MPI)" : "") +
        ": each trainer's own results (per epoch, per rank, per step)" +
-       std::string(names_precisions(m) ? "; the bf16 runs' names end in `_bf16`" : "") + "\n";
+       std::string(names_precisions(m) ? "; the bf16 runs' names end in `_bf16`" : "") +
+       std::string(names_variants(m) ? "; each variant's runs' names end in `_<variant>`" : "") + "\n";
   r += "- `logs/`: every run's output\n";
   if (m.contains("timeline"))
     r += "- `trace_<configuration>.json`: a few steps of each parallel configuration's first run, thread by thread "
@@ -403,6 +405,9 @@ std::string report_markdown(const json& m, const std::vector<std::string>& plots
   image("training_comparison", "Time, throughput, accuracy and loss", "");
   if (has("time_breakdown")) r += breakdown_section(m);
   if (has("timeline")) r += timeline_markdown(m);
+  image("variants", "Variants: time to accuracy and bytes per step",
+        "Test accuracy after each epoch against the time so far, and the bytes each rank all-reduced per optimizer "
+        "step, for each --variant.");
   return r + model_section(m, has("scaling_model")) + files_section(m, plots);
 }
 
