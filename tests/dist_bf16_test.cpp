@@ -221,10 +221,9 @@ float grad_value(int r, size_t i) {
 enum class Path { gradsync, direct, fallback };
 
 // One rank of a Gloo job, in a forked child: fills its gradients, averages
-// them with the compressed all-reduce, writes the result's bits to
-// out_dir/rank<r>.bin. Returns the child's exit status.
-int run_rank(int rank, int world, const std::string& rdv, const std::string& job, const std::string& algorithm,
-             size_t count, Path path, const std::string& out_dir) {
+// them with the compressed all-reduce, and returns the result.
+std::vector<float> run_rank(int rank, int world, const std::string& rdv, const std::string& job,
+                            const std::string& algorithm, size_t count, Path path) {
   GlooOptions o;
   o.rank = rank;
   o.size = world;
@@ -261,60 +260,17 @@ int run_rank(int rank, int world, const std::string& rdv, const std::string& job
     }
   }
   comm->barrier();
-  std::ofstream f(out_dir + "/rank" + std::to_string(rank) + ".bin", std::ios::binary);
-  f.write(reinterpret_cast<const char*>(g.data()), static_cast<std::streamsize>(count * sizeof(float)));
-  return f.good() ? 0 : 3;
+  return g;
 }
 
 // Forks `world` ranks, waits for them (killing all after 60 s), and returns
 // every rank's result (empty on failure).
 std::vector<std::vector<float>> run_job(int world, const std::string& algorithm, size_t count, Path path) {
-  dist_test::TempDir dir;
   const std::string job = "bf16-" + std::to_string(::getpid()) + "-" + std::to_string(world) + algorithm +
                           std::to_string(count) + "-" + std::to_string(static_cast<int>(path));
-  std::vector<pid_t> pids;
-  std::fflush(nullptr);
-  for (int r = 0; r < world; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int status = 1;
-      try {
-        status = run_rank(r, world, dir.path, job, algorithm, count, path, dir.path);
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "rank %d: %s\n", r, e.what());
-      }
-      std::fflush(nullptr);
-      ::_exit(status);
-    }
-    pids.push_back(pid);
-  }
-  bool ok = true;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (pid_t pid : pids) {
-    int status = 0;
-    for (;;) {
-      const pid_t got = ::waitpid(pid, &status, WNOHANG);
-      if (got == pid) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        for (pid_t p : pids) ::kill(p, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        ok = false;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = false;
-  }
-  std::vector<std::vector<float>> out;
-  if (!ok) return out;
-  for (int r = 0; r < world; ++r) {
-    std::vector<float> g(count);
-    std::ifstream f(dir.path + "/rank" + std::to_string(r) + ".bin", std::ios::binary);
-    f.read(reinterpret_cast<char*>(g.data()), static_cast<std::streamsize>(count * sizeof(float)));
-    if (!f) return {};
-    out.push_back(std::move(g));
-  }
-  return out;
+  return dist_test::run_forked_ranks(world, [&](int r, const std::string& dir) {
+    return run_rank(r, world, dir, job, algorithm, count, path);
+  });
 }
 
 }  // namespace

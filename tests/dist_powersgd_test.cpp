@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/rng.h"
+#include "dist/counting_communicator.h"
 #include "dist/gloo_communicator.h"
 #include "dist/grad_sync.h"
 #include "dist/powersgd.h"
@@ -51,89 +52,21 @@ float uniform(uint64_t seed, size_t i) {
 // Forks `world` ranks of a Gloo job; each runs body(rank, comm) and its
 // result comes back, [rank] (empty if a rank failed or 60 s passed).
 std::vector<std::vector<float>> run_ranks(int world, const std::function<std::vector<float>(int, Communicator&)>& body) {
-  dist_test::TempDir dir;
   static int job = 0;
   const std::string prefix = "psgd-" + std::to_string(::getpid()) + "-" + std::to_string(job++);
-  std::vector<pid_t> pids;
-  std::fflush(nullptr);
-  for (int r = 0; r < world; ++r) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int status = 1;
-      try {
-        GlooOptions o;
-        o.rank = r;
-        o.size = world;
-        o.rendezvous_dir = dir.path;
-        o.prefix = prefix;
-        o.timeout = std::chrono::milliseconds(30000);
-        auto comm = make_gloo_communicator(o);
-        const std::vector<float> out = body(r, *comm);
-        comm->barrier();
-        std::ofstream f(dir.path + "/rank" + std::to_string(r) + ".bin", std::ios::binary);
-        f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size() * sizeof(float)));
-        status = f.good() ? 0 : 3;
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "rank %d: %s\n", r, e.what());
-      }
-      std::fflush(nullptr);
-      ::_exit(status);
-    }
-    pids.push_back(pid);
-  }
-  bool ok = true;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (pid_t pid : pids) {
-    int status = 0;
-    while (::waitpid(pid, &status, WNOHANG) != pid) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        for (pid_t p : pids) ::kill(p, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        ok = false;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    if (WIFSIGNALED(status)) std::fprintf(stderr, "a rank ended by signal %d\n", WTERMSIG(status));
-    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  }
-  std::vector<std::vector<float>> out;
-  for (int r = 0; ok && r < world; ++r) {
-    std::ifstream f(dir.path + "/rank" + std::to_string(r) + ".bin", std::ios::binary | std::ios::ate);
-    std::vector<float> v(static_cast<size_t>(f.tellg()) / sizeof(float));
-    f.seekg(0);
-    f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
-    out.push_back(std::move(v));
-  }
-  return out;
+  return dist_test::run_forked_ranks(world, [&](int r, const std::string& dir) {
+    GlooOptions o;
+    o.rank = r;
+    o.size = world;
+    o.rendezvous_dir = dir;
+    o.prefix = prefix;
+    o.timeout = std::chrono::milliseconds(30000);
+    auto comm = make_gloo_communicator(o);
+    std::vector<float> out = body(r, *comm);
+    comm->barrier();
+    return out;
+  });
 }
-
-// Counts the bytes handed to the communicator, and forwards.
-class Counting final : public Communicator {
- public:
-  explicit Counting(Communicator& inner) : inner_(inner) {}
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
-  std::string backend() const override { return inner_.backend(); }
-  void allreduce_sum(float* d, size_t n) override {
-    bytes += n * sizeof(float);
-    inner_.allreduce_sum(d, n);
-  }
-  void allreduce_sum(double* d, size_t n) override {
-    bytes += n * sizeof(double);
-    inner_.allreduce_sum(d, n);
-  }
-  void allreduce_sum_bf16(uint16_t* d, size_t n) override {
-    bytes += n * sizeof(uint16_t);
-    inner_.allreduce_sum_bf16(d, n);
-  }
-  void broadcast(float* d, size_t n, int root) override { inner_.broadcast(d, n, root); }
-  void barrier() override { inner_.barrier(); }
-  size_t bytes = 0;
-
- private:
-  Communicator& inner_;
-};
 
 // One step as the trainer makes it: the stop flag, then the layers last-first.
 void step(GradSync& sync) {
@@ -286,7 +219,7 @@ TEST(PowerSgd, ErrorFeedbackKeepsWhatTheUpdateMissed) {
 // PowerSGD's factors: at rank 2 over 50x fewer bytes, >= 10x asked.
 TEST(PowerSgd, PlainUntilTheStartStepThenTenTimesFewerBytes) {
   const auto res = run_ranks(2, [](int rank, Communicator& gloo) {
-    Counting comm(gloo);
+    CountingCommunicator comm(gloo);
     std::vector<float> g(kParams + 1), plain(kParams + 1);
     GradSync sync(comm, g.data(), g.size(), 64 * 1024, kSegments, Compression::powersgd, Overlap::thread,
                   model_options(2));
@@ -294,9 +227,9 @@ TEST(PowerSgd, PlainUntilTheStartStepThenTenTimesFewerBytes) {
     std::vector<float> out;  // per step: bytes; whether the buffer equals the plain all-reduce's bits
     for (int s = 0; s < 4; ++s) {
       for (size_t i = 0; i < kParams; ++i) g[i] = plain[i] = uniform(17 * rank + s, i);
-      const size_t before = comm.bytes;
+      const uint64_t before = comm.allreduce_bytes();
       step(sync);
-      out.push_back(static_cast<float>(comm.bytes - before));
+      out.push_back(static_cast<float>(comm.allreduce_bytes() - before));
       step(reference);
       out.push_back(std::memcmp(g.data(), plain.data(), g.size() * sizeof(float)) == 0 ? 1.f : 0.f);
     }

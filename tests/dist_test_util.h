@@ -3,12 +3,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,6 +88,63 @@ inline void write_file(const std::string& path, const std::string& text) { std::
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Forks `world` ranks; rank r runs body(r, dir) in a process of its own (dir:
+// a fresh directory shared by the ranks, e.g. their rendezvous), and the
+// floats it returns come back through dir/rank<r>.bin. Returns every rank's
+// result, [rank]; empty when a rank threw, died, or `limit` passed (all are
+// then killed).
+inline std::vector<std::vector<float>> run_forked_ranks(
+    int world, const std::function<std::vector<float>(int rank, const std::string& dir)>& body,
+    std::chrono::seconds limit = std::chrono::seconds(60)) {
+  TempDir dir;
+  const auto file = [&dir](int r) { return dir.path + "/rank" + std::to_string(r) + ".bin"; };
+  std::vector<pid_t> pids;
+  std::fflush(nullptr);
+  for (int r = 0; r < world; ++r) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      int status = 1;
+      try {
+        const std::vector<float> out = body(r, dir.path);
+        std::ofstream f(file(r), std::ios::binary);
+        f.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size() * sizeof(float)));
+        status = f.good() ? 0 : 3;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "rank %d: %s\n", r, e.what());
+      }
+      std::fflush(nullptr);
+      ::_exit(status);
+    }
+    pids.push_back(pid);
+  }
+  bool ok = true;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (pid_t pid : pids) {
+    int status = 0;
+    while (::waitpid(pid, &status, WNOHANG) != pid) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        for (pid_t p : pids) ::kill(p, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        ok = false;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (WIFSIGNALED(status)) std::fprintf(stderr, "a rank ended by signal %d\n", WTERMSIG(status));
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  std::vector<std::vector<float>> out;
+  for (int r = 0; ok && r < world; ++r) {
+    std::ifstream f(file(r), std::ios::binary | std::ios::ate);
+    std::vector<float> v(static_cast<size_t>(f.tellg()) / sizeof(float));
+    f.seekg(0);
+    f.read(reinterpret_cast<char*>(v.data()), static_cast<std::streamsize>(v.size() * sizeof(float)));
+    if (!f) return {};
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 }  // namespace dist_test
