@@ -173,18 +173,6 @@ void BM_Bf16Sum(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * a.size() * 6));
 }
 
-// A world of 2 whose all-reduces return at once: what is timed is PowerSGD's own work.
-class SilentPair final : public dist::Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  std::string backend() const override { return "silent"; }
-  void allreduce_sum(float*, size_t) override {}
-  void allreduce_sum(double*, size_t) override {}
-  void broadcast(float*, size_t, int) override {}
-  void barrier() override {}
-};
-
 // One compressed step of --grad-compression powersgd over the whole
 // gradient (64 KiB buckets, as the trainer cuts them), without the
 // communication: error feedback, P = M Q, orthogonalisation, Q = M^T P,
@@ -205,7 +193,7 @@ void BM_PowerSgdStep(benchmark::State& state) {
   fill(g, 0.01f);
   const auto buckets = dist::bucket_layout(count, 64 * 1024, segments);
   dist::PowerSgd psgd(g.data(), count, buckets, o);
-  SilentPair comm;
+  dist::SilentCommunicator comm(2);  // all-reduces return at once: what is timed is PowerSGD's own work
   for (auto _ : state) {
     for (size_t b = 0; b < buckets.size(); ++b) psgd.reduce_bucket(b, comm);
     psgd.end_step();

@@ -29,18 +29,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-class SilentPair final : public dist::Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  std::string backend() const override { return "silent"; }
-  void allreduce_sum(float*, size_t) override {}
-  void allreduce_sum(double*, size_t) override {}
-  void allreduce_sum_bf16(uint16_t*, size_t) override {}
-  void broadcast(float*, size_t, int) override {}
-  void barrier() override {}
-};
-
 data::Dataset synthetic(int64_t n) {
   data::Dataset d;
   d.size = n;
@@ -82,7 +70,7 @@ int main(int argc, char** argv) {
   nn::Cnn net(0.5f, layout.count - layout.num_params);
   net.init(7);
   optim::Sgd sgd(layout.num_params, 0.9f);
-  SilentPair two;
+  dist::SilentCommunicator two(2);
   dist::GradSync sync(two, net.grads(), layout.count, 64 << 10, layout.segments);
   trace::Recorder recorder(0, static_cast<int64_t>(blocks) * per_block);
   const train::StepModel off{net, sgd, sync, nullptr}, on{net, sgd, sync, &recorder};

@@ -156,24 +156,6 @@ TEST(TrainStep, SteadyStateAllocatesNothingOfOurs) {
   EXPECT_GT(t.backward, 0);
 }
 
-namespace {
-
-// A world of two whose collectives return at once: GradSync runs its
-// communication thread, and the all-reduces cost nothing.
-class SilentPair final : public dist::Communicator {
- public:
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
-  std::string backend() const override { return "silent"; }
-  void allreduce_sum(float*, size_t) override {}
-  void allreduce_sum(double*, size_t) override {}
-  void allreduce_sum_bf16(uint16_t*, size_t) override {}
-  void broadcast(float*, size_t, int) override {}
-  void barrier() override {}
-};
-
-}  // namespace
-
 // The same with --trace's recorder armed: every part of the step is
 // recorded (into buffers allocated before), on both threads, and still
 // nothing of ours allocates.
@@ -185,7 +167,7 @@ TEST(TrainStep, WithTracingAllocatesNothingOfOursAndRecordsEveryPart) {
   nn::Cnn net(0.5f, layout.count - layout.num_params);
   net.init(7);
   optim::Sgd sgd(layout.num_params, 0.9f);
-  SilentPair two;
+  dist::SilentCommunicator two(2);
   dist::GradSync sync(two, net.grads(), layout.count, 64 << 10, layout.segments);
   trace::Recorder recorder(3, 13);
   net.set_trace(&recorder);

@@ -48,4 +48,24 @@ class LocalCommunicator final : public Communicator {
   void barrier() override {}
 };
 
+// A world of `size` ranks (this one rank 0) whose collectives return at
+// once and leave the data as it is: not a correct all-reduce for size > 1.
+// For timing what surrounds communication, with GradSync's communication
+// thread running as in a real world: benchmarks and allocation tests.
+class SilentCommunicator final : public Communicator {
+ public:
+  explicit SilentCommunicator(int size) : size_(size) {}
+  int rank() const override { return 0; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "silent"; }
+  void allreduce_sum(float*, size_t) override {}
+  void allreduce_sum(double*, size_t) override {}
+  void allreduce_sum_bf16(uint16_t*, size_t) override {}
+  void broadcast(float*, size_t, int) override {}
+  void barrier() override {}
+
+ private:
+  int size_;
+};
+
 }  // namespace ddp::dist
