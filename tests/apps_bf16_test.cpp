@@ -15,15 +15,6 @@ namespace {
 
 bool native_bf16() { return ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::native; }
 
-json run_ok(std::vector<std::string> argv, const TempDir& tmp, const std::string& name) {
-  const std::string out = tmp.path + "/" + name + ".json";
-  argv.insert(argv.end(), {"--save-results", out, "--no-progress", "--data-dir", mnist_dir()});
-  Proc p(argv, tmp.path + "/" + name + ".log");
-  EXPECT_TRUE(p.wait(180)) << name << " did not finish in 180 s";
-  EXPECT_EQ(p.exit_code(), 0) << p.output();
-  return json::parse(read_file(out));
-}
-
 // With dropout off, N ranks at batch B take the steps of one process at
 // batch N*B. In fp32 the losses agree to 2e-4 (the all-reduce sums in
 // another order). In bf16 the same last-bit difference in an f32 weight can
@@ -31,7 +22,7 @@ json run_ok(std::vector<std::string> argv, const TempDir& tmp, const std::string
 // measured, the step losses still agree to 6e-6 over 20 steps. 1e-3 allows
 // more such flips, while a wrong average (a gradient not divided by the
 // world size, a rank's batch lost) is off by more than 10%.
-void expect_matches_serial(int world) {
+void expect_bf16_matches_serial(int world) {
   TempDir tmp;
   const std::string per_rank = std::to_string(128 / world);
   const json serial = run_ok({binary("train_serial"), "-b", "128", "--dropout", "0", "--limit", "1280", "-e", "2",
@@ -54,12 +45,12 @@ void expect_matches_serial(int world) {
 
 TEST(TrainParallelBf16, TwoRanksAtBatch64MatchSerialAtBatch128) {
   if (!native_bf16()) GTEST_SKIP() << "no native bf16 on this CPU";
-  expect_matches_serial(2);
+  expect_bf16_matches_serial(2);
 }
 
 TEST(TrainParallelBf16, FourRanksAtBatch32MatchSerialAtBatch128) {
   if (!native_bf16()) GTEST_SKIP() << "no native bf16 on this CPU";
-  expect_matches_serial(4);
+  expect_bf16_matches_serial(4);
 }
 
 // --grad-compression bf16 (the all-reduce's wire format) and --precision

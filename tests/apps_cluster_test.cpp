@@ -28,26 +28,6 @@ std::vector<std::pair<std::string, std::string>> root_env() {
   return {{"OMPI_ALLOW_RUN_AS_ROOT", "1"}, {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"}};
 }
 
-std::string which(const std::string& name) {
-  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"}) {
-    const std::string p = std::string(dir) + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
-// Runs argv (+ results and data flags) to the end; returns its results file.
-json run_ok(std::vector<std::string> argv, const TempDir& tmp, const std::string& name,
-            const std::vector<std::pair<std::string, std::string>>& env = {}, double limit = 180) {
-  const std::string out = tmp.path + "/" + name + ".json";
-  argv.insert(argv.end(), {"--save-results", out, "--data-dir", mnist_dir()});
-  Proc p(argv, tmp.path + "/" + name + ".log", env);
-  EXPECT_TRUE(p.wait(limit)) << name << " did not finish in " << limit << " s";
-  EXPECT_EQ(p.exit_code(), 0) << name << ":\n" << p.output();
-  if (p.exit_code() != 0) return json::object();
-  return json::parse(read_file(out));
-}
-
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

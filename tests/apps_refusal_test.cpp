@@ -18,14 +18,6 @@ using namespace apps_test;
 
 namespace {
 
-std::string which(const std::string& name) {
-  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin"}) {
-    const std::string p = std::string(dir) + "/" + name;
-    if (access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
-
 using Env = std::vector<std::pair<std::string, std::string>>;
 using Args = std::vector<std::string>;
 

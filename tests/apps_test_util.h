@@ -12,7 +12,13 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
 
 namespace apps_test {
 
@@ -27,14 +33,7 @@ inline std::string read_file(const std::string& path) {
 }
 
 // A private temporary directory, removed with everything in it.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "apps-test-XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using test_util::TempDir;
 
 // A started program; its stdout and stderr go to one file.
 struct Proc {
@@ -111,6 +110,30 @@ inline bool wait_for_file(const std::string& path, double limit) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+
+// The path of an installed program in the usual directories ("" if none).
+inline std::string which(const std::string& name) {
+  for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"}) {
+    const std::string p = std::string(dir) + "/" + name;
+    if (access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+// Runs train_serial or train_parallel (argv, plus --save-results, --no-progress
+// and --data-dir) to the end within `limit` seconds, expecting exit 0;
+// returns its results file (an empty object if it failed).
+inline nlohmann::json run_ok(std::vector<std::string> argv, const TempDir& tmp, const std::string& name,
+                             const std::vector<std::pair<std::string, std::string>>& env = {}, double limit = 180) {
+  const std::string out = tmp.path + "/" + name + ".json";
+  argv.insert(argv.end(), {"--save-results", out, "--no-progress", "--data-dir", mnist_dir()});
+  Proc p(argv, tmp.path + "/" + name + ".log", env);
+  EXPECT_TRUE(p.wait(limit)) << name << " did not finish in " << limit << " s";
+  EXPECT_EQ(p.exit_code(), 0) << name << ":\n" << p.output();
+  if (p.exit_code() != 0) return nlohmann::json::object();
+  return nlohmann::json::parse(read_file(out));
 }
 
 }  // namespace apps_test

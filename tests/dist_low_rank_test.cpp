@@ -10,16 +10,14 @@
 #include "common/rng.h"
 #include "dist/low_rank.h"
 #include "dist/powersgd.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::dist;
 
 namespace {
 
-float uniform(uint64_t seed, size_t i) {
-  SplitMix64 g(mix_seed(seed, i));
-  return 2.0f * g.uniform_float() - 1.0f;
-}
+using test_util::uniform;
 
 }  // namespace
 

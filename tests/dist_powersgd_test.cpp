@@ -30,11 +30,14 @@
 #include "dist/grad_sync.h"
 #include "dist/powersgd.h"
 #include "dist_test_util.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::dist;
 
 namespace {
+
+using test_util::uniform;
 
 // The model's gradient buffer as the trainer lays it out (train/step.h):
 // conv1, conv2, fc1, fc2 (weight [out x rest], then bias), then the stop flag.
@@ -43,11 +46,6 @@ const std::vector<size_t> kSegments = {0, 320, 18816, 420352, kParams};
 const std::vector<MatrixView> kMatrices = {{0, 32, 9},          {288, 32, 1},     {320, 64, 288},
                                            {18752, 64, 1},      {18816, 128, 3136}, {420224, 128, 1},
                                            {420352, 10, 128},   {421632, 10, 1}};
-
-float uniform(uint64_t seed, size_t i) {
-  SplitMix64 g(mix_seed(seed, i));
-  return 2.0f * g.uniform_float() - 1.0f;
-}
 
 // Forks `world` ranks of a Gloo job; each runs body(rank, comm) and its
 // result comes back, [rank] (empty if a rank failed or 60 s passed).

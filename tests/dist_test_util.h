@@ -17,25 +17,14 @@
 #include <vector>
 
 #include "dist/launcher.h"
+#include "test_util.h"
 
 namespace dist_test {
 
 inline const char* worker_path() { return DIST_TEST_WORKER; }
 
 // A fresh directory for the workers' info files, removed on destruction.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = std::filesystem::temp_directory_path().string() + "/dist-test-XXXXXX";
-    std::vector<char> buf(t.begin(), t.end());
-    buf.push_back('\0');
-    if (mkdtemp(buf.data())) path = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
+using test_util::TempDir;
 
 struct RankInfo {
   pid_t pid = -1;

@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "test_util.h"
+
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -32,14 +34,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "experiments-test-XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test_util::TempDir;
 
 struct Result {
   int status = -1;

@@ -8,22 +8,16 @@
 
 #include "common/bf16.h"
 #include "nn/cnn.h"
+#include "nn_test_util.h"
 
 using ddp::nn::Cnn;
 using ddp::nn::Precision;
 
 namespace {
 
-bool native_bf16() { return ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::native; }
+using nn_test::fill_batch;
 
-void fill_batch(Cnn& net, int n, uint64_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> pix(0.f, 1.f);
-  float* x = net.input(n);
-  for (int i = 0; i < n * 784; ++i) x[i] = pix(gen);
-  int32_t* y = net.labels(n);
-  for (int i = 0; i < n; ++i) y[i] = static_cast<int32_t>(gen() % 10);
-}
+bool native_bf16() { return ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::native; }
 
 float round_to_bf16(float x) { return ddp::bf16_to_float(ddp::float_to_bf16(x)); }
 

@@ -8,18 +8,13 @@
 #include <random>
 
 #include "nn/cnn.h"
+#include "nn_test_util.h"
 
 using ddp::nn::Cnn;
 
 namespace {
 
-void fill_batch(Cnn& net, int n, uint64_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> pix(0.f, 1.f);
-  float* x = net.input(n);
-  for (int i = 0; i < n * 784; ++i) x[i] = pix(gen);
-  for (int i = 0; i < n; ++i) net.labels(n)[i] = static_cast<int32_t>(gen() % 10);
-}
+using nn_test::fill_batch;
 
 }  // namespace
 

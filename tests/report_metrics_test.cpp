@@ -7,6 +7,7 @@
 #include "report/experiment.h"
 #include "report/metrics.h"
 #include "results_test_util.h"
+#include "report_test_util.h"
 
 using namespace ddp::report;
 using nlohmann::json;
@@ -229,10 +230,7 @@ TEST(ReportMetrics, TablesShowEveryConfiguration) {
 
 namespace {
 
-Configuration on_backend(Configuration c, const std::string& backend) {
-  c.backend = backend;
-  return c;
-}
+using report_test::on_backend;
 
 // serial 30 s; at 2 processes gloo 20 s and mpi 16 s; at 4 processes gloo 18 s and a failed mpi run.
 json two_backends() {

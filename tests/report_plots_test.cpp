@@ -17,12 +17,16 @@
 #include "report/plots.h"
 #include "report/scaling_model.h"
 #include "results_test_util.h"
+#include "test_util.h"
+#include "report_test_util.h"
 
 using namespace ddp::report;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
+
+using report_test::on_backend;
 
 ddp::results::RunResult results(int world, double total, int epochs = 3) {
   json e = json::array();
@@ -78,11 +82,6 @@ struct Fixture {
   std::map<std::string, ddp::results::RunResult> results;
 };
 
-Configuration on_backend(Configuration c, const std::string& backend) {
-  c.backend = backend;
-  return c;
-}
-
 // mpi_overlap: what --overlap chose for the MPI runs ("thread" or "none").
 Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = false,
                 const std::string& mpi_overlap = "thread") {
@@ -115,14 +114,7 @@ Fixture fixture(bool with_model = true, bool failed_4p = false, bool with_mpi = 
   return f;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "report-plots-XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test_util::TempDir;
 
 // Width and height from a PNG's IHDR chunk; {0, 0} if the file is no PNG.
 std::pair<uint32_t, uint32_t> png_size(const std::string& path) {

@@ -15,6 +15,7 @@
 
 #include "results/json_reader.h"
 #include "results/run_result.h"
+#include "test_util.h"
 
 using namespace ddp::results;
 using nlohmann::json;
@@ -31,14 +32,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "results-schema-XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test_util::TempDir;
 
 // Every field different from its default (and from the other fields), so that
 // a field the reader drops, or reads into the wrong member, shows.

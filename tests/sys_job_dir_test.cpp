@@ -28,17 +28,7 @@ using test_util::in_child;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = fs::temp_directory_path().string() + "/jobdir-test-XXXXXX";
-    path = ::mkdtemp(t.data()) ? t : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using test_util::TempDir;
 
 int job_dirs_in(const std::string& parent) {
   int n = 0;

@@ -19,6 +19,7 @@
 #include "sys/fd.h"
 #include "sys/random_id.h"
 #include "sys/subprocess.h"
+#include "test_util.h"
 
 using namespace ddp;
 using namespace ddp::sys;
@@ -26,17 +27,7 @@ using namespace ddp::sys;
 namespace {
 
 // A fresh directory, removed afterwards.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char t[] = "/tmp/ddp-sys-test-XXXXXX";
-    path = ::mkdtemp(t) ? t : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using test_util::TempDir;
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path);

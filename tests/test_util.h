@@ -1,10 +1,13 @@
-// Helpers shared by tests of several rooms: a check in a forked child,
-// environment variables set for one test, and a UserError's text.
+// Helpers shared by tests of several rooms: a private temp directory, a
+// check in a forked child, environment variables set for one test, and a
+// UserError's text.
 #pragma once
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -12,8 +15,39 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/rng.h"
 
 namespace test_util {
+
+// A private directory (mkdtemp under the system's temp directory), removed
+// with everything in it when the test ends. `path` is empty if it could not
+// be made.
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "ddp-test-XXXXXX").string();
+    if (::mkdtemp(t.data())) path = t;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  std::string file(const std::string& name) const { return path + "/" + name; }
+  std::string operator/(const std::string& name) const { return file(name); }
+  std::string str() const { return path; }
+  // The names of the entries in it, sorted.
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(path)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string path;
+};
 
 // Runs `body` in a forked child, so that what it changes (affinity,
 // scheduling, environment) stays there. gtest assertions do not cross fork:
@@ -26,6 +60,13 @@ inline int in_child(const std::function<int()>& body) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+// Element i of a seeded uniform sequence on [-1, 1): test tensors that are
+// the same every run and on every rank.
+inline float uniform(uint64_t seed, size_t i) {
+  ddp::SplitMix64 g(ddp::mix_seed(seed, i));
+  return 2.0f * g.uniform_float() - 1.0f;
 }
 
 // "what | hint" of the UserError that `f` throws, or "" when it throws none.

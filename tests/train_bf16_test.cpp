@@ -9,11 +9,16 @@
 #include "train/checkpoint.h"
 #include "train/results.h"
 #include "train/trainer.h"
+#include "test_util.h"
+#include "train_test_util.h"
 
 using namespace ddp;
 using nn::Precision;
 
 namespace {
+
+using train_test::mnist;
+using train_test::train_alone;
 
 bool bf16_runs_here() { return nn::cpu_bf16().support != nn::Bf16Support::unsupported; }
 
@@ -27,43 +32,19 @@ train::TrainConfig small_config(int64_t limit, Precision precision) {
   return cfg;
 }
 
-const train::Datasets& mnist() {
-  static const train::Datasets data = [] {
-    const std::string dir = std::string(DDP_SOURCE_DIR) + "/data/mnist";
-    if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte"))
-      ADD_FAILURE() << "MNIST is missing from " << dir << ": run scripts/fetch_data.sh";
-    return train::load_datasets(small_config(0, Precision::fp32));
-  }();
-  return data;
-}
-
-train::RunResult run(const train::TrainConfig& cfg) {
-  data::Dataset subset = mnist().train;
-  if (cfg.limit > 0) data::truncate(subset, cfg.limit);
-  dist::LocalCommunicator comm;
-  return train::train(cfg, comm, subset, mnist().test);
-}
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "bf16-test-XXXXXX").string();
-    path = mkdtemp(t.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using test_util::TempDir;
 
 }  // namespace
 
 TEST(TrainLoopBf16, SameSeedGivesTheSameLossCurveBitForBit) {
   if (!bf16_runs_here()) GTEST_SKIP() << "no bf16 kernels on this CPU";
   const auto cfg = small_config(640, Precision::bf16);
-  const auto a = run(cfg), b = run(cfg);
+  const auto a = train_alone(cfg), b = train_alone(cfg);
   ASSERT_EQ(a.step_losses.size(), 10u);
   EXPECT_EQ(a.step_losses, b.step_losses);
   EXPECT_EQ(a.final_test_accuracy, b.final_test_accuracy);
   // bf16 really ran: another curve than fp32's, and the results say so.
-  EXPECT_NE(a.step_losses, run(small_config(640, Precision::fp32)).step_losses);
+  EXPECT_NE(a.step_losses, train_alone(small_config(640, Precision::fp32)).step_losses);
   const auto j = train::to_json(a, "test");
   EXPECT_EQ(j.at("config").at("precision"), "bf16");
   EXPECT_EQ(j.at("onednn").at("implementations").size(), 18u);
@@ -85,7 +66,7 @@ TEST(TrainLoopBf16, ACheckpointResumesInTheOtherPrecision) {
     auto cfg = small_config(3200, from);
     cfg.epochs = 2;
     cfg.checkpoint_dir = dir.path + "/a";
-    const auto full = run(cfg);
+    const auto full = train_alone(cfg);
     const int64_t steps = full.steps_per_epoch;
     ASSERT_EQ(full.step_losses.size(), static_cast<size_t>(2 * steps));
 
@@ -93,7 +74,7 @@ TEST(TrainLoopBf16, ACheckpointResumesInTheOtherPrecision) {
     resumed_cfg.precision = to;
     resumed_cfg.resume = train::checkpoint_path(cfg.checkpoint_dir, 1);
     resumed_cfg.checkpoint_dir = dir.path + "/b";
-    const auto resumed = run(resumed_cfg);
+    const auto resumed = train_alone(resumed_cfg);
     EXPECT_EQ(resumed.resumed_from, resumed_cfg.resume);
     ASSERT_EQ(resumed.epochs.size(), 2u);
     ASSERT_EQ(resumed.step_losses.size(), full.step_losses.size());

@@ -23,6 +23,7 @@
 #include "nn/cnn.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
+#include "test_util.h"
 
 namespace {
 
@@ -32,31 +33,7 @@ using ddp::nn::Cnn;
 using namespace ddp::train;
 using Bytes = std::vector<uint8_t>;
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("ddp_ckpt_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using test_util::TempDir;
 
 Bytes read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -7,10 +7,14 @@
 
 #include "dist/communicator.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 using namespace ddp;
 
 namespace {
+
+using train_test::mnist;
+using train_test::train_alone;
 
 train::TrainConfig small_config(int64_t limit) {
   train::TrainConfig cfg;
@@ -21,29 +25,11 @@ train::TrainConfig small_config(int64_t limit) {
   return cfg;
 }
 
-const train::Datasets& mnist() {
-  static const train::Datasets data = [] {
-    const std::string dir = std::string(DDP_SOURCE_DIR) + "/data/mnist";
-    if (!std::filesystem::exists(dir + "/train-images-idx3-ubyte"))
-      ADD_FAILURE() << "MNIST is missing from " << dir << ": run scripts/fetch_data.sh";
-    auto cfg = small_config(0);
-    return train::load_datasets(cfg);
-  }();
-  return data;
-}
-
-train::RunResult run(const train::TrainConfig& cfg) {
-  data::Dataset subset = mnist().train;
-  if (cfg.limit > 0) data::truncate(subset, cfg.limit);
-  dist::LocalCommunicator comm;
-  return train::train(cfg, comm, subset, mnist().test);
-}
-
 }  // namespace
 
 TEST(TrainLoop, SameSeedGivesTheSameLossCurveBitForBit) {
   const auto cfg = small_config(640);
-  const auto a = run(cfg), b = run(cfg);
+  const auto a = train_alone(cfg), b = train_alone(cfg);
   ASSERT_EQ(a.step_losses.size(), 10u);
   EXPECT_EQ(a.step_losses, b.step_losses);
   EXPECT_EQ(a.final_test_accuracy, b.final_test_accuracy);
@@ -51,16 +37,16 @@ TEST(TrainLoop, SameSeedGivesTheSameLossCurveBitForBit) {
 
 TEST(TrainLoop, AnotherSeedGivesAnotherCurve) {
   auto cfg = small_config(640);
-  const auto a = run(cfg);
+  const auto a = train_alone(cfg);
   cfg.seed = 43;
-  const auto b = run(cfg);
+  const auto b = train_alone(cfg);
   EXPECT_NE(a.step_losses, b.step_losses);
 }
 
 // (6,400 samples land too close to the bar for a test, depending on the
 // seed; docs/performance.md, "Accuracy of short runs", has the figures.)
 TEST(TrainLoop, OneEpochOn12800SamplesBeats90Percent) {
-  const auto r = run(small_config(12800));
+  const auto r = train_alone(small_config(12800));
   EXPECT_GT(r.final_test_accuracy, 0.90);
   ASSERT_EQ(r.epochs.size(), 1u);
   EXPECT_EQ(r.steps_per_epoch, 200);
@@ -74,7 +60,7 @@ TEST(TrainLoop, OneEpochOn12800SamplesBeats90Percent) {
 TEST(TrainLoop, ResultsAddUp) {
   auto cfg = small_config(1000);
   cfg.epochs = 2;
-  const auto r = run(cfg);
+  const auto r = train_alone(cfg);
   ASSERT_EQ(r.epochs.size(), 2u);
   ASSERT_EQ(r.step_losses.size(), 2u * 16);  // ceil(1000 / 64) steps, the last of 40
   for (const auto& e : r.epochs) {

@@ -16,6 +16,9 @@
 #include "data/dataset.h"
 #include "dist/communicator.h"
 #include "dist/gloo_communicator.h"
+#include "test_util.h"
+#include "train/trainer.h"
+#include "test_util.h"
 
 namespace train_test {
 
@@ -33,17 +36,7 @@ inline ddp::data::Dataset synthetic(int64_t n) {
   return d;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "train-test-XXXXXX").string();
-    if (mkdtemp(t.data())) path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
+using test_util::TempDir;
 
 // Runs body(comm) on `world` ranks, each a thread with its own Gloo
 // communicator; returns each rank's error message ("" if none).
@@ -69,6 +62,28 @@ inline std::vector<std::string> run_ranks(int world, const std::string& prefix,
     });
   for (auto& t : ranks) t.join();
   return errors;
+}
+
+
+// Full MNIST (data/mnist), loaded once per test program.
+inline const ddp::train::Datasets& mnist() {
+  static const ddp::train::Datasets data = [] {
+    ddp::train::TrainConfig cfg;
+    cfg.data_dir = std::string(DDP_SOURCE_DIR) + "/data/mnist";
+    if (!std::filesystem::exists(cfg.data_dir + "/train-images-idx3-ubyte"))
+      ADD_FAILURE() << "MNIST is missing from " << cfg.data_dir << ": run scripts/fetch_data.sh";
+    return ddp::train::load_datasets(cfg);
+  }();
+  return data;
+}
+
+// train() in this process, alone (a world of one), on the first cfg.limit
+// training samples of MNIST (all of them when limit is 0).
+inline ddp::train::RunResult train_alone(const ddp::train::TrainConfig& cfg) {
+  ddp::data::Dataset subset = mnist().train;
+  if (cfg.limit > 0) ddp::data::truncate(subset, cfg.limit);
+  ddp::dist::LocalCommunicator comm;
+  return ddp::train::train(cfg, comm, subset, mnist().test);
 }
 
 }  // namespace train_test

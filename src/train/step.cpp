@@ -6,13 +6,13 @@
 #include <cmath>
 #include <limits>
 
+#include "common/clock.h"
 #include "common/rng.h"
 
 namespace ddp::train {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
 
 void fill_batch(const StepModel& m, const data::Dataset& data, const StepInput& in) {
   const int n = static_cast<int>(in.samples.size());

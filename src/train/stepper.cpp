@@ -5,13 +5,13 @@
 #include <cmath>
 #include <limits>
 
+#include "common/clock.h"
 #include "common/error.h"
 
 namespace ddp::train {
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
 
 // The flag as the stop slot carries it: NaN for a non-finite loss (or
 // gradient), so that the sum is NaN on every rank; else 1 to ask to stop.

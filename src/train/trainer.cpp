@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/trace.h"
 #include "data/sampler.h"
@@ -44,7 +45,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 const Clock::time_point kProcessStart = Clock::now();  // set before main() runs
 
-double seconds(Clock::time_point from, Clock::time_point to) { return std::chrono::duration<double>(to - from).count(); }
 
 // Every rank's clock against rank 0's (a collective); a world of one has
 // rank 0's.
