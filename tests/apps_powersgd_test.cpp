@@ -3,13 +3,17 @@
 // trainer's checksum check after every epoch fails the run otherwise), the
 // steps before --powersgd-start-step are plain DDP's to the bit, the results
 // record the settings, bad flags are refused, and resuming after PowerSGD
-// began is refused with a fix that works.
+// began is refused with a fix that works; Ctrl-C during compressed steps
+// stops both ranks with a checkpoint. (A killed or silent rank in PowerSGD
+// mode: apps_parallel_test.cpp and apps_silent_peer_test.cpp.)
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <nlohmann/json.hpp>
 
 #include "apps_test_util.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 
 using namespace apps_test;
 using nlohmann::json;
@@ -87,4 +91,30 @@ TEST(TrainParallelPowerSgd, FlagsWithoutPowerSgdOrOutOfRangeAreRefused) {
     EXPECT_NE(p.exit_code(), 0) << flags[0] << " " << flags[1];
     EXPECT_NE(p.output().find(phrase), std::string::npos) << p.output();
   }
+}
+
+// Ctrl-C (SIGINT to the launcher) while PowerSGD compresses: the agreed stop
+// rides on the per-step flags all-reduce, so both ranks stop at the same
+// step, write one checkpoint and exit 130 naming --resume; resuming it in
+// PowerSGD mode is then refused with the fix (its residuals are per rank).
+TEST(TrainParallelPowerSgd, CtrlCStopsBothRanksWithACheckpoint) {
+  TempDir tmp;
+  const std::string ck = tmp.path + "/ck";
+  std::vector<std::string> argv = {binary("train_parallel"), "-w", "2", "-e", "3", "--limit", "6400",
+                                   "--no-progress", "--data-dir", mnist_dir(), "--grad-compression", "powersgd",
+                                   "--powersgd-start-step", "0", "--checkpoint-dir", ck};
+  Proc p(argv, tmp.path + "/stopped.log");
+  ASSERT_TRUE(wait_for_file(ck + "/checkpoint_epoch1.safetensors", 120)) << p.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // epoch 2: 50 steps a rank
+  ::kill(p.pid, SIGINT);
+  ASSERT_TRUE(p.wait(30)) << "did not stop:\n" << p.output();
+  EXPECT_EQ(p.exit_code(), 128 + SIGINT) << p.output();
+  EXPECT_NE(p.output().find("--resume auto"), std::string::npos) << p.output();
+  const std::string stopped_at = ddp::train::newest_checkpoint(ck);
+  EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
+
+  argv.insert(argv.end(), {"--resume", "auto"});
+  const auto [refused, why] = run(argv, tmp, "resumed");
+  EXPECT_NE(refused, 0);
+  EXPECT_NE(why.find("--powersgd-start-step"), std::string::npos) << why;
 }
