@@ -445,6 +445,9 @@ TEST(Experiments, VariantsRunSideBySide) {
   EXPECT_NE(gp.find("title 'measured, acc2'"), std::string::npos) << gp;
   EXPECT_GT(png_size(dir + "/variants.png").first, 300u);
   EXPECT_TRUE(fs::exists(dir + "/plots/time_to_accuracy_parallel_2p_acc2.dat"));
+  // Under the bars, the variant and N: "2 processes, acc2" overlapped its neighbours.
+  const std::string vgp = read_file(dir + "/plots/variants.gp");
+  EXPECT_NE(vgp.find("\"plain\\n2p\" 0, \"acc2\\n2p\" 1"), std::string::npos) << vgp;
 }
 
 // A bad --variant is refused before any run: command substitution, bad

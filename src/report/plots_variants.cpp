@@ -52,7 +52,12 @@ PlotFiles variants_plot(const json& metrics, const std::vector<Cfg>& cs) {
        "set ylabel 'MB per step'\nset yrange [0:*]\nset xrange [-0.6:" + g(bars.size() - 0.4) + "]\n" +
        "set grid noxtics ytics\nset bmargin 4.5\n";
   std::vector<Cfg> bar_cfgs;
-  for (const Cfg* c : bars) bar_cfgs.push_back(*c);
+  // Under a bar of this half-width panel, "2 processes, powersgd" ran into
+  // its neighbours: the variant's name, and N on a second line.
+  for (const Cfg* c : bars) {
+    bar_cfgs.push_back(*c);
+    if (!c->variant.empty()) bar_cfgs.back().bar_label = c->variant + "\n" + std::to_string(c->processes) + "p";
+  }
   s += bar_xtics(bar_cfgs);
   s += "plot 'bytes_per_step.dat' using 1:2:3 with boxes lc rgb variable, \\\n"
        "     'bytes_per_step.dat' using 1:2:(sprintf('%.3g MB', $2)) with labels offset 0,0.9 font ',13'\n";
