@@ -254,3 +254,16 @@ TEST(TrainSerial, UnwritableResultsPathFailsBeforeTraining) {
   EXPECT_LT(p.seconds, 3.0);
   EXPECT_NE(p.output().find("/proc/forbidden"), std::string::npos) << p.output();
 }
+
+// An accumulation group longer than an epoch makes one update an epoch:
+// legal (the partial group is stepped), but rarely meant, so it is said.
+TEST(TrainParallel, AccumulatingMoreThanAnEpochWarnsAndTrains) {
+  TempDir tmp;
+  Proc p({binary("train_parallel"), "-w", "2", "--limit", "640", "-e", "1", "--accumulate", "100", "--no-progress",
+          "--data-dir", mnist_dir()},
+         tmp.path + "/job.log");
+  ASSERT_TRUE(p.wait(120)) << p.output();
+  EXPECT_EQ(p.exit_code(), 0) << p.output();
+  EXPECT_NE(p.output().find("--accumulate 100 is more than the 5 micro-batches of an epoch"), std::string::npos)
+      << p.output();
+}

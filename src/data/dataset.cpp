@@ -25,7 +25,11 @@ void check_name(const std::string& dataset) {
 
 // How to get (or repair) the dataset's files into `dir`.
 std::string fetch_hint(const std::string& dataset, const std::string& dir) {
-  if (is_mnist(dataset)) return "fetch MNIST with: scripts/fetch_data.sh " + dir;
+  // The script's path is relative to the project's checkout, where the
+  // default data/mnist is too: from elsewhere, --data-dir is the fix.
+  if (is_mnist(dataset))
+    return "point --data-dir at the directory that holds MNIST, or fetch it into " + dir +
+           " with scripts/fetch_data.sh " + dir + " (from the project's checkout)";
   std::string hint = "install Fashion-MNIST with: apt-get install dataset-fashion-mnist";
   if (dir != default_data_dir(dataset)) hint += " (it installs into " + default_data_dir(dataset) + ")";
   return hint;

@@ -50,6 +50,28 @@ bool good_name(const std::string& n) {
   });
 }
 
+// A flag of the variant that the suite gives every run itself (--epochs,
+// -e, --batch-size=32, ...) is refused by name, before the parser's "At
+// Most 1 required but received 2" could say it less clearly. argv ends with
+// the variant's words (runner.cpp).
+void refuse_suite_flags(const CLI::App& app, const std::vector<std::string>& argv, const Variant& variant) {
+  const size_t own = std::min(variant.args.size(), argv.size());
+  const auto flag_of = [](const std::string& w) { return w.substr(0, w.find('=')); };
+  for (size_t i = argv.size() - own; i < argv.size(); ++i) {
+    if (argv[i].size() < 2 || argv[i][0] != '-') continue;
+    const std::string flag = flag_of(argv[i]);
+    for (const CLI::Option* o : app.get_options()) {
+      if (!o->check_name(flag)) continue;
+      for (size_t j = 1; j < argv.size() - own; ++j)
+        if (argv[j].size() > 1 && argv[j][0] == '-' && o->check_name(flag_of(argv[j])))
+          throw UserError("--variant " + variant.name + " gives " + flag + ", which run_experiments gives every run "
+                          "itself (" + argv[j] + ")",
+                          "set it for the whole suite with run_experiments' own flag (run_experiments --help), "
+                          "not in --variant");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<Variant> parse_variants(const std::vector<std::string>& specs) {
@@ -81,6 +103,7 @@ void check_train_parallel_argv(const std::vector<std::string>& argv, const Varia
   train::add_training_flags(app, cfg);
   train::add_parallel_flags(app, cfg);
   launch::add_cluster_flags(app, f);
+  refuse_suite_flags(app, argv, variant);
   std::vector<std::string> args(argv.begin() + (argv.empty() ? 0 : 1), argv.end());
   std::reverse(args.begin(), args.end());  // CLI11's parse(vector) takes them reversed
   const std::string hint = "fix the flags of --variant " + variant.name +

@@ -180,6 +180,12 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
                       "running compute at nice +10: expect about 8% less throughput at 2 ranks (root, CAP_SYS_NICE "
                       "or `ulimit -r 1` lifts it)");
   if (const std::string note = nn::check_precision_supported(cfg.precision); !note.empty()) progress_.message(note);
+  if (cfg.accumulate > steps_)
+    progress_.message("warning: --accumulate " + std::to_string(cfg.accumulate) + " is more than the " +
+                      std::to_string(steps_) + " micro-batches of an epoch on each rank, so each epoch makes one " +
+                      "update (of all of them); for " + std::to_string(cfg.accumulate) +
+                      " per update, give --accumulate at most " + std::to_string(steps_) +
+                      " or train on more samples (--limit)");
   if (!start_.path.empty())
     progress_.message((cfg.restart_from.empty() ? "resuming from " : "restarting from the snapshot ") +
                       start_.path + " at epoch " + std::to_string(start_.epoch + 1) + ", step " +
