@@ -128,6 +128,9 @@ TEST(EmulatedSuite, CtrlCStopsEveryNodeAndLeavesNothing) {
   ASSERT_TRUE(p.wait(60)) << p.output();
   EXPECT_EQ(p.exit_code(), 128 + SIGINT) << p.output();
   expect_nothing_left(namespaces, descendants, 10);
+  const std::string report = read_file(experiment_dir(tmp.path) + "/report.md");
+  EXPECT_NE(report.find("**Note:** the suite was interrupted (Interrupt) and is incomplete"), std::string::npos)
+      << report;
   const auto dirs = rendezvous_dirs(log);
   EXPECT_FALSE(dirs.empty());
   for (const auto& d : dirs) EXPECT_FALSE(fs::exists(d)) << d << " is left";

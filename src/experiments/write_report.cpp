@@ -1,6 +1,7 @@
 #include "experiments/write_report.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -140,6 +141,13 @@ int write_experiment(const Suite& s, const json& experiment, const json& bench, 
   } else if (!interrupted) {
     drawing = draw_plots(s, m, gnuplot, timeline);
   }
+  // Said where the reader looks, not only in performance_metrics.json: the
+  // run in progress is listed as "not run", like those that never started.
+  if (interrupted)
+    drawing.notes.push_back(std::string("the suite was interrupted (") + strsignal(pending_signal()) +
+                            ") and is incomplete: the run in progress was stopped and is listed as not run with "
+                            "those that never started, and no plots were drawn; run the same command again for "
+                            "the whole suite");
   sys::write_file_atomic(s.dir + "/report.md", report::report_markdown(m, drawing.drawn, drawing.notes));
 
   print_summary(s, m, drawing.notes, !gnuplot_problem.empty());
