@@ -34,17 +34,7 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 void stop_and_resume(const std::string& program, int world, int sig, const std::string& b, int64_t limit,
                      const std::vector<std::string>& mode) {
   const std::string tmp = std::filesystem::path(b).parent_path().string();
-  Proc first(trainer(program, world, b, 2, limit, mode), tmp + "/first.log");
-  EXPECT_TRUE(wait_for_file(b + "/checkpoint_epoch1.safetensors", 60)) << first.output();
-  // The checkpoint is written after epoch 1's evaluation: epoch 2 is training
-  // now, for over a second (100 steps a rank).
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  kill(first.pid, sig);
-  EXPECT_TRUE(first.wait(20));
-  EXPECT_EQ(first.exit_code(), 128 + sig) << first.output();
-  EXPECT_NE(first.output().find("--resume auto"), std::string::npos) << first.output();
-  const std::string stopped_at = ddp::train::newest_checkpoint(b);
-  EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
+  stop_during_epoch_2(trainer(program, world, b, 2, limit, mode), b, sig, tmp + "/first.log");
 
   auto resume = trainer(program, world, b, 2, limit, mode);
   resume.insert(resume.end(), {"--resume", "auto"});

@@ -13,7 +13,6 @@
 
 #include "apps_test_util.h"
 #include "test_util.h"
-#include "train/checkpoint.h"
 
 using namespace apps_test;
 using nlohmann::json;
@@ -103,15 +102,7 @@ TEST(TrainParallelPowerSgd, CtrlCStopsBothRanksWithACheckpoint) {
   std::vector<std::string> argv = {binary("train_parallel"), "-w", "2", "-e", "3", "--limit", "6400",
                                    "--no-progress", "--data-dir", mnist_dir(), "--grad-compression", "powersgd",
                                    "--powersgd-start-step", "0", "--checkpoint-dir", ck};
-  Proc p(argv, tmp.path + "/stopped.log");
-  ASSERT_TRUE(wait_for_file(ck + "/checkpoint_epoch1.safetensors", 120)) << p.output();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // epoch 2: 50 steps a rank
-  ::kill(p.pid, SIGINT);
-  ASSERT_TRUE(p.wait(30)) << "did not stop:\n" << p.output();
-  EXPECT_EQ(p.exit_code(), 128 + SIGINT) << p.output();
-  EXPECT_NE(p.output().find("--resume auto"), std::string::npos) << p.output();
-  const std::string stopped_at = ddp::train::newest_checkpoint(ck);
-  EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
+  stop_during_epoch_2(argv, ck, SIGINT, tmp.path + "/stopped.log");
 
   argv.insert(argv.end(), {"--resume", "auto"});
   const auto [refused, why] = run(argv, tmp, "resumed");

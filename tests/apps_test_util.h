@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "train/checkpoint.h"
 
 namespace apps_test {
 
@@ -112,6 +113,24 @@ inline bool wait_for_file(const std::string& path, double limit) {
   return false;
 }
 
+
+// Runs argv (whose checkpoints go to ckpt_dir), stops it with `sig` during
+// epoch 2, just after epoch 1's checkpoint, and checks the agreed stop: exit
+// 128 + sig within 20 s, the resume hint, a mid-epoch checkpoint.
+inline void stop_during_epoch_2(const std::vector<std::string>& argv, const std::string& ckpt_dir, int sig,
+                                const std::string& log) {
+  Proc first(argv, log);
+  EXPECT_TRUE(wait_for_file(ckpt_dir + "/checkpoint_epoch1.safetensors", 60)) << first.output();
+  // The checkpoint is written after epoch 1's evaluation: epoch 2 is training
+  // now, for over a second (100 steps a rank).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(first.pid, sig);
+  EXPECT_TRUE(first.wait(20));
+  EXPECT_EQ(first.exit_code(), 128 + sig) << first.output();
+  EXPECT_NE(first.output().find("--resume auto"), std::string::npos) << first.output();
+  const std::string stopped_at = ddp::train::newest_checkpoint(ckpt_dir);
+  EXPECT_NE(stopped_at.find("_step"), std::string::npos) << "expected a mid-epoch checkpoint, got " << stopped_at;
+}
 
 // The path of an installed program in the usual directories ("" if none).
 inline std::string which(const std::string& name) {
