@@ -11,6 +11,7 @@
 #include <set>
 
 #include "apps_test_util.h"
+#include "two_hosts.h"
 
 using namespace apps_test;
 using nlohmann::json;
@@ -26,11 +27,6 @@ int cores() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
 std::vector<std::pair<std::string, std::string>> root_env() {
   return {{"OMPI_ALLOW_RUN_AS_ROOT", "1"}, {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"}};
-}
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
 }
 
 void expect_same_steps(const json& a, const json& b, size_t steps) {
@@ -81,13 +77,6 @@ pid_t spawn_tied(const std::vector<std::string>& argv, const std::string& log) {
     _exit(127);
   }
   return pid;
-}
-
-// Runs a command to the end; returns its exit code (output to `log`).
-int run_cmd(const std::vector<std::string>& argv, const std::string& log = "/dev/null") {
-  Proc p(argv, log);
-  if (!p.wait(30)) return -1;
-  return p.exit_code();
 }
 
 // A redis-server on a free port, stopped (SIGKILL + wait) however the test
@@ -379,82 +368,7 @@ TEST(GlooRendezvous, BadClusterFlagsAreRejectedBeforeAnyWork) {
   }
 }
 
-// ---- Two machines: network namespaces joined by a veth pair -----------------
-
-// Two network namespaces, "a" (10.77.0.1) and "b" (10.77.0.2), joined by a
-// veth pair named veth0 on both sides: the only path between them. Removed
-// (with whatever still runs in them) however the test ends; leftovers of a
-// crashed earlier run (names carry the creating pid) are removed first.
-struct TwoHosts {
-  std::string a, b, error;
-  std::string ip = which("ip");
-
-  // Kills what still runs inside the namespace, then deletes it.
-  static void remove(const std::string& ns) {
-    const std::string ip = which("ip");
-    const std::string tmp = "/tmp/ddpt-pids-" + std::to_string(getpid());
-    Proc list({ip, "netns", "pids", ns}, tmp);
-    list.wait(10);
-    std::istringstream in(read_file(tmp));
-    for (pid_t p; in >> p;) kill(p, SIGKILL);
-    std::filesystem::remove(tmp);
-    run_cmd({ip, "netns", "del", ns});
-  }
-  static void remove_leftovers() {
-    const std::string tmp = "/tmp/ddpt-list-" + std::to_string(getpid());
-    Proc list({which("ip"), "netns", "list"}, tmp);
-    list.wait(10);
-    std::istringstream in(read_file(tmp));
-    std::filesystem::remove(tmp);
-    for (std::string line; std::getline(in, line);) {
-      const std::string name = line.substr(0, line.find(' '));
-      if (name.rfind("ddpt-", 0) != 0) continue;
-      const pid_t owner = std::atoi(name.c_str() + 5);
-      if (owner > 0 && owner != getpid() && kill(owner, 0) != 0) remove(name);
-    }
-  }
-
-  TwoHosts() {
-    if (ip.empty()) {
-      error = "the ip command (iproute2) is not installed";
-      return;
-    }
-    remove_leftovers();
-    const std::string tag = "ddpt-" + std::to_string(getpid()) + "-";
-    const std::string err = "/tmp/" + tag + "err";
-    const int rc = run_cmd({ip, "netns", "add", tag + "a"}, err);
-    const std::string why = read_file(err);
-    std::filesystem::remove(err);
-    if (rc != 0) {
-      error = "cannot create a network namespace (needs root / CAP_NET_ADMIN): " + why;
-      return;
-    }
-    a = tag + "a";
-    if (run_cmd({ip, "netns", "add", tag + "b"}) != 0) {
-      error = "cannot create a second network namespace";
-      return;
-    }
-    b = tag + "b";
-    const std::vector<std::vector<std::string>> setup = {
-        {ip, "link", "add", "veth0", "netns", a, "type", "veth", "peer", "name", "veth0", "netns", b},
-        {ip, "-n", a, "addr", "add", "10.77.0.1/24", "dev", "veth0"},
-        {ip, "-n", b, "addr", "add", "10.77.0.2/24", "dev", "veth0"},
-        {ip, "-n", a, "link", "set", "veth0", "up"},
-        {ip, "-n", b, "link", "set", "veth0", "up"},
-        {ip, "-n", a, "link", "set", "lo", "up"},
-        {ip, "-n", b, "link", "set", "lo", "up"}};
-    for (const auto& cmd : setup)
-      if (run_cmd(cmd) != 0) {
-        error = "network setup failed: " + cmd[1] + " " + cmd[2] + " " + cmd[3] + " ...";
-        return;
-      }
-  }
-  ~TwoHosts() {
-    if (!b.empty()) remove(b);
-    if (!a.empty()) remove(a);
-  }
-  std::vector<std::string> in(const std::string& ns) const { return {ip, "netns", "exec", ns}; }
-};
+// ---- Two machines: network namespaces joined by a veth pair (two_hosts.h) ----
 
 // One rank on each "machine", started by train_parallel's own node launcher
 // (--nnodes 2 --node-rank i), meeting through a rendezvous directory (a

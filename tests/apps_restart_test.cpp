@@ -57,10 +57,6 @@ bool wait_noting_workers(Proc& p, double limit, std::set<pid_t>& seen) {
   return false;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
-
 // Nothing of the job is left: no process, no job directory in TMPDIR (the
 // rendezvous keys and the private snapshots live there), in the checkpoint
 // directory only checkpoints (no snapshot, no temporary file).

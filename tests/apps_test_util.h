@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,6 +26,11 @@ namespace apps_test {
 
 inline std::string binary(const std::string& name) { return std::string(DDP_BINARY_DIR) + "/" + name; }
 inline std::string mnist_dir() { return std::string(DDP_SOURCE_DIR) + "/data/mnist"; }
+
+inline std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -133,6 +139,18 @@ inline void stop_during_epoch_2(const std::vector<std::string>& argv, const std:
 }
 
 // The path of an installed program in the usual directories ("" if none).
+// The same floats, bit for bit (NaNs included).
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// Runs a command to the end; returns its exit code (output to `log`).
+inline int run_cmd(const std::vector<std::string>& argv, const std::string& log = "/dev/null") {
+  Proc p(argv, log);
+  if (!p.wait(30)) return -1;
+  return p.exit_code();
+}
+
 inline std::string which(const std::string& name) {
   for (const char* dir : {"/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"}) {
     const std::string p = std::string(dir) + "/" + name;

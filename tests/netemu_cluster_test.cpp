@@ -26,11 +26,6 @@ namespace {
 const std::vector<std::string> kCommon = {"--dropout", "0", "--limit", "1280", "-e", "2", "--no-progress",
                                           "--data-dir", mnist_dir()};
 
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 // emulated_cluster at `rate` running train_parallel on every node, meeting
 // in `dir`; `train` are train_parallel's further flags.
 std::vector<std::string> cluster_job(const std::string& rate, const std::string& dir,

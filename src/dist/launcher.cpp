@@ -220,7 +220,10 @@ class Supervisor {
       const std::vector<int> ended = reap(workers_, alive_);
       if (first_failure_ < 0 && !interrupted_) blame_failure(ended);
       if (alive_ == 0) break;
-      if (stopping_ && !killed_ && (o_.kill_on_failure || Clock::now() >= deadline_)) kill_all();
+      // A failure with a restart to come ends the others at once; a stop on
+      // purpose (a signal to the launcher) gives them their grace to stop
+      // together and write a checkpoint.
+      if (stopping_ && !killed_ && ((o_.kill_on_failure && !interrupted_) || Clock::now() >= deadline_)) kill_all();
       struct timespec ts = {0, 20 * 1000 * 1000};
       siginfo_t info;
       on_signal(::sigtimedwait(&sup_, &info, &ts));

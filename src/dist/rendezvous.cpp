@@ -23,7 +23,7 @@
 
 #include "common/error.h"
 #include "dist/rendezvous_kv.h"
-#include "dist/store_tag.h"
+#include "dist/sealed_kv.h"
 #include "sys/random_id.h"
 
 namespace ddp::dist {
@@ -44,53 +44,6 @@ int parse_port(const std::string& s, const std::string& url) {
     throw UserError("rendezvous URL '" + url + "': '" + s + "' is not a TCP port", kUrlHint);
   return static_cast<int>(p);
 }
-
-std::unique_ptr<Kv> open_kv(const RendezvousSpec& s) {
-  if (s.kind == RendezvousSpec::Kind::redis) return std::make_unique<RedisKv>(s.host, s.port, s.redis);
-  return std::make_unique<FileKv>(s.dir);
-}
-
-// The protocol's view of the store: every value sealed with the job's tag
-// (dist/store_tag.h). The generation key names the generation, so its tag
-// covers generation ""; the keys under JOB/G carry G. A value that does not
-// verify counts as absent, so that nobody outside the job can steer a rank
-// (nor can a key left by a run with another secret); each such key is
-// reported once, and the timeout message says they were seen.
-class SealedKv {
- public:
-  SealedKv(const RendezvousSpec& spec, std::string who) : kv_(open_kv(spec)), spec_(spec), who_(std::move(who)) {}
-  void put(const std::string& key, const std::string& gen, const std::string& value) {
-    kv_->put(key, seal(scope(gen), key, value));
-  }
-  std::optional<std::string> get(const std::string& key, const std::string& gen) {
-    auto stored = kv_->get(key);
-    if (!stored) return std::nullopt;
-    auto value = unseal(scope(gen), key, *stored);
-    if (!value && reported_.insert(key).second) {
-      std::fprintf(stderr, "%s: ignoring '%s' in the rendezvous store: %s\n", who_.c_str(), key.c_str(),
-                   spec_.secret.empty() ? "it carries a job-secret tag and this rank has no job secret"
-                                        : "its value has no valid tag (someone else wrote it, or a run with "
-                                          "another job secret left it)");
-      std::fflush(stderr);
-    }
-    return value;
-  }
-  void remove(const std::string& key) { kv_->remove(key); }
-  // For timeout messages: "" or why the wait may have failed.
-  std::string foreign_note() const {
-    if (reported_.empty()) return "";
-    return "; values without a valid tag were ignored (" + *reported_.begin() +
-           (reported_.size() > 1 ? ", ..." : "") +
-           "): someone else wrote into the job's keys, or the ranks hold different job secrets";
-  }
-
- private:
-  TagScope scope(const std::string& gen) const { return {spec_.secret, spec_.job, gen}; }
-  std::unique_ptr<Kv> kv_;
-  const RendezvousSpec& spec_;
-  std::string who_;
-  std::set<std::string> reported_;
-};
 
 std::string gen_key(const RendezvousSpec& s) { return s.job + "/gen"; }
 std::string hello_key(const RendezvousSpec& s, const std::string& g, int r) {

@@ -28,12 +28,25 @@ void add_cluster_flags(CLI::App& app, ClusterFlags& f) {
       ->check(CLI::Range(0, 1023))->capture_default_str();
   app.add_option("--nproc-per-node", f.nproc_per_node, "Processes on this machine (default: --world-size / --nnodes)")
       ->check(CLI::Range(1, kMaxRanksPerMachine));
+  app.add_option("--min-nnodes", f.min_nnodes,
+                 "With --max-restarts: a restart may continue with this many nodes when others do not come back "
+                 "within --rejoin-timeout (default: all --nnodes; the world shrinks, the rest of the epoch is dealt "
+                 "to the ranks left)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--rejoin-timeout", f.rejoin_timeout_s,
+                 "With --max-restarts across nodes: seconds node 0 waits at a restart for every node to come back "
+                 "(a node whose launcher died: start it again with the same command)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
 }
 
 void record_given_flags(const CLI::App& app, ClusterFlags& f) {
   f.world_size_given = app.count("--world-size") > 0;
   f.backend_given = app.count("--backend") > 0;
-  f.launcher_flags_given = app.count("--nnodes") + app.count("--node-rank") + app.count("--nproc-per-node") > 0;
+  f.launcher_flags_given = app.count("--nnodes") + app.count("--node-rank") + app.count("--nproc-per-node") +
+                               app.count("--min-nnodes") + app.count("--rejoin-timeout") >
+                           0;
+  f.rejoin_timeout_given = app.count("--rejoin-timeout") > 0;
 }
 
 void check_flags(const train::TrainConfig& cfg, const ClusterFlags& f) {
@@ -41,8 +54,8 @@ void check_flags(const train::TrainConfig& cfg, const ClusterFlags& f) {
     throw UserError("--host and --iface both name the address to listen on", "give one of them");
   if (cfg.backend == dist::Backend::mpi) {
     if (!f.rendezvous.empty() || f.launcher_flags_given || !f.host.empty() || !f.iface.empty() || !f.job_id.empty())
-      throw UserError("--rendezvous, --job-id, --nnodes, --node-rank, --nproc-per-node, --host and --iface are "
-                      "for the gloo backend",
+      throw UserError("--rendezvous, --job-id, --nnodes, --node-rank, --nproc-per-node, --min-nnodes, "
+                      "--rejoin-timeout, --host and --iface are for the gloo backend",
                       "with --backend mpi, mpirun places the ranks: mpirun -np N -H host1:K,host2:K train_parallel "
                       "--backend mpi ... (or srun --mpi=pmix)");
     return;

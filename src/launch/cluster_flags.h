@@ -22,17 +22,22 @@ struct ClusterFlags {
   std::string iface;       // ... or the IPv4 address of this interface
   std::string secret_file, redis_password_file;  // secrets: files, never argv (dist/job_secret.h)
   int nnodes = 1, node_rank = 0, nproc_per_node = 0;
+  // Restarts across machines (docs/restarts.md): the fewest nodes a restart
+  // may continue with (0: all of them), and how long node 0 waits for them.
+  int min_nnodes = 0;
+  double rejoin_timeout_s = 60;
   std::string cpu_bind = "core";  // core | none (gloo: each rank on its own core(s))
   // Which flags the command line gave (set by record_given_flags).
-  bool world_size_given = false, launcher_flags_given = false, backend_given = false;
+  bool world_size_given = false, launcher_flags_given = false, backend_given = false, rejoin_timeout_given = false;
 };
 
 // Adds --rendezvous, --job-id, --host, --iface, --cpu-bind, --nnodes,
-// --node-rank and --nproc-per-node.
+// --node-rank, --nproc-per-node, --min-nnodes and --rejoin-timeout.
 void add_cluster_flags(CLI::App& app, ClusterFlags& f);
 
 // After parsing: which of --world-size, --backend and the launcher flags
-// (--nnodes, --node-rank, --nproc-per-node) were given.
+// (--nnodes, --node-rank, --nproc-per-node, --min-nnodes, --rejoin-timeout)
+// were given.
 void record_given_flags(const CLI::App& app, ClusterFlags& f);
 
 // Checks the cluster flags against each other and the backend (and that

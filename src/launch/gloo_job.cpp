@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "common/error.h"
 #include "dist/comm_priority.h"
@@ -40,6 +41,17 @@ std::chrono::milliseconds timeout_of(const train::TrainConfig& cfg) {
   return std::chrono::milliseconds(static_cast<long>(cfg.timeout_s * 1000));
 }
 
+// The job's rendezvous: --rendezvous with --job-id and the credentials.
+dist::RendezvousSpec rendezvous_spec(const ClusterFlags& f) {
+  auto spec = dist::parse_rendezvous(f.rendezvous);
+  if (!f.job_id.empty()) {
+    dist::check_job_id(f.job_id);
+    spec.job = f.job_id;
+  }
+  dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+  return spec;
+}
+
 // A child of our own launcher, meeting the others in its private directory.
 int run_child_rank(train::TrainConfig cfg, const ClusterFlags& f, const std::string& binding) {
   auto gloo = dist::gloo_options_from_env();
@@ -61,12 +73,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
     throw UserError("--rendezvous needs RANK and WORLD_SIZE in the environment of every rank",
                     "start the ranks with a launcher that sets them (torchrun style), or let train_parallel start "
                     "them: --nnodes M --node-rank I --nproc-per-node K");
-  auto spec = dist::parse_rendezvous(f.rendezvous);
-  if (!f.job_id.empty()) {
-    dist::check_job_id(f.job_id);
-    spec.job = f.job_id;
-  }
-  dist::load_credentials(spec, f.secret_file, f.redis_password_file);
+  const auto spec = rendezvous_spec(f);
   if (const auto warning = dist::require_job_secret(spec); !warning.empty() && place.rank == 0 &&
                                                                   !sys::env_set(sys::kRendezvousDirVar))
     std::cout << "train_parallel: " << warning << std::endl;
@@ -122,13 +129,27 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   if (per_node * cfg.threads > cores && !sys::env_set("OMP_WAIT_POLICY"))
     opts.env.push_back({"OMP_WAIT_POLICY", "passive"});
   opts.kill_on_failure = cfg.max_restarts > 0;
-  return run_with_restarts(cfg, opts.job_name, [&](const EnvList& env) {
-    dist::LaunchOptions o = opts;
-    o.env.insert(o.env.end(), env.begin(), env.end());
-    dist::LaunchOutcome out;
-    dist::launch_local(o, &out);
-    return out;
-  });
+  std::unique_ptr<NodeRounds> rounds;
+  NodePart part;
+  if (f.nnodes > 1 && cfg.max_restarts > 0) {  // the node launchers agree on every attempt
+    rounds = std::make_unique<NodeRounds>(rendezvous_spec(f), f.node_rank, f.nnodes);
+    part = {rounds.get(), f.node_rank, f.nnodes, per_node, f.min_nnodes > 0 ? f.min_nnodes : f.nnodes,
+            f.rejoin_timeout_s};
+  }
+  return run_with_restarts(
+      cfg, opts.job_name,
+      [&](const EnvList& env, const AttemptPlan& plan) {
+        dist::LaunchOptions o = opts;
+        o.env.insert(o.env.end(), env.begin(), env.end());
+        if (plan.world_size > 0) {
+          o.rank_offset = plan.rank_offset;
+          o.global_world_size = plan.world_size;
+        }
+        dist::LaunchOutcome out;
+        dist::launch_local(o, &out);
+        return out;
+      },
+      rounds ? &part : nullptr);
 }
 
 int run_gloo_rank(train::TrainConfig cfg, const ClusterFlags& f) {

@@ -41,7 +41,7 @@ int run_mpi_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, ch
   o.argv.push_back(sys::self_exe());  // a real path: mpirun may start it elsewhere
   for (int i = 1; i < argc; ++i) o.argv.push_back(argv[i]);
   if (oversubscribed && !sys::env_set("OMP_WAIT_POLICY")) o.env.push_back({"OMP_WAIT_POLICY", "passive"});
-  return run_with_restarts(cfg, o.job_name, [&](const EnvList& env) {
+  return run_with_restarts(cfg, o.job_name, [&](const EnvList& env, const AttemptPlan&) {
     dist::MpirunOptions attempt = o;
     attempt.env.insert(attempt.env.end(), env.begin(), env.end());
     dist::LaunchOutcome out;

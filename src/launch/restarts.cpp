@@ -7,6 +7,9 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <iostream>
 #include <limits>
 
@@ -15,6 +18,8 @@
 #include "sys/atomic_file.h"
 #include "sys/env.h"
 #include "sys/job_dir.h"
+#include "sys/launch_env.h"
+#include "sys/process.h"
 #include "train/snapshots.h"
 
 namespace ddp::launch {
@@ -30,10 +35,14 @@ constexpr const char* kSnapshotName = "snapshot.safetensors";
 // directory removed however the job ends (sys/job_dir.h).
 class RestartFiles {
  public:
-  explicit RestartFiles(const train::TrainConfig& cfg)
+  // node: this launcher's node of a job that spans machines, else -1. Each
+  // node's snapshot has a name of its own: --checkpoint-dir may be shared.
+  RestartFiles(const train::TrainConfig& cfg, int node)
       : dir_(sys::env_string("TMPDIR", "/tmp")),
         in_checkpoint_dir_(!cfg.checkpoint_dir.empty()),
-        snapshot_((fs::path(in_checkpoint_dir_ ? cfg.checkpoint_dir : dir_.path()) / kSnapshotName).string()),
+        snapshot_((fs::path(in_checkpoint_dir_ ? cfg.checkpoint_dir : dir_.path()) /
+                   (node < 0 ? kSnapshotName : "snapshot.node" + std::to_string(node) + ".safetensors"))
+                      .string()),
         progress_(dir_.path() + "/progress"),
         no_restart_(dir_.path() + "/no-restart") {
     std::error_code ec;
@@ -52,8 +61,13 @@ class RestartFiles {
     ::unlink(progress_.c_str());
     return p;
   }
-  // A rank asked not to be restarted.
+  // A rank asked not to be restarted; why (its mark's text).
   bool no_restart_marked() const { return fs::exists(no_restart_); }
+  std::string no_restart_reason() const {
+    std::ifstream in(no_restart_);
+    std::string why((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return why.empty() ? "a rank ended with an error a restart would repeat" : why;
+  }
 
   // A rank killed while it wrote a file leaves its temporary (sys/atomic_file.h:
   // <path>.tmp.<pid>) in the snapshot's, the checkpoints' or the results' directory.
@@ -66,7 +80,7 @@ class RestartFiles {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(dir, ec)) {
         const std::string name = e.path().filename().string();
-        bool ours = name.starts_with(std::string(kSnapshotName) + ".tmp.");  // whoever wrote it (mpirun's ranks)
+        bool ours = name.starts_with(fs::path(snapshot_).filename().string() + ".tmp.");  // whoever wrote it (mpirun's ranks)
         for (int pid : pids) ours = ours || (pid > 0 && name.ends_with(".tmp." + std::to_string(pid)));
         if (ours) fs::remove(e.path(), ec);
       }
@@ -195,7 +209,12 @@ int succeeded(const train::TrainConfig& cfg, const std::string& name, const Hist
   std::error_code ec;
   if (files.in_checkpoint_dir()) fs::remove(files.snapshot(), ec);
   if (h.restarts.empty()) return 0;
-  std::cout << name << ": " << h.restarts.size() << " restart(s), the run is the one that would have been:\n";
+  bool same_world = true;
+  for (const auto& x : h.restarts) same_world = same_world && (x.world_size == 0 || x.world_size == cfg.world_size);
+  std::cout << name << ": " << h.restarts.size() << " restart(s), "
+            << (same_world ? "the run is the one that would have been:\n"
+                           : "and the world changed (lost nodes): the run continued on fewer ranks, not the one "
+                             "that would have been:\n");
   for (const auto& x : h.restarts) std::cout << "  " << x.restart << ". " << describe(x) << "\n";
   if (!cfg.save_results.empty()) add_to_results(cfg.save_results, h.restarts);
   return 0;
@@ -218,6 +237,15 @@ std::string mode_a_snapshot_cannot_hold(const train::TrainConfig& cfg) {
 }  // namespace
 
 void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f) {
+  const bool elastic_flags = f.min_nnodes > 0 || f.rejoin_timeout_given;
+  if (elastic_flags && (cfg.max_restarts == 0 || f.nnodes == 1))
+    throw UserError("--min-nnodes and --rejoin-timeout act when a job spanning machines restarts",
+                    cfg.max_restarts == 0 ? "add --max-restarts N (and --nnodes M > 1), or drop them"
+                                          : "they need --nnodes M > 1; on one machine drop them");
+  if (f.min_nnodes > f.nnodes)
+    throw UserError("--min-nnodes " + std::to_string(f.min_nnodes) + " is more than --nnodes " +
+                        std::to_string(f.nnodes),
+                    "give at most " + std::to_string(f.nnodes) + " (a restart may continue with that many nodes)");
   if (cfg.max_restarts == 0 && cfg.snapshot_every_s <= 0) return;
   if (const std::string mode = mode_a_snapshot_cannot_hold(cfg); !mode.empty())
     throw UserError(std::string(cfg.max_restarts > 0 ? "--max-restarts" : "--snapshot-every") + " with " + mode +
@@ -225,12 +253,6 @@ void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f) {
                         "be the run that would have been",
                     "drop --max-restarts and --snapshot-every (resume after a failure with --checkpoint-dir DIR "
                     "--resume auto, from an epoch's end), or train without that mode");
-  if (cfg.max_restarts == 0) return;
-  if (f.nnodes > 1 || !f.rendezvous.empty())
-    throw UserError("--max-restarts restarts the ranks of one machine; a job that meets at --rendezvous or spans "
-                    "--nnodes machines cannot be restarted yet",
-                    "drop --max-restarts and resume after a failure with --checkpoint-dir DIR --resume auto, or run "
-                    "on one machine");
 }
 
 void apply_restart_env(train::TrainConfig& cfg) {
@@ -243,6 +265,9 @@ void apply_restart_env(train::TrainConfig& cfg) {
                     "snapshots to resume from");
   cfg.progress_path = sys::env_string(kProgressPathVar, "");
   cfg.restart_from = sys::env_string(kRestartFromVar, "");
+  // Every node's launcher gives its own paths; its first rank writes there.
+  const sys::EnvPlace place = sys::place_from_env();
+  cfg.node_snapshot = !cfg.snapshot_path.empty() && place.local_rank == 0 && place.rank > 0;
   if (cfg.snapshot_path.empty() && cfg.snapshot_every_s > 0 && !cfg.checkpoint_dir.empty())
     cfg.snapshot_path = (fs::path(cfg.checkpoint_dir) / kSnapshotName).string();
 }
@@ -256,25 +281,171 @@ void mark_no_restart(const std::string& why) {
   }
 }
 
-int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt) {
-  if (train::snapshot_interval_s(cfg) == 0) return attempt({}).status;
+namespace {
+
+std::chrono::milliseconds ms_of(double seconds) { return std::chrono::milliseconds(static_cast<long>(seconds * 1000)); }
+
+// How long node 0 waits, at the job's end, for the other nodes to see it:
+// theirs end within --timeout of its ranks' (a few seconds more to reap).
+std::chrono::milliseconds end_wait(const train::TrainConfig& cfg) { return ms_of(std::min(cfg.timeout_s + 5, 15.0)); }
+
+// Why an attempt that failed must not be restarted, or "".
+std::string no_restart_reason(const train::TrainConfig& cfg, const dist::LaunchOutcome& out, const RestartFiles& files) {
+  if (out.interrupted) return std::string("stopped by ") + sys::signal_name(out.interrupted);
+  if (files.no_restart_marked()) return files.no_restart_reason();
+  if (cfg.max_restarts == 0) return "--max-restarts 0";
+  return "";
+}
+
+// Where the round puts this launcher's ranks.
+AttemptPlan plan_of(const Round& r, const NodePart& part) {
+  return {r.position(part.node) * part.per_node, static_cast<int>(r.nodes.size()) * part.per_node};
+}
+
+// A signal or a silence names the rank that caused a failure; "exited with
+// status 1" is most often a rank that lost its peer.
+int blame_weight(const std::string& cause) {
+  return cause.starts_with("was killed") ? 2 : cause.starts_with("went silent") ? 1 : 0;
+}
+
+// Who to blame for a failure across machines. Node 0's own ranks mostly
+// only lost a peer ("exited with status 1"); better: a rank another node
+// saw killed or silent; else a node whose launcher died with its ranks
+// (it came back new, or not at all): its first rank in the failed attempt.
+void blame_across(results::RestartRecord& x, const Round& before, const Round& now, const NodePart& part,
+                  const std::map<int, NodeFailure>& reports) {
+  for (const auto& [node, f] : reports)
+    if (f.rank >= 0 && blame_weight(f.cause) > blame_weight(x.cause)) {
+      x.rank = f.rank;
+      x.cause = f.cause;
+    }
+  if (blame_weight(x.cause) > 0) return;
+  char wait[32];
+  std::snprintf(wait, sizeof wait, "%g", part.rejoin_timeout_s);
+  for (int n : before.nodes) {
+    const auto report = reports.find(n);
+    const bool lost = now.position(n) < 0, restarted = report != reports.end() && report->second.new_launcher;
+    if (!lost && !restarted) continue;
+    x.rank = before.position(n) * part.per_node;
+    x.cause = "was lost with node " + std::to_string(n) + "'s launcher, " +
+              (lost ? std::string("which did not come back within --rejoin-timeout ") + wait + " s"
+                    : std::string("which was started again and rejoined"));
+    return;
+  }
+}
+
+// A restart on fewer nodes than the job had: say so.
+void note_lost_nodes(const Round& r, const NodePart& part, int world_size, const std::string& name) {
+  std::string list;
+  for (int n = 0; n < part.nnodes; ++n)
+    if (r.position(n) < 0) list += (list.empty() ? "" : ", ") + std::to_string(n);
+  if (list.empty()) return;
+  std::cerr << name << ": node " << list << " did not come back within --rejoin-timeout " << part.rejoin_timeout_s
+            << " s: continuing with " << r.nodes.size() << " of " << part.nnodes << " nodes, " << world_size
+            << " rank(s) (--min-nnodes " << part.min_nnodes
+            << "); the rest of the epoch is dealt to them, so the run is no longer bit for bit the one that "
+               "would have been"
+            << std::endl;
+}
+
+// A node other than node 0: follows node 0's rounds until the job ends.
+int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt,
+                  const NodePart& part, const RestartFiles& files) {
+  NodeRounds& rounds = *part.rounds;
+  NodeFailure last;
+  int status = 0;
+  for (int k = 0;; ++k) {
+    // After a failure node 0 first waits for its own ranks (up to --timeout), then for the nodes.
+    const Round r = rounds.join(ms_of(k == 0 ? cfg.timeout_s : cfg.timeout_s + part.rejoin_timeout_s + 10), last);
+    if (!r.ended.empty()) {
+      std::cerr << name << ": node 0 ended the job: " << r.ended << std::endl;
+      return status != 0 ? status : 1;
+    }
+    EnvList env = files.env();
+    if (r.from_snapshot) env.push_back({kRestartFromVar, files.snapshot()});  // rank 0 (node 0's) reads its own
+    const AttemptPlan plan = plan_of(r, part);
+    if (r.number > 0)
+      std::cerr << name << ": restart " << r.number << ": starting this node's ranks again (ranks "
+                << plan.rank_offset << ".." << plan.rank_offset + part.per_node - 1 << " of " << plan.world_size
+                << ")" << std::endl;
+    const dist::LaunchOutcome out = attempt(env, plan);
+    (void)files.take_progress();
+    if (out.status == 0) {
+      std::error_code ec;
+      if (files.in_checkpoint_dir()) fs::remove(files.snapshot(), ec);
+      return 0;
+    }
+    if (const std::string why = no_restart_reason(cfg, out, files); !why.empty()) {
+      rounds.stop(why, end_wait(cfg));
+      return out.status;
+    }
+    files.remove_temporaries(out.pids, cfg);
+    last = {out.failed_rank, out.cause};
+    status = out.status;
+  }
+}
+
+}  // namespace
+
+int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt,
+                      const NodePart* across) {
+  if (train::snapshot_interval_s(cfg) == 0) return attempt({}, {}).status;
   const BlockSignals blocked;
-  const RestartFiles files(cfg);
+  const RestartFiles files(cfg, across ? across->node : -1);
+  if (across && !across->rounds->leads()) return follow_rounds(cfg, name, attempt, *across, files);
   History h;
   h.job_start_unix = train::unix_now();
   EnvList env = files.env();
+  Round before;  // across machines: the last attempt's round
   for (int k = 0;; ++k) {
-    const dist::LaunchOutcome out = attempt(env);
+    AttemptPlan plan;
+    if (across) {
+      Round r;
+      try {
+        r = across->rounds->lead(k, h.snapshot_step >= 0, ms_of(k == 0 ? cfg.timeout_s : across->rejoin_timeout_s),
+                                 k == 0 ? across->nnodes : across->min_nnodes);
+      } catch (const UserError& e) {
+        across->rounds->end(e.what(), end_wait(cfg));
+        throw;
+      }
+      if (!r.stop.empty()) {
+        across->rounds->end(r.stop, end_wait(cfg));
+        std::cerr << name << ": " << r.stop << ": the job ends without a restart" << std::endl;
+        return 1;
+      }
+      plan = plan_of(r, *across);
+      if (k > 0) {
+        auto& x = h.restarts.back();
+        blame_across(x, before, r, *across, across->rounds->reports());
+        h.failures.back() = rank_text(x.rank) + " " + x.cause + " after " + seconds_text(x.at_s);
+        x.world_size = plan.world_size;
+        note_lost_nodes(r, *across, x.world_size, name);
+      }
+      before = r;
+    }
+    const dist::LaunchOutcome out = attempt(env, plan);
     const double now = train::unix_now();
     const train::JobProgress p = files.take_progress();
     h.learn(p, k == 0);
-    if (out.status == 0) return succeeded(cfg, name, h, files);
-    if (out.interrupted || files.no_restart_marked() || cfg.max_restarts == 0) return out.status;
+    if (out.status == 0) {
+      if (across) across->rounds->finish();
+      return succeeded(cfg, name, h, files);
+    }
+    std::string why = no_restart_reason(cfg, out, files);
+    if (why.empty() && across) why = across->rounds->stop_requested();
+    if (!why.empty()) {
+      if (across) across->rounds->end(why, end_wait(cfg));
+      return out.status;
+    }
     files.remove_temporaries(out.pids, cfg);
     h.restarts.push_back(h.record(out, p, now));
+    h.restarts.back().world_size = cfg.world_size;  // across machines: the next round's (above)
     h.failures.push_back(rank_text(out.failed_rank) + " " + out.cause + " after " +
                          seconds_text(h.restarts.back().at_s));
-    if (k == cfg.max_restarts) return exhausted(name, cfg, h, files, out);
+    if (k == cfg.max_restarts) {
+      if (across) across->rounds->end("the job failed and --max-restarts allows no more restarts", end_wait(cfg));
+      return exhausted(name, cfg, h, files, out);
+    }
     env = files.env();
     if (h.snapshot_step >= 0) env.push_back({kRestartFromVar, files.snapshot()});
     std::cerr << name << ": restart " << k + 1 << " of " << cfg.max_restarts << ": starting every rank again from "

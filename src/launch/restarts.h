@@ -21,6 +21,7 @@
 
 #include "dist/launcher.h"
 #include "launch/cluster_flags.h"
+#include "launch/node_rounds.h"
 #include "train/config.h"
 
 namespace ddp::launch {
@@ -32,14 +33,15 @@ inline constexpr const char* kNoRestartVar = "DDP_NO_RESTART_FILE";   // the mar
 inline constexpr const char* kRestartFromVar = "DDP_RESTART_FROM";    // a restart: the snapshot to resume
 
 // Refuses --max-restarts / --snapshot-every where a restart could not
-// restore the job (UserError naming what and the fix): across machines
-// (--nnodes, --rendezvous: not supported yet), and modes whose ranks hold
-// state rank 0's snapshot does not (accumulation, local SGD, stale
-// gradients, PowerSGD: docs/restarts.md).
+// restore the job (UserError naming what and the fix): modes whose ranks
+// hold state rank 0's snapshot does not (accumulation, local SGD, stale
+// gradients, PowerSGD: docs/restarts.md); and --min-nnodes /
+// --rejoin-timeout without what they need (--nnodes, --max-restarts).
 void check_restartable(const train::TrainConfig& cfg, const ClusterFlags& f);
 
 // In a rank: the launcher's variables into cfg (snapshot_path,
-// progress_path, restart_from); without them, --snapshot-every with
+// progress_path, restart_from; node_snapshot on the first rank of a node
+// other than rank 0's, which writes that node's snapshot); without them, --snapshot-every with
 // --checkpoint-dir still writes snapshots there, and --max-restarts is a
 // UserError (another launcher started this rank: only ours restarts).
 void apply_restart_env(train::TrainConfig& cfg);
@@ -49,8 +51,26 @@ void apply_restart_env(train::TrainConfig& cfg);
 void mark_no_restart(const std::string& why);
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// Where this launcher's ranks stand in one attempt of a job that spans
+// machines (0, 0: as the launcher was told; one machine, or the first attempt).
+struct AttemptPlan {
+  int rank_offset = 0;  // the global rank of this launcher's first rank
+  int world_size = 0;   // ranks in all
+};
+
 // One start of every rank with `env` added; returns how it ended.
-using Attempt = std::function<dist::LaunchOutcome(const EnvList& env)>;
+using Attempt = std::function<dist::LaunchOutcome(const EnvList& env, const AttemptPlan& plan)>;
+
+// This launcher's part in a job that spans machines and restarts: before
+// every attempt the node launchers agree in a round (launch/node_rounds.h)
+// which nodes take part.
+struct NodePart {
+  NodeRounds* rounds = nullptr;
+  int node = 0, nnodes = 1, per_node = 1;
+  int min_nnodes = 1;            // fewer nodes than this after a restart end the job
+  double rejoin_timeout_s = 60;  // how long node 0 waits for the nodes at a restart
+};
 
 // Runs the job through `attempt`, restarting it after each failure while
 // cfg.max_restarts allows, as above. Afterwards adds the restarts to
@@ -59,6 +79,14 @@ using Attempt = std::function<dist::LaunchOutcome(const EnvList& env)>;
 // failure (the message says how to resume). A job without snapshots is one
 // plain attempt. Returns the exit status: the last failure's when restarts
 // ran out, with one message naming every failure.
-int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt);
+//
+// Across machines (`across`), node 0's launcher decides each restart as
+// above, and records it; the other nodes' launchers follow its rounds:
+// after a failure each waits for node 0's next round, tells node 0 how its
+// ranks failed, and starts them again where the round puts them (fewer
+// nodes: a smaller world, continued from node 0's snapshot); a deliberate
+// end on any node ends the job on every node.
+int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt,
+                      const NodePart* across = nullptr);
 
 }  // namespace ddp::launch

@@ -131,6 +131,7 @@ RestartRecord restart_from(const FieldReader& f) {
   x.rerun_s = f.required<double>("rerun_s");
   x.recovery_s = f.required<double>("recovery_s");
   x.seconds_lost = f.required<double>("seconds_lost");
+  if (f.has("world_size")) x.world_size = f.required<int>("world_size");  // files before elastic restarts lack it
   return x;
 }
 
@@ -141,7 +142,7 @@ json to_json(const RestartRecord& x) {
           {"rank", x.rank},                 {"cause", x.cause},
           {"resumed_step", x.resumed_step}, {"steps_rerun", x.steps_rerun},
           {"rerun_s", x.rerun_s},           {"recovery_s", x.recovery_s},
-          {"seconds_lost", x.seconds_lost}};
+          {"seconds_lost", x.seconds_lost}, {"world_size", x.world_size}};
 }
 
 json to_json(const PhaseTimes& p) {

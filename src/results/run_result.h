@@ -151,6 +151,7 @@ struct RestartRecord {
   double rerun_s = 0;            // their training time: the snapshot's age at the last completed step
   double recovery_s = 0;         // the failure seen to the restarted ranks' first step
   double seconds_lost = 0;       // the snapshot written to the restarted ranks' first step (rerun + recovery + the rest)
+  int world_size = 0;            // ranks of the restarted attempt: the job's own, fewer when nodes were lost (0: not recorded)
   bool operator==(const RestartRecord&) const = default;
 };
 

@@ -72,6 +72,7 @@ struct TrainConfig {
   std::string snapshot_path;     // empty: no snapshots
   std::string progress_path;     // empty: none written
   std::string restart_from;
+  bool node_snapshot = false;    // the first rank of a node rank 0 is not on: writes that node's own snapshot too
   // Tracing (docs/tracing.md).
   std::string trace;            // --trace: the Chrome trace file to write; empty: none
   std::string trace_steps;      // --trace-steps A:B (global steps [A, B)); empty: trace_window's default

@@ -96,6 +96,9 @@ class Run {
   EpochOutcome train_epoch(int epoch);
   void settle(int epoch, int64_t steps_done, EpochOutcome& o, uint64_t bytes_before, int64_t updates_before);
   void add_step(EpochOutcome& o, int64_t s, const StepResult& res);
+  // Rank 0 writes the snapshots a restart continues from; the first rank of
+  // every other node writes its node's own copy (a node can be lost).
+  bool writes_snapshots() const { return !cfg_.snapshot_path.empty() && (rank_ == 0 || cfg_.node_snapshot); }
   void snapshot_mid_epoch(int epoch, int64_t steps_done);
   void write_snapshot(const RunPosition& at, const std::vector<float>& losses);
   [[noreturn]] void stop(int epoch, int64_t steps_done);
@@ -127,7 +130,7 @@ class Run {
   Progress progress_;
   int64_t global_step_;
   SnapshotClock snapshot_clock_;   // rank 0's
-  ProgressFile progress_file_;     // rank 0's (none: an empty path)
+  ProgressFile progress_file_;     // the snapshot writer's, for its launcher (none: an empty path)
   EpochLosses losses_;              // this epoch's
   SampleLog sample_log_;            // for tests (train/sample_log.h)
   std::vector<double> step_time_;  // this epoch's steps, seconds
@@ -167,7 +170,7 @@ Run::Run(const TrainConfig& cfg, dist::Communicator& comm, const data::Dataset& 
       progress_(rank_ == 0, cfg.progress, cfg.epochs, world_),
       global_step_(start_.global_step),
       snapshot_clock_(rank_ == 0 && !cfg.snapshot_path.empty() ? snapshot_interval_s(cfg) : 0),
-      progress_file_(rank_ == 0 ? cfg.progress_path : ""),
+      progress_file_(writes_snapshots() ? cfg.progress_path : ""),
       sample_log_(rank_) {
   step_time_.reserve(static_cast<size_t>(steps_));
   bucket_times_.resize(static_cast<size_t>(steps_) * sync_.num_buckets());
@@ -363,7 +366,7 @@ void Run::add_step(EpochOutcome& o, int64_t s, const StepResult& res) {
 // `steps_done` steps of this epoch (global_step_ is the last of them).
 void Run::snapshot_mid_epoch(int epoch, int64_t steps_done) {
   losses_.mean_until(comm_, steps_done);
-  if (rank_ != 0) return;
+  if (!writes_snapshots()) return;
   std::vector<float> losses(r_.step_losses);
   losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
   write_snapshot({epoch, steps_done, global_step_ + 1}, losses);
@@ -434,7 +437,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
     write_checkpoint(r_, net_, sgd_, {epoch + 1, 0, global_step_}, r_.step_losses);
     record(trace::Kind::checkpoint, t0, Clock::now());
   }
-  if (!cfg_.snapshot_path.empty() && rank_ == 0) write_snapshot({epoch + 1, 0, global_step_}, r_.step_losses);
+  if (writes_snapshots()) write_snapshot({epoch + 1, 0, global_step_}, r_.step_losses);
 }
 
 // The run's totals. run_seconds: this process's epochs, with the resumed
