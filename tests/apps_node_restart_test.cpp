@@ -41,8 +41,8 @@ struct NodeDirs {
 // run itself is the same as the single-machine reference's.
 std::vector<std::string> node_args(const NodeDirs& d, int node, const std::vector<std::string>& extra = {}) {
   return with({binary("train_parallel"), "--nnodes", "2", "--node-rank", std::to_string(node), "--nproc-per-node", "1",
-               "--host", "127.0.0.1", "--rendezvous", "file://" + d.rdv, "-b", "32", "--limit", "1280", "-e", "3",
-               "--timeout", "3", "--no-progress", "--data-dir", mnist_dir(), "--checkpoint-dir", d.ck,
+               "--host", "127.0.0.1", "--rendezvous", "file://" + d.rdv, "-b", "32", "--limit", "1280", "--test-limit",
+               "1000", "-e", "3", "--timeout", "3", "--no-progress", "--data-dir", mnist_dir(), "--checkpoint-dir", d.ck,
                "--save-results", d.results, "--max-restarts", "2", "--snapshot-every", "0.25"},
               extra);
 }
@@ -60,7 +60,8 @@ struct NodeReference {
 
 NodeReference reference(const NodeDirs& d) {
   const std::string ck = d.tmp.path + "/ref";
-  run_ok({binary("train_parallel"), "-w", "2", "-b", "32", "--limit", "1280", "-e", "3", "--checkpoint-dir", ck},
+  run_ok({binary("train_parallel"), "-w", "2", "-b", "32", "--limit", "1280", "--test-limit", "1000", "-e", "3",
+          "--checkpoint-dir", ck},
          d.tmp, "ref");
   return {ddp::train::load_checkpoint(ck + "/checkpoint_epoch3.safetensors"),
           json::parse(read_file(d.tmp.path + "/ref.json")).at("step_losses").get<std::vector<float>>()};

@@ -81,6 +81,7 @@ RunConfig config_from(const FieldReader& f) {
   c.checkpoint_every = f.optional<int>("checkpoint_every", 1);
   c.resume = f.optional<std::string>("resume", "");
   c.accumulate = f.optional<int>("accumulate", 1);
+  c.test_limit = f.optional<int64_t>("test_limit", 0);
   c.sync_every = f.optional<int>("sync_every", 1);
   c.local_sgd_warmup_steps = f.optional<int64_t>("local_sgd_warmup_steps", 0);
   c.stale_gradients = f.optional<int>("stale_gradients", 0);
@@ -203,6 +204,7 @@ json to_json(const RunConfig& c) {
           {"resume", c.resume}};
   // Only where set (RunConfig says why).
   if (c.accumulate != 1) j["accumulate"] = c.accumulate;
+  if (c.test_limit != 0) j["test_limit"] = c.test_limit;
   if (c.sync_every != 1) j["sync_every"] = c.sync_every;
   if (c.local_sgd_warmup_steps != 0) j["local_sgd_warmup_steps"] = c.local_sgd_warmup_steps;
   if (c.stale_gradients != 0) j["stale_gradients"] = c.stale_gradients;

@@ -121,6 +121,7 @@ struct RunConfig {
   // and written only where not the default (1, 1, 0, 0), so that files of
   // runs without them are written back as they were.
   int accumulate = 1;
+  int64_t test_limit = 0;  // --test-limit (0: the whole test set; written only where set)
   int sync_every = 1;
   int64_t local_sgd_warmup_steps = 0;
   int stale_gradients = 0;

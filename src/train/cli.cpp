@@ -67,6 +67,10 @@ void add_training_flags(CLI::App& app, TrainConfig& cfg, TrainingFlagSet which) 
                    "Directory with the IDX files (default: data/mnist, or /usr/share/datasets/fashion-mnist)");
     app.add_option("--limit", cfg.limit, "Train on the first N samples only (0: all)")
         ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+    app.add_option("--test-limit", cfg.test_limit,
+                   "Evaluate on the first N test samples only (0: all; quick runs, where evaluating the whole test "
+                   "set each epoch costs more than training)")
+        ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   }
   if (which.run) {
     app.add_option("--seed", cfg.seed, "Random seed (initialisation, shuffling, dropout)")->capture_default_str();

@@ -29,6 +29,7 @@ struct TrainConfig {
   std::string dataset = "mnist";
   std::string data_dir;  // empty: the dataset's default directory
   int64_t limit = 0;     // 0: all training samples
+  int64_t test_limit = 0;  // 0: all test samples
   // Model and optimisation.
   uint64_t seed = 42;
   float dropout = 0.5f;

@@ -32,6 +32,7 @@ results::RunConfig config_record(const TrainConfig& c) {
   r.checkpoint_every = c.checkpoint_every;
   r.resume = c.resume;
   r.accumulate = c.accumulate;
+  r.test_limit = c.test_limit;
   r.sync_every = c.sync_every;
   r.local_sgd_warmup_steps = c.local_sgd_warmup_steps;
   r.stale_gradients = c.stale_gradients;

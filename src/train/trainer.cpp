@@ -492,6 +492,7 @@ Datasets load_datasets(const TrainConfig& cfg) {
   Datasets d{data::load_dataset(cfg.dataset, dir, data::Split::train),
              data::load_dataset(cfg.dataset, dir, data::Split::test)};
   if (cfg.limit > 0) data::truncate(d.train, cfg.limit);
+  if (cfg.test_limit > 0) data::truncate(d.test, cfg.test_limit);
   return d;
 }
 
