@@ -102,7 +102,8 @@ const std::set<std::string> kOptional = {
     "config.stale_gradients",     "allreduce.bytes_per_step", "allreduce.bytes_per_epoch",
     "epochs[0].allreduce_bytes",  "epochs[0].optimizer_steps",
     "config.powersgd_rank",       "config.powersgd_start_step",
-    "restarts",                   "resumed_world_size",       "restarts[0].world_size"};
+    "restarts",                   "resumed_world_size",       "restarts[0].world_size",
+    "config.test_limit"};
 
 // Every member of `j`, with the path the schema's errors give it, in objects
 // of objects and in the first element of arrays of objects; free-form

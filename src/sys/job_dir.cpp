@@ -89,7 +89,15 @@ bool remove_if_unlocked(int parent_fd, const char* name, bool need_marker) {
     if (n == 0 || (n < 0 && errno != EINTR)) break;
   }
   const int parent_fd = ::open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (parent_fd >= 0) remove_if_unlocked(parent_fd, name, false);
+  // The last holder of the lock is a process that is exiting: the kernel
+  // may wake this read (its pipe end closed) before it drops its lock (its
+  // directory descriptor closed). Retry for a while; a directory already
+  // gone (its launcher removed it) ends the wait at once.
+  for (int tries = 0; parent_fd >= 0 && tries < 500; ++tries) {
+    if (remove_if_unlocked(parent_fd, name, false) || ::faccessat(parent_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) != 0) break;
+    const struct timespec pause = {0, 10 * 1000 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
   ::_exit(0);
 }
 
