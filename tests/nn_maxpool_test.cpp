@@ -14,7 +14,9 @@
 
 using namespace ddp::nn;
 
-namespace {
+// Named, not anonymous: the fixture is a base of the test classes, and in a
+// unity build an anonymous one would trip -Wsubobject-linkage.
+namespace maxpool_test {
 
 struct Case {
   const char* name;
@@ -41,7 +43,9 @@ std::vector<uint16_t> bits(const memory& m) {
 
 class MaxPool2dBf16 : public ::testing::TestWithParam<Case> {};
 
-}  // namespace
+}  // namespace maxpool_test
+
+using namespace maxpool_test;
 
 TEST_P(MaxPool2dBf16, GivesOneDnnsOutputAndGradientBitForBit) {
   if (!__builtin_cpu_supports("avx512f")) GTEST_SKIP() << "no AVX-512: oneDNN's pooling runs";
