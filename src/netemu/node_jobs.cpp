@@ -74,17 +74,27 @@ NodeJobResult run_on_nodes(const EmulatedNetwork& net, const NodeJobOptions& o, 
     sent_to_all = sig;
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.grace_s));
   };
+  // The node to blame. A node whose ranks only lost their peer ends within
+  // milliseconds of the node whose rank was killed, often first: for a
+  // moment after the first failure, one killed by a signal (a status above
+  // 128) is preferred, as the launcher does for its ranks.
+  int blamed = -1;
+  Clock::time_point settled = Clock::time_point::max();
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu);
       int running = 0;
       for (int i = 0; i < n; ++i) {
         running += !slots[i].done;
-        if (slots[i].done && slots[i].status != 0 && r.first_failed_node < 0 && sent_to_all == 0) {
-          r.first_failed_node = i;
-          r.status = slots[i].status;
-          stop_all(SIGTERM);
-        }
+        if (!slots[i].done || slots[i].status == 0 || r.first_failed_node >= 0 || sent_to_all != 0) continue;
+        if (blamed < 0) settled = Clock::now() + std::chrono::milliseconds(500);
+        if (blamed < 0 || (slots[i].status > 128 && slots[blamed].status <= 128)) blamed = i;
+      }
+      if (blamed >= 0 && r.first_failed_node < 0 && sent_to_all == 0 &&
+          (slots[blamed].status > 128 || running == 0 || Clock::now() >= settled)) {
+        r.first_failed_node = blamed;
+        r.status = slots[blamed].status;
+        stop_all(SIGTERM);
       }
       if (running == 0) break;
       if (const int sig = stop.load(); sig != 0 && sent_to_all == 0) {

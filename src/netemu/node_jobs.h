@@ -33,7 +33,10 @@ struct NodeJobOptions {
 struct NodeJobResult {
   std::vector<int> exit_status;  // per node, as a shell reports it (128 + signal)
   int first_failed_node = -1;    // the node whose failure stopped the job (-1: none)
-  int status = 0;                // the job's: the first failure's, 128 + the stop signal, or 0
+  // The job's: the blamed node's (the first to fail, or one killed by a
+  // signal within 0.5 s of it: its neighbours only lost their peer), 128 +
+  // the stop signal, or 0.
+  int status = 0;
 };
 
 // Runs the command on every node and waits for all of them. While it runs,
