@@ -127,8 +127,10 @@ void expect_trace_and_timeline(const std::string& dir, const json& m) {
   EXPECT_NE(report.find("`" + file + "`"), std::string::npos) << report;
 }
 
+// --test-limit: evaluating all 10,000 test samples would take most of each run.
 std::vector<std::string> tiny_suite(const std::string& out) {
-  return {binary("run_experiments"), "--limit", "640", "-e", "1", "-p", "2", "-o", out, "--data-dir", mnist_dir()};
+  return {binary("run_experiments"), "--limit", "640", "--test-limit", "2000", "-e", "1", "-p", "2", "-o", out,
+          "--data-dir", mnist_dir()};
 }
 
 }  // namespace
@@ -154,6 +156,10 @@ TEST(Experiments, TinySuiteWritesEveryFileAndConsistentMetrics) {
   const json m = json::parse(read_file(dir + "/performance_metrics.json"));
   EXPECT_EQ(serial["world_size"], 1);
   EXPECT_EQ(par["world_size"], 2);
+  for (const json* x : {&serial, &par}) {  // --test-limit reached every run
+    EXPECT_EQ((*x)["test_samples"], 2000);
+    EXPECT_EQ((*x)["config"]["test_limit"], 2000);
+  }
   EXPECT_EQ(m["status"], "ok");
   EXPECT_EQ(m["failed_runs"], 0);
   EXPECT_GE(m["machine"]["cores"].get<int>(), 1);

@@ -34,6 +34,7 @@ std::vector<std::string> trainer_argv(const Suite& s, const report::Configuratio
                                 "--precision", c.precision,
                                 "--no-progress"};  // one line per epoch, no live bar
   if (o.train.limit > 0) a.insert(a.end(), {"--limit", std::to_string(o.train.limit)});
+  if (o.train.test_limit > 0) a.insert(a.end(), {"--test-limit", std::to_string(o.train.test_limit)});
   if (c.program == "train_parallel")
     a.insert(a.end(), {"--world-size", std::to_string(c.processes), "--lr-scaling", to_string(o.train.lr_scaling),
                        "--backend", c.backend});

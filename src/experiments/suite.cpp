@@ -222,6 +222,7 @@ json experiment_block(const Suite& s, const std::string& command) {
             {"dataset", o.train.dataset},
             {"data_dir", s.data_dir},
             {"limit", o.train.limit},
+            {"test_limit", o.train.test_limit},
             {"seed", o.train.seed},
             {"learning_rate", o.train.learning_rate},
             {"lr_scaling", to_string(o.train.lr_scaling)},

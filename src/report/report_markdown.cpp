@@ -106,6 +106,8 @@ std::string header_section(const json& m) {
        str(cfg, "lr_scaling", "none") + "), " + str(cfg, "allreduce_algorithm", "ring") +
        (names_backends(m) ? " all-reduce in Gloo" : " all-reduce") + ", dataset " + str(cfg, "dataset", "mnist");
   if (cfg.value("limit", 0) > 0) r += " (first " + std::to_string(cfg.value("limit", 0)) + " training samples)";
+  if (cfg.value("test_limit", 0) > 0)
+    r += " (evaluated on the first " + std::to_string(cfg.value("test_limit", 0)) + " test samples)";
   r += ", seed " + std::to_string(cfg.value("seed", 0)) + ", " + std::to_string(cfg.value("repeats", 1)) +
        " repeat(s) of each configuration";
   if (names_backends(m)) r += ", backends " + joined_backends(m);
