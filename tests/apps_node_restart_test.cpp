@@ -142,6 +142,30 @@ TEST(NodeRestarts, ARankKilledOnAnotherNodeRestartsEveryNodeAndEndsBitIdentical)
   expect_no_leftovers(d, seen);
 }
 
+// A stopped rank fails only its peers on the other node; its own launcher
+// sees no failure and learns from node 0's next round that the attempt is
+// over (it hung there before).
+TEST(NodeRestarts, ARankStoppedOnAnotherNodeIsNamedAndEveryNodeRestarts) {
+  NodeDirs d;
+  const NodeReference ref = reference(d);
+  std::vector<std::unique_ptr<Proc>> nodes;
+  for (int n = 0; n < 2; ++n) nodes.push_back(start_node(d, n));
+  ASSERT_TRUE(node1_trains(d)) << outputs(nodes);
+  const std::vector<pid_t> ranks = children_of(nodes[1]->pid);
+  ASSERT_EQ(ranks.size(), 1u) << outputs(nodes);
+  kill(ranks[0], SIGSTOP);
+  std::set<pid_t> seen(ranks.begin(), ranks.end());
+  ASSERT_TRUE(wait_noting(nodes, seen)) << "the job hung\n" << outputs(nodes);
+  for (auto& p : nodes) ASSERT_EQ(p->exit_code(), 0) << outputs(nodes);
+  expect_bit_identical(d, ref);
+  const json r = json::parse(read_file(d.results));
+  ASSERT_TRUE(r.contains("restarts")) << outputs(nodes);
+  const json& x = r["restarts"][0];
+  EXPECT_EQ(x["rank"], 1) << x.dump();
+  EXPECT_NE(x["cause"].get<std::string>().find("went silent"), std::string::npos) << x.dump();
+  expect_no_leftovers(d, seen);
+}
+
 TEST(NodeRestarts, ANodeWhoseLauncherDiedRejoinsWhenStartedAgainAndTheRunIsBitIdentical) {
   NodeDirs d;
   const NodeReference ref = reference(d);
@@ -187,6 +211,14 @@ TEST(NodeRestarts, CtrlCOnOneNodeStopsEveryNodeWithoutARestart) {
                                                                  << outputs(nodes);
   for (const auto& e : fs::directory_iterator(d.rdv)) ADD_FAILURE() << "left in the rendezvous: " << e.path();
   for (pid_t p : seen) EXPECT_FALSE(alive(p)) << "process " << p << " outlived the job";
+  // The fix the stop names works on every node: the same command plus
+  // --resume auto (node 1 holds no checkpoint; only rank 0 reads one).
+  std::vector<std::unique_ptr<Proc>> again;
+  for (int n = 0; n < 2; ++n)
+    again.push_back(std::make_unique<Proc>(node_args(d, n, {"--resume", "auto"}), d.log(n, "-resumed"),
+                                           std::vector<std::pair<std::string, std::string>>{{"TMPDIR", d.tmpdir(n)}}));
+  ASSERT_TRUE(wait_noting(again, seen)) << "the resumed job hung\n" << outputs(again);
+  for (auto& p : again) EXPECT_EQ(p->exit_code(), 0) << outputs(again);
 }
 
 TEST(NodeRestarts, MinNnodesAndRejoinTimeoutNeedWhatTheyActOn) {

@@ -100,7 +100,7 @@ TEST(NodeRounds, AtTheDeadlineMinNodesDecideWithoutAMissingNode) {
     ADD_FAILURE() << "decided with 1 node of 3 and --min-nnodes 2";
   } catch (const ddp::UserError& e) {
     EXPECT_NE(std::string(e.what()).find("missing: node 1, 2"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("--min-nnodes 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("needs 2 node(s) to continue"), std::string::npos) << e.what();
     EXPECT_NE(e.hint().find("--rejoin-timeout"), std::string::npos) << e.hint();
   }
   lead.finish();
@@ -144,4 +144,48 @@ TEST(NodeRounds, ANodeThatFindsNoRoundGivesUpNamingNode0) {
   } catch (const ddp::UserError& e) {
     EXPECT_NE(std::string(e.what()).find("no node 0 has registered"), std::string::npos) << e.what();
   }
+}
+
+TEST(NodeRounds, ANodeStartedWithOtherFlagsIsRefusedOnBothSides) {
+  test_util::TempDir dir;
+  const auto spec = rounds_spec(dir);
+  auto n1 = std::async(std::launch::async, [&] {
+    NodeRounds r(spec, 1, 2, "--nnodes 2, --nproc-per-node 1, --max-restarts 1");
+    try {
+      (void)r.join(10s, {});
+    } catch (const ddp::UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("joined");
+  });
+  NodeRounds lead(spec, 0, 2, "--nnodes 2, --nproc-per-node 1, --max-restarts 2");
+  try {
+    (void)lead.lead(0, false, 10s, 2);
+    ADD_FAILURE() << "node 0 took a node started with other flags";
+  } catch (const ddp::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("node 1 was started with --nnodes 2, --nproc-per-node 1, --max-restarts 1, "
+                                         "node 0 with --nnodes 2, --nproc-per-node 1, --max-restarts 2"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NE(n1.get().find("node 0 refused this node"), std::string::npos);
+  lead.finish();
+}
+
+TEST(NodeRounds, DuringAnAttemptEachSideLearnsThatTheOtherFailed) {
+  test_util::TempDir dir;
+  const auto spec = rounds_spec(dir);
+  NodeRounds n1(spec, 1, 2);
+  auto joined = std::async(std::launch::async, [&] { return n1.join(10s, {}); });
+  NodeRounds lead(spec, 0, 2);
+  (void)lead.lead(0, false, 10s, 2);
+  (void)joined.get();
+  EXPECT_EQ(lead.abandon_reason(), "");
+  EXPECT_EQ(n1.abandon_reason(), "");
+  n1.report_failure({1, "was killed by signal 9 (SIGKILL)"});  // node 0's ranks may wait for a stopped peer
+  EXPECT_EQ(lead.abandon_reason(), "node 1's ranks failed");
+  (void)lead.lead(1, true, 100ms, 1);  // node 0 moves on: node 1's ranks are waiting for a stopped peer of node 0's
+  EXPECT_EQ(n1.abandon_reason(), "node 0 started a new round (the job failed elsewhere)");
+  lead.finish();
+  EXPECT_TRUE(fs::is_empty(dir.path)) << "a key was left: " << fs::directory_iterator(dir.path)->path();
 }

@@ -218,7 +218,11 @@ class Supervisor {
   int supervise() {
     while (alive_ > 0) {
       const std::vector<int> ended = reap(workers_, alive_);
-      if (first_failure_ < 0 && !interrupted_) blame_failure(ended);
+      if (first_failure_ < 0 && !interrupted_ && !abandoned_) blame_failure(ended);
+      if (!stopping_ && o_.abandon && Clock::now() >= next_poll_) {
+        next_poll_ = Clock::now() + std::chrono::milliseconds(100);
+        if (const std::string why = o_.abandon(); !why.empty()) abandon(why);
+      }
       if (alive_ == 0) break;
       // A failure with a restart to come ends the others at once; a stop on
       // purpose (a signal to the launcher) gives them their grace to stop
@@ -283,6 +287,23 @@ class Supervisor {
     stop_all(SIGTERM);
   }
 
+  // Another launcher of the job saw it fail (LaunchOptions::abandon).
+  void abandon(const std::string& why) {
+    abandoned_ = true;
+    result_ = 1;
+    if (const int silent = stopped_rank(workers_); silent >= 0) {
+      first_failure_ = silent;
+      cause_ = "went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger), and " + why;
+      std::fprintf(stderr, "%s: rank %d %s; stopping the other ranks\n", name_.c_str(), o_.rank_offset + silent,
+                   cause_.c_str());
+    } else {
+      cause_ = why;
+      std::fprintf(stderr, "%s: %s; stopping this launcher's ranks\n", name_.c_str(), why.c_str());
+    }
+    std::fflush(stderr);
+    stop_all(SIGTERM);
+  }
+
   void on_signal(int sig) {
     if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) return;
     if (!interrupted_) {
@@ -316,6 +337,8 @@ class Supervisor {
   int interrupted_ = 0;  // the signal that stopped the job, if any
   int first_failure_ = -1;
   std::string cause_;  // how first_failure_ ended, as a clause
+  bool abandoned_ = false;  // LaunchOptions::abandon ended the attempt
+  Clock::time_point next_poll_{};
   int result_ = 0;
   bool stopping_ = false, killed_ = false;
   Clock::time_point deadline_{};

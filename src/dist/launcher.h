@@ -27,6 +27,7 @@
 // runs (restored on return). Only this launch's own children are waited for,
 // so several launches may run at once from different threads.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,6 +58,13 @@ struct LaunchOptions {
   // restart continues from a snapshot and nothing of theirs is worth a
   // clean end.
   bool kill_on_failure = false;
+  // Asked about every 100 ms while the job runs (in the calling thread): a
+  // non-empty answer says why this attempt is over although no worker has
+  // failed (another node's launcher saw the job fail, and these ranks may
+  // be waiting for a peer that is stopped: launch/node_rounds.h). The
+  // workers are then stopped as after a failure, and the launch fails with
+  // that cause (blaming a stopped worker of this launch, if there is one).
+  std::function<std::string()> abandon;
 };
 
 // How a launch ended, for a caller that may restart it.

@@ -107,7 +107,7 @@ int run_rendezvous_rank(train::TrainConfig cfg, const ClusterFlags& f, const std
 int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, char** argv) {
   const int per_node = ranks_on_this_node(cfg, f);
   check_restartable(cfg, f);
-  check_before_launch(cfg);
+  check_before_launch(cfg, f.node_rank == 0);
   const int cores = sys::online_cores();
   print_plan(cfg, f, per_node, cores);
 
@@ -132,7 +132,10 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
   std::unique_ptr<NodeRounds> rounds;
   NodePart part;
   if (f.nnodes > 1 && cfg.max_restarts > 0) {  // the node launchers agree on every attempt
-    rounds = std::make_unique<NodeRounds>(rendezvous_spec(f), f.node_rank, f.nnodes);
+    rounds = std::make_unique<NodeRounds>(rendezvous_spec(f), f.node_rank, f.nnodes,
+                                          "--nnodes " + std::to_string(f.nnodes) + ", --nproc-per-node " +
+                                              std::to_string(per_node) + ", --max-restarts " +
+                                              std::to_string(cfg.max_restarts));
     part = {rounds.get(), f.node_rank, f.nnodes, per_node, f.min_nnodes > 0 ? f.min_nnodes : f.nnodes,
             f.rejoin_timeout_s};
   }
@@ -145,6 +148,8 @@ int run_gloo_launcher(train::TrainConfig cfg, const ClusterFlags& f, int argc, c
           o.rank_offset = plan.rank_offset;
           o.global_world_size = plan.world_size;
         }
+        // A stopped rank on another node fails only its peers there: learn it from the rounds.
+        if (rounds) o.abandon = [&rounds] { return rounds->abandon_reason(); };
         dist::LaunchOutcome out;
         dist::launch_local(o, &out);
         return out;

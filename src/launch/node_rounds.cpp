@@ -52,10 +52,11 @@ int Round::position(int node) const {
   return it == nodes.end() ? -1 : static_cast<int>(it - nodes.begin());
 }
 
-NodeRounds::NodeRounds(dist::RendezvousSpec spec, int node, int nnodes)
+NodeRounds::NodeRounds(dist::RendezvousSpec spec, int node, int nnodes, std::string shape)
     : spec_(std::move(spec)),
       node_(node),
       nnodes_(nnodes),
+      shape_(std::move(shape)),
       kv_(std::make_unique<dist::SealedKv>(spec_, "node " + std::to_string(node) + "'s launcher")) {}
 
 NodeRounds::~NodeRounds() = default;
@@ -84,6 +85,13 @@ Round NodeRounds::lead(int number, bool from_snapshot, std::chrono::milliseconds
       if (!hello || !hello->contains("nonce") || !(*hello)["nonce"].is_string()) continue;
       nonces[static_cast<size_t>(n)] = (*hello)["nonce"];
       reports_[n] = {hello->value("rank", -1), hello->value("cause", ""), hello->value("new_launcher", false)};
+      if (const std::string theirs = hello->value("shape", ""); theirs != shape_) {
+        const std::string what = "node " + std::to_string(n) + " was started with " + theirs + ", node 0 with " +
+                                 shape_ + ": the nodes of a job must agree";
+        json refusal = {{"error", what}, {"nonces", nonces}};
+        kv_->put(key(q, "plan"), q, refusal.dump());  // the node learns it too
+        throw UserError(what, "start every node with the same --nnodes, --nproc-per-node and --max-restarts");
+      }
       ++present;
     }
     if (!previous.empty()) {  // a node that ended the last round on purpose stops the job
@@ -98,13 +106,15 @@ Round NodeRounds::lead(int number, bool from_snapshot, std::chrono::milliseconds
       throw UserError("node 0: " + std::to_string(missing.size()) + " of " + std::to_string(nnodes_ - 1) +
                           " other node(s) did not join job '" + spec_.job + "' at " + spec_.url + " within " +
                           seconds_text(wait) + " (missing: node " + node_list(missing) + ")" + kv_->foreign_note() +
-                          (number > 0 ? ", and --min-nnodes " + std::to_string(min_nodes) +
-                                            " needs at least that many nodes to continue"
+                          (number > 0 ? ", and the restart needs " + std::to_string(min_nodes) +
+                                            " node(s) to continue (--min-nnodes; by default every node)"
                                       : ""),
                       number > 0 ? "start the lost nodes' launchers again with the same command (within "
                                    "--rejoin-timeout), or lower --min-nnodes to continue without them"
-                                 : "start every node with the same --rendezvous, job id and --nnodes; raise "
-                                   "--timeout if nodes start far apart");
+                                 : "start every node with the same --rendezvous, job id, --nnodes and "
+                                   "--max-restarts (a node without --max-restarts skips the nodes' rounds and "
+                                   "waits for its ranks' rendezvous instead); raise --timeout if nodes start far "
+                                   "apart");
     }
     std::this_thread::sleep_for(kPause);
   }
@@ -134,13 +144,21 @@ Round NodeRounds::join(std::chrono::milliseconds wait, const NodeFailure& failur
     if (auto q = kv_->get(spec_.job + "/launch", ""); q && well_formed(*q) && *q != seen && *q != joined) {
       if (!seen.empty()) kv_->remove(key(seen, "hello/" + std::to_string(node_)));  // a stale round's
       seen = *q;
-      kv_->put(key(seen, "hello/" + std::to_string(node_)), seen, json{{"nonce", nonce}, {"rank", failure.rank}, {"cause", failure.cause}, {"new_launcher", joined.empty()}}.dump());
+      kv_->put(key(seen, "hello/" + std::to_string(node_)), seen, json{{"nonce", nonce},
+                    {"rank", failure.rank},
+                    {"cause", failure.cause},
+                    {"new_launcher", joined.empty()},
+                    {"shape", shape_}}
+                   .dump());
     }
     if (!seen.empty()) {
       if (auto plan = parsed(kv_->get(key(seen, "plan"), seen))) {
         const json& nonces = plan->value("nonces", json::array());
         const size_t me = static_cast<size_t>(node_);
         if (nonces.is_array() && me < nonces.size() && nonces[me] == nonce) {
+          if (plan->contains("error"))
+            throw UserError("node 0 refused this node: " + plan->value("error", std::string()),
+                            "start every node with the same --nnodes, --nproc-per-node and --max-restarts");
           Round r;
           r.number = plan->value("round", 0);
           r.from_snapshot = plan->value("from_snapshot", false);
@@ -153,8 +171,10 @@ Round NodeRounds::join(std::chrono::milliseconds wait, const NodeFailure& failur
     if (Clock::now() > deadline)
       throw UserError("node " + std::to_string(node_) + ": node 0 of job '" + spec_.job + "' started no round with " +
                           "this node at " + spec_.url + " within " + seconds_text(wait) +
-                          (seen.empty() ? " (no node 0 has registered there)"
-                                        : " (node 0 is gone, or the job went on without this node)") +
+                          (!joined.empty() ? " (node 0 is gone with its launcher or machine, or it ended the job "
+                                             "without this node)"
+                           : seen.empty()  ? " (no node 0 has registered there)"
+                                           : " (node 0 is gone, or the job went on without this node)") +
                           kv_->foreign_note(),
                       joined.empty() ? "start node 0 with the same --rendezvous, job id and --nnodes; raise --timeout "
                                        "if nodes start far apart"
@@ -179,6 +199,37 @@ void NodeRounds::stop(const std::string& why, std::chrono::milliseconds wait) {
   } catch (...) {
     // The store is gone: node 0 learns from its own ranks that the job broke.
   }
+}
+
+void NodeRounds::report_failure(const NodeFailure& failure) {
+  if (current_.empty()) return;
+  try {
+    kv_->put(key(current_, "failed/" + std::to_string(node_)), current_,
+             json{{"rank", failure.rank}, {"cause", failure.cause}}.dump());
+  } catch (...) {
+  }
+}
+
+std::string NodeRounds::abandon_reason() {
+  if (current_.empty()) return "";
+  try {
+    if (leads()) {
+      for (int n : members_) {
+        if (n == 0) continue;
+        if (kv_->get(key(current_, "failed/" + std::to_string(n)), current_))
+          return "node " + std::to_string(n) + "'s ranks failed";
+        if (kv_->get(key(current_, "stop/" + std::to_string(n)), current_))
+          return "node " + std::to_string(n) + " stopped the job";
+      }
+      return "";
+    }
+    if (kv_->get(key(current_, "end"), current_)) return "node 0 ended the job";
+    if (auto q = kv_->get(spec_.job + "/launch", ""); q && well_formed(*q) && *q != current_)
+      return "node 0 started a new round (the job failed elsewhere)";
+  } catch (...) {
+    // The store is unreachable: the ranks find out about their peers themselves.
+  }
+  return "";
 }
 
 std::string NodeRounds::stop_requested() { return stop_in(current_); }
@@ -215,7 +266,7 @@ void NodeRounds::remove_keys() {
     for (const std::string& q : opened_) {
       for (const char* what : {"plan", "end"}) kv_->remove(key(q, what));
       for (int n = 0; n < nnodes_; ++n)
-        for (const char* what : {"hello/", "stop/", "ack/"}) kv_->remove(key(q, what + std::to_string(n)));
+        for (const char* what : {"hello/", "stop/", "ack/", "failed/"}) kv_->remove(key(q, what + std::to_string(n)));
     }
     kv_->remove(spec_.job + "/launch");
     kv_->remove(spec_.job + "/gen");  // the ranks' pointer to their last generation (dist/rendezvous.h)

@@ -67,8 +67,11 @@ struct Round {
 
 class NodeRounds {
  public:
-  // Throws UserError when the store cannot be reached.
-  NodeRounds(dist::RendezvousSpec spec, int node, int nnodes);
+  // `shape`: what every node's launcher must agree on, as the flags say it
+  // ("--nnodes 2, --nproc-per-node 1, --max-restarts 2"); node 0 refuses a
+  // node whose shape differs, naming both. Throws UserError when the store
+  // cannot be reached.
+  NodeRounds(dist::RendezvousSpec spec, int node, int nnodes, std::string shape = "");
   ~NodeRounds();
   NodeRounds(const NodeRounds&) = delete;
   NodeRounds& operator=(const NodeRounds&) = delete;
@@ -92,6 +95,17 @@ class NodeRounds {
   // current round, by node.
   const std::map<int, NodeFailure>& reports() const { return reports_; }
 
+  // Another node: its ranks failed; says so at once (node 0's ranks may be
+  // waiting for a stopped one of this node's and never fail themselves).
+  // Never throws.
+  void report_failure(const NodeFailure& failure);
+
+  // While this node's ranks run an attempt (dist::LaunchOptions::abandon):
+  // why the attempt is over elsewhere, or "". Node 0: another node reported
+  // a failure or a stop; another node: node 0 opened a new round or ended
+  // the job. Never throws.
+  std::string abandon_reason();
+
   // Another node: this node's job must not be restarted (`why`); tells node
   // 0 and waits up to `wait` for it to end the job. Never throws.
   void stop(const std::string& why, std::chrono::milliseconds wait);
@@ -113,6 +127,7 @@ class NodeRounds {
   std::string key(const std::string& round, const std::string& what) const;
   dist::RendezvousSpec spec_;
   int node_, nnodes_;
+  std::string shape_;
   std::unique_ptr<dist::SealedKv> kv_;
   std::string current_;                // the round this node is in ("" before the first)
   std::vector<std::string> opened_;    // node 0: the rounds it opened (their keys to remove)

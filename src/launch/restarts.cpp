@@ -156,8 +156,14 @@ std::string seconds_text(double s) {
 // "rank 3", or "a rank" where the launcher could not tell (mpirun did not say).
 std::string rank_text(int rank) { return rank >= 0 ? "rank " + std::to_string(rank) : "a rank"; }
 
+// "at 3.07 s: rank 1 was killed by signal 9 (SIGKILL)": the time first,
+// since a cause may end in a clause of its own.
+std::string failure_text(int rank, const std::string& cause, double at_s) {
+  return "at " + seconds_text(at_s) + ": " + rank_text(rank) + " " + cause;
+}
+
 std::string describe(const results::RestartRecord& x) {
-  return rank_text(x.rank) + " " + x.cause + " after " + seconds_text(x.at_s) + "; " +
+  return failure_text(x.rank, x.cause, x.at_s) + "; " +
          std::to_string(x.steps_rerun) + " steps (" + seconds_text(x.rerun_s) + ") re-run from step " +
          std::to_string(x.resumed_step) + "; training again " + seconds_text(x.recovery_s) +
          " after the failure, " + seconds_text(x.seconds_lost) + " lost";
@@ -348,6 +354,25 @@ void note_lost_nodes(const Round& r, const NodePart& part, int world_size, const
             << std::endl;
 }
 
+// What a node can do when node 0 is lost: its own snapshot continues the job.
+std::string node0_lost_hint(const RestartFiles& files) {
+  if (!files.in_checkpoint_dir())
+    return "node 0 holds the snapshot a restart continues from; if it is lost, start the job again (with "
+           "--checkpoint-dir DIR every node keeps a snapshot of its own to continue from)";
+  return "node 0 holds the snapshot a restart continues from; if it is lost, start the job again on the nodes "
+         "left, numbered from 0, adding --resume " + files.snapshot() + " (this node's snapshot) on the new node 0";
+}
+
+// Node 0, when too few nodes came back: how to continue the job.
+std::string too_few_nodes_hint(const RestartFiles& files) {
+  return std::string("the job ends here; ") +
+         (files.in_checkpoint_dir() && fs::exists(files.snapshot())
+              ? "continue it by starting every node again with the same command plus --resume " + files.snapshot() +
+                    " (node 0 reads it; the others only need the flag)"
+              : "start it again (with --checkpoint-dir DIR, a snapshot to continue from is kept)") +
+         "; to ride out such a loss next time, raise --rejoin-timeout or lower --min-nnodes";
+}
+
 // A node other than node 0: follows node 0's rounds until the job ends.
 int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const Attempt& attempt,
                   const NodePart& part, const RestartFiles& files) {
@@ -356,7 +381,13 @@ int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const 
   int status = 0;
   for (int k = 0;; ++k) {
     // After a failure node 0 first waits for its own ranks (up to --timeout), then for the nodes.
-    const Round r = rounds.join(ms_of(k == 0 ? cfg.timeout_s : cfg.timeout_s + part.rejoin_timeout_s + 10), last);
+    Round r;
+    try {
+      r = rounds.join(ms_of(k == 0 ? cfg.timeout_s : cfg.timeout_s + part.rejoin_timeout_s + 10), last);
+    } catch (const UserError& e) {
+      if (k == 0) throw;
+      throw UserError(e.what(), node0_lost_hint(files));
+    }
     if (!r.ended.empty()) {
       std::cerr << name << ": node 0 ended the job: " << r.ended << std::endl;
       return status != 0 ? status : 1;
@@ -381,6 +412,7 @@ int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const 
     }
     files.remove_temporaries(out.pids, cfg);
     last = {out.failed_rank, out.cause};
+    rounds.report_failure(last);
     status = out.status;
   }
 }
@@ -406,7 +438,8 @@ int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, co
                                  k == 0 ? across->nnodes : across->min_nnodes);
       } catch (const UserError& e) {
         across->rounds->end(e.what(), end_wait(cfg));
-        throw;
+        if (k == 0) throw;
+        throw UserError(e.what(), too_few_nodes_hint(files));
       }
       if (!r.stop.empty()) {
         across->rounds->end(r.stop, end_wait(cfg));
@@ -417,7 +450,7 @@ int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, co
       if (k > 0) {
         auto& x = h.restarts.back();
         blame_across(x, before, r, *across, across->rounds->reports());
-        h.failures.back() = rank_text(x.rank) + " " + x.cause + " after " + seconds_text(x.at_s);
+        h.failures.back() = failure_text(x.rank, x.cause, x.at_s);
         x.world_size = plan.world_size;
         note_lost_nodes(r, *across, x.world_size, name);
       }
@@ -440,8 +473,7 @@ int run_with_restarts(const train::TrainConfig& cfg, const std::string& name, co
     files.remove_temporaries(out.pids, cfg);
     h.restarts.push_back(h.record(out, p, now));
     h.restarts.back().world_size = cfg.world_size;  // across machines: the next round's (above)
-    h.failures.push_back(rank_text(out.failed_rank) + " " + out.cause + " after " +
-                         seconds_text(h.restarts.back().at_s));
+    h.failures.push_back(failure_text(out.failed_rank, out.cause, h.restarts.back().at_s));
     if (k == cfg.max_restarts) {
       if (across) across->rounds->end("the job failed and --max-restarts allows no more restarts", end_wait(cfg));
       return exhausted(name, cfg, h, files, out);

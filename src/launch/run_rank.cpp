@@ -15,13 +15,13 @@
 
 namespace ddp::launch {
 
-void check_before_launch(const train::TrainConfig& cfg) {
+void check_before_launch(const train::TrainConfig& cfg, bool reads_checkpoint) {
   train::validate(cfg);
   train::check_output_paths(cfg);
   // A missing or corrupt file, or a checkpoint that does not fit, or a
   // --trace-steps outside the run, is reported once, here, not by every rank.
   const auto data = train::load_datasets(cfg);
-  if (!cfg.resume.empty()) train::check_resumable(cfg, data.train);
+  if (!cfg.resume.empty() && reads_checkpoint) train::check_resumable(cfg, data.train);
   if (!cfg.trace.empty())
     train::trace_window(cfg, 0, cfg.epochs * train::steps_per_epoch(data.train.size, cfg.world_size, cfg.batch_size));
 }

@@ -13,8 +13,10 @@ namespace ddp::launch {
 // starts: the flags' cross-rules, that --save-results and --trace are
 // writable, that the data loads, that --resume names a checkpoint this run
 // can continue and that --trace-steps lies within the run.
+// reads_checkpoint: false on a node rank 0 is not on (only rank 0 reads
+// --resume's checkpoint, and only its machine need hold it).
 // Throws UserError.
-void check_before_launch(const train::TrainConfig& cfg);
+void check_before_launch(const train::TrainConfig& cfg, bool reads_checkpoint = true);
 
 // The same checks, made by the ranks themselves once their communicator is
 // up, however they were started (our launcher, mpirun, srun, a torchrun-style
