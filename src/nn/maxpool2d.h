@@ -1,15 +1,16 @@
 // MaxPool2d(2): 2x2 windows, stride 2. Works in the type of its source (f32
 // or bf16: max and its gradient are exact in either).
 //
-// f32 runs on oneDNN's pooling, whose forward keeps a workspace (which
-// element won each window) for the backward pass. bf16 runs on a kernel of
-// our own (maxpool2d.cpp) when the layouts allow it (channels in contiguous
-// groups of 16, as in the nChw16c and NHWC layouts the convolutions pick)
-// and the CPU has AVX-512: oneDNN 2.6's bf16 pooling ran at a seventh of
-// what the memory allows here, and was 46% of the bf16 step. That kernel
-// keeps no workspace: the backward finds each window's winner again from
-// the source, which it reads anyway, with oneDNN's rule for ties (the first
-// maximum in row-major order), so the gradients are the same as oneDNN's.
+// It runs on a kernel of our own (maxpool2d.cpp), in both precisions, when
+// the layouts allow it (channels in contiguous groups of 16, as in the
+// nChw16c and NHWC layouts the convolutions pick) and the CPU has AVX-512:
+// oneDNN 2.6's pooling ran at a seventh of what the memory allows here (46%
+// of the bf16 step, 29% of the fp32 one). Elsewhere oneDNN's pooling runs,
+// whose forward keeps a workspace (which element won each window) for the
+// backward pass. Our kernel keeps none: the backward finds each window's
+// winner again from the source, which it reads anyway, with oneDNN's rule
+// for ties (the first maximum in row-major order), so the outputs and
+// gradients are the same as oneDNN's bit for bit.
 #pragma once
 #include "nn/onednn.h"
 
@@ -43,6 +44,12 @@ class MaxPool2d {
   Strides src_strides_, dst_strides_;
   memory::dims dims_;
   std::string impl_fwd_, impl_bwd_;
+  bool bf16_ = false;  // our kernel's element type: bf16, else f32
+
+  template <class T>
+  void run_forward() const;
+  template <class T>
+  void run_backward() const;
 };
 
 }  // namespace ddp::nn
