@@ -137,7 +137,11 @@ TEST(Restarts, ARandomRankKilledOrStoppedAtARandomMomentEndsBitIdenticalToAnUnin
           << what << "\n" << x.dump();
       // At most one snapshot interval of training is re-run (plus the step
       // in which the interval ended, and its write, on a loaded machine).
-      EXPECT_LE(x["rerun_s"].get<double>(), kSnapshotEvery + 0.5) << what << "\n" << x.dump();
+      // A stopped rank 0 is the one that stamps the steps: continued by the
+      // launcher after the others timed out, it may stamp the step it was
+      // stopped in up to --timeout (3 s) late (seen once in 60 such runs).
+      const double stamped_late = sig == SIGSTOP && victim == 0 ? 3.0 : 0.0;
+      EXPECT_LE(x["rerun_s"].get<double>(), kSnapshotEvery + 0.5 + stamped_late) << what << "\n" << x.dump();
       EXPECT_GE(x["steps_rerun"].get<int>(), 0);
       EXPECT_LT(x["recovery_s"].get<double>(), 15.0) << what << "\n" << x.dump();
     }
