@@ -207,11 +207,18 @@ std::string lead(const RendezvousSpec& spec, const GlooOptions& base, SealedKv& 
       for (int r = 1; r < size; ++r)
         if (!welcomed[r] && listed++ < 8) who += (who.empty() ? "" : ", ") + std::to_string(r);
       if (missing > 8) who += ", ...";
+      // This generation is over: its Gloo directory goes (JOB/gen stays: a late
+      // rank learns from it that the only generation there is stale).
+      if (spec.kind == RendezvousSpec::Kind::file) {
+        std::error_code ec;
+        std::filesystem::remove_all(gloo_dir(spec, g), ec);
+      }
       throw UserError("rank 0: " + std::to_string(missing) + " of " + std::to_string(size - 1) +
                           " other rank(s) did not join job '" + spec.job + "' at " + spec.url + " within " +
                           seconds_text(base.timeout) + " (missing: " + who + ")" + kv.foreign_note(),
                       "start every node with the same --rendezvous and job id, and WORLD_SIZE=" +
-                          std::to_string(size) + " ranks in all; raise --timeout if nodes start far apart");
+                          std::to_string(size) + " ranks in all (with train_parallel's launchers: the same "
+                          "--nnodes and --max-restarts on every node); raise --timeout if nodes start far apart");
     }
     std::this_thread::sleep_for(kPause);
   }

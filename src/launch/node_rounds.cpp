@@ -89,7 +89,9 @@ Round NodeRounds::lead(int number, bool from_snapshot, std::chrono::milliseconds
         const std::string what = "node " + std::to_string(n) + " was started with " + theirs + ", node 0 with " +
                                  shape_ + ": the nodes of a job must agree";
         json refusal = {{"error", what}, {"nonces", nonces}};
-        kv_->put(key(q, "plan"), q, refusal.dump());  // the node learns it too
+        kv_->put(key(q, "plan"), q, refusal.dump());  // the node learns it too: wait (briefly) until it has
+        for (int i = 0; i < 100 && !kv_->get(key(q, "ack/" + std::to_string(n)), q); ++i)
+          std::this_thread::sleep_for(kPause);
         throw UserError(what, "start every node with the same --nnodes, --nproc-per-node and --max-restarts");
       }
       ++present;
@@ -156,9 +158,11 @@ Round NodeRounds::join(std::chrono::milliseconds wait, const NodeFailure& failur
         const json& nonces = plan->value("nonces", json::array());
         const size_t me = static_cast<size_t>(node_);
         if (nonces.is_array() && me < nonces.size() && nonces[me] == nonce) {
-          if (plan->contains("error"))
+          if (plan->contains("error")) {
+            kv_->put(key(seen, "ack/" + std::to_string(node_)), seen, "1");
             throw UserError("node 0 refused this node: " + plan->value("error", std::string()),
                             "start every node with the same --nnodes, --nproc-per-node and --max-restarts");
+          }
           Round r;
           r.number = plan->value("round", 0);
           r.from_snapshot = plan->value("from_snapshot", false);
@@ -173,8 +177,10 @@ Round NodeRounds::join(std::chrono::milliseconds wait, const NodeFailure& failur
                           "this node at " + spec_.url + " within " + seconds_text(wait) +
                           (!joined.empty() ? " (node 0 is gone with its launcher or machine, or it ended the job "
                                              "without this node)"
-                           : seen.empty()  ? " (no node 0 has registered there)"
-                                           : " (node 0 is gone, or the job went on without this node)") +
+                           : seen.empty()  ? " (no node 0 has registered there, or node 0 was started without "
+                                             "--max-restarts: every node needs the same)"
+                                           : " (node 0 is gone, or the job went on or ended without this node: "
+                                             "node 0's output says how to continue)") +
                           kv_->foreign_note(),
                       joined.empty() ? "start node 0 with the same --rendezvous, job id and --nnodes; raise --timeout "
                                        "if nodes start far apart"

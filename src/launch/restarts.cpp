@@ -54,6 +54,11 @@ class RestartFiles {
   }
   const std::string& snapshot() const { return snapshot_; }
   bool in_checkpoint_dir() const { return in_checkpoint_dir_; }
+  // The file given to --resume is this snapshot's path: it is the user's, and stays (holding the last snapshot).
+  bool is_resumed_file(const train::TrainConfig& cfg) const {
+    std::error_code ec;
+    return !cfg.resume.empty() && cfg.resume != "auto" && fs::equivalent(cfg.resume, snapshot_, ec);
+  }
 
   // The failed attempt's progress (the file is removed: the next attempt writes its own).
   train::JobProgress take_progress() const {
@@ -213,7 +218,7 @@ struct BlockSignals {
 // The end of a job that succeeded.
 int succeeded(const train::TrainConfig& cfg, const std::string& name, const History& h, const RestartFiles& files) {
   std::error_code ec;
-  if (files.in_checkpoint_dir()) fs::remove(files.snapshot(), ec);
+  if (files.in_checkpoint_dir() && !files.is_resumed_file(cfg)) fs::remove(files.snapshot(), ec);
   if (h.restarts.empty()) return 0;
   bool same_world = true;
   for (const auto& x : h.restarts) same_world = same_world && (x.world_size == 0 || x.world_size == cfg.world_size);
@@ -360,7 +365,8 @@ std::string node0_lost_hint(const RestartFiles& files) {
     return "node 0 holds the snapshot a restart continues from; if it is lost, start the job again (with "
            "--checkpoint-dir DIR every node keeps a snapshot of its own to continue from)";
   return "node 0 holds the snapshot a restart continues from; if it is lost, start the job again on the nodes "
-         "left, numbered from 0, adding --resume " + files.snapshot() + " (this node's snapshot) on the new node 0";
+         "left (--nnodes and --node-rank for them, numbered from 0; on one node left, without --min-nnodes and "
+         "--rejoin-timeout), adding --resume " + files.snapshot() + " (this node's snapshot) on the new node 0";
 }
 
 // Node 0, when too few nodes came back: how to continue the job.
@@ -403,7 +409,7 @@ int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const 
     (void)files.take_progress();
     if (out.status == 0) {
       std::error_code ec;
-      if (files.in_checkpoint_dir()) fs::remove(files.snapshot(), ec);
+      if (files.in_checkpoint_dir() && !files.is_resumed_file(cfg)) fs::remove(files.snapshot(), ec);
       return 0;
     }
     if (const std::string why = no_restart_reason(cfg, out, files); !why.empty()) {
