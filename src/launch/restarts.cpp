@@ -54,10 +54,13 @@ class RestartFiles {
   }
   const std::string& snapshot() const { return snapshot_; }
   bool in_checkpoint_dir() const { return in_checkpoint_dir_; }
-  // The file given to --resume is this snapshot's path: it is the user's, and stays (holding the last snapshot).
-  bool is_resumed_file(const train::TrainConfig& cfg) const {
+  // After a success the epochs' checkpoints hold the run: the snapshot goes
+  // from --checkpoint-dir, unless it is the file given to --resume (the
+  // user's: it stays, holding the last snapshot).
+  void remove_snapshot_after_success(const train::TrainConfig& cfg) const {
     std::error_code ec;
-    return !cfg.resume.empty() && cfg.resume != "auto" && fs::equivalent(cfg.resume, snapshot_, ec);
+    const bool resumed_file = !cfg.resume.empty() && cfg.resume != "auto" && fs::equivalent(cfg.resume, snapshot_, ec);
+    if (in_checkpoint_dir_ && !resumed_file) fs::remove(snapshot_, ec);
   }
 
   // The failed attempt's progress (the file is removed: the next attempt writes its own).
@@ -217,8 +220,7 @@ struct BlockSignals {
 
 // The end of a job that succeeded.
 int succeeded(const train::TrainConfig& cfg, const std::string& name, const History& h, const RestartFiles& files) {
-  std::error_code ec;
-  if (files.in_checkpoint_dir() && !files.is_resumed_file(cfg)) fs::remove(files.snapshot(), ec);
+  files.remove_snapshot_after_success(cfg);
   if (h.restarts.empty()) return 0;
   bool same_world = true;
   for (const auto& x : h.restarts) same_world = same_world && (x.world_size == 0 || x.world_size == cfg.world_size);
@@ -408,8 +410,7 @@ int follow_rounds(const train::TrainConfig& cfg, const std::string& name, const 
     const dist::LaunchOutcome out = attempt(env, plan);
     (void)files.take_progress();
     if (out.status == 0) {
-      std::error_code ec;
-      if (files.in_checkpoint_dir() && !files.is_resumed_file(cfg)) fs::remove(files.snapshot(), ec);
+      files.remove_snapshot_after_success(cfg);
       return 0;
     }
     if (const std::string why = no_restart_reason(cfg, out, files); !why.empty()) {
