@@ -215,6 +215,52 @@ TEST(Launcher, WorkerIgnoringSigtermIsKilledAfterGrace) {
   EXPECT_LT(took, 5.0);
 }
 
+// A rank stopped (SIGSTOP, Ctrl-Z) after the job's last collective is never
+// timed out by the others: once rank 0 has exited 0 and grace_s passed with
+// every running rank stopped, the job is done and the stopped rank ended,
+// not waited for forever (and not before rank 0 finished).
+TEST(Launcher, ARankStoppedAfterTheJobFinishedIsEndedAndTheJobSucceeds) {
+  LaunchOptions o;
+  o.world_size = 3;
+  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 2 ]; then kill -STOP $$; fi; if [ \"$RANK\" = 0 ]; then sleep 0.5; fi"};
+  o.grace_s = 0.5;
+  testing::internal::CaptureStderr();
+  LaunchOutcome out;
+  auto t0 = std::chrono::steady_clock::now();
+  const int rc = launch_local(o, &out);
+  const double took = seconds_since(t0);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 0) << err;
+  EXPECT_EQ(out.failed_rank, -1);
+  EXPECT_GE(took, 1.0) << "the stopped rank was ended before rank 0 finished";
+  EXPECT_LT(took, 5.0);
+  EXPECT_NE(err.find("rank 2 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the job finished; ending it"),
+            std::string::npos)
+      << err;
+  for (pid_t pid : out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
+}
+
+// Rank 0 stopped after the others finished has not written the results: a
+// failure blamed on rank 0 (which a restart would re-run).
+TEST(Launcher, RankZeroStoppedAfterTheOthersFinishedIsAFailureNamingIt) {
+  LaunchOptions o;
+  o.world_size = 2;
+  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; fi"};
+  o.grace_s = 0.5;
+  testing::internal::CaptureStderr();
+  LaunchOutcome out;
+  const int rc = launch_local(o, &out);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(rc, 0) << err;
+  EXPECT_EQ(out.failed_rank, 0);
+  EXPECT_NE(out.cause.find("went silent: it is stopped"), std::string::npos) << out.cause;
+  EXPECT_NE(err.find("rank 0 went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks "
+                     "finished"),
+            std::string::npos)
+      << err;
+  for (pid_t pid : out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
+}
+
 TEST(Launcher, SigtermToTheLauncherIsForwardedAndReturns143) {
   TempDir out;
   double took = 0;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "common/error.h"
@@ -67,20 +68,24 @@ void signal_running(std::vector<Worker>& workers, int sig) {
     }
 }
 
-// The first running rank that is stopped (state T or t in /proc/PID/stat),
-// or -1. The others time out waiting for its contribution: it is the one to
-// name, not the rank whose timeout ended first.
+// Whether the process is stopped (state T or t in /proc/PID/stat: SIGSTOP,
+// Ctrl-Z or a debugger).
+bool is_stopped(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return false;
+  char buf[512] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  const char* paren = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
+  return n > 0 && paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+}
+
+// The first running rank that is stopped, or -1. The others time out
+// waiting for its contribution: it is the one to name, not the rank whose
+// timeout ended first.
 int stopped_rank(const std::vector<Worker>& workers) {
-  for (size_t r = 0; r < workers.size(); ++r) {
-    if (!workers[r].running) continue;
-    FILE* f = std::fopen(("/proc/" + std::to_string(workers[r].pid) + "/stat").c_str(), "r");
-    if (!f) continue;
-    char buf[512] = {};
-    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
-    const char* paren = std::strrchr(buf, ')');  // the command name may hold spaces and parentheses
-    if (n > 0 && paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't')) return static_cast<int>(r);
-  }
+  for (size_t r = 0; r < workers.size(); ++r)
+    if (workers[r].running && is_stopped(workers[r].pid)) return static_cast<int>(r);
   return -1;
 }
 
@@ -218,7 +223,9 @@ class Supervisor {
   int supervise() {
     while (alive_ > 0) {
       const std::vector<int> ended = reap(workers_, alive_);
-      if (first_failure_ < 0 && !interrupted_ && !abandoned_) blame_failure(ended);
+      for (int r : ended) finished_ += failed(workers_[r].status) ? 0 : 1;
+      if (first_failure_ < 0 && !interrupted_ && !abandoned_ && !ended_stopped_) blame_failure(ended);
+      if (first_failure_ < 0 && !stopping_ && !killed_ && finished_ > 0) end_stopped_after_finish();
       if (!stopping_ && o_.abandon && Clock::now() >= next_poll_) {
         next_poll_ = Clock::now() + std::chrono::milliseconds(100);
         if (const std::string why = o_.abandon(); !why.empty()) abandon(why);
@@ -287,6 +294,46 @@ class Supervisor {
     stop_all(SIGTERM);
   }
 
+  // A rank that exited 0 has passed the job's last collective, so a rank
+  // still stopped then is never timed out by the others and would hold the
+  // launcher forever. After grace_s with every running rank stopped: if rank
+  // 0 (which writes the results and the checkpoint) is one of them, the job
+  // failed (a restart, if allowed, re-runs the end); otherwise the job is
+  // done and the stopped ranks, which hold nothing of it, are ended.
+  void end_stopped_after_finish() {
+    int stopped = 0, rank0 = -1;
+    std::string names;
+    for (size_t r = 0; r < workers_.size(); ++r)
+      if (workers_[r].running && is_stopped(workers_[r].pid)) {
+        ++stopped;
+        const int global = o_.rank_offset + static_cast<int>(r);
+        if (global == 0) rank0 = static_cast<int>(r);
+        names += (names.empty() ? "" : ", ") + std::to_string(global);
+      }
+    if (stopped < alive_) {
+      all_stopped_since_.reset();
+      return;
+    }
+    if (!all_stopped_since_) all_stopped_since_ = Clock::now();
+    if (Clock::now() - *all_stopped_since_ < std::chrono::duration<double>(o_.grace_s)) return;
+    if (rank0 >= 0) {
+      first_failure_ = rank0;
+      result_ = 1;
+      cause_ = "went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before "
+               "it wrote the job's results";
+      std::fprintf(stderr, "%s: rank 0 %s\n", name_.c_str(), cause_.c_str());
+      std::fflush(stderr);
+      stop_all(SIGTERM);
+      return;
+    }
+    ended_stopped_ = true;
+    std::fprintf(stderr, "%s: %s %s %s stopped (SIGSTOP, Ctrl-Z or a debugger) after the job finished; ending %s\n",
+                 name_.c_str(), stopped == 1 ? "rank" : "ranks", names.c_str(), stopped == 1 ? "is" : "are",
+                 stopped == 1 ? "it" : "them");
+    std::fflush(stderr);
+    kill_all();
+  }
+
   // Another launcher of the job saw it fail (LaunchOptions::abandon).
   void abandon(const std::string& why) {
     abandoned_ = true;
@@ -338,6 +385,9 @@ class Supervisor {
   int first_failure_ = -1;
   std::string cause_;  // how first_failure_ ended, as a clause
   bool abandoned_ = false;  // LaunchOptions::abandon ended the attempt
+  int finished_ = 0;        // ranks that exited 0
+  std::optional<Clock::time_point> all_stopped_since_;  // every running rank stopped since (after a finish)
+  bool ended_stopped_ = false;  // stopped ranks were ended after the job finished: not a failure
   Clock::time_point next_poll_{};
   int result_ = 0;
   bool stopping_ = false, killed_ = false;

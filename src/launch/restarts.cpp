@@ -171,10 +171,14 @@ std::string failure_text(int rank, const std::string& cause, double at_s) {
 }
 
 std::string describe(const results::RestartRecord& x) {
-  return failure_text(x.rank, x.cause, x.at_s) + "; " +
-         std::to_string(x.steps_rerun) + " steps (" + seconds_text(x.rerun_s) + ") re-run from step " +
-         std::to_string(x.resumed_step) + "; training again " + seconds_text(x.recovery_s) +
-         " after the failure, " + seconds_text(x.seconds_lost) + " lost";
+  const std::string head = failure_text(x.rank, x.cause, x.at_s) + "; ";
+  // No step after the restart: the failure came after the last one (a rank
+  // stopped as the job ended), and the restart only finished the job.
+  if (std::isnan(x.recovery_s))
+    return head + "restarted from step " + std::to_string(x.resumed_step) + " with no step left to train";
+  return head + std::to_string(x.steps_rerun) + " steps (" + seconds_text(x.rerun_s) + ") re-run from step " +
+         std::to_string(x.resumed_step) + "; training again " + seconds_text(x.recovery_s) + " after the failure, " +
+         seconds_text(x.seconds_lost) + " lost";
 }
 
 // The restarts into the results file rank 0 wrote (an optional field).
