@@ -87,6 +87,38 @@ TEST(Resume, LocalSgdAndStaleGradientsStopOnSigintAndResume) {
   }
 }
 
+// With one step an epoch every stop comes in an epoch's last step: the run
+// ends that epoch (evaluation, its checkpoint) before it stops, so the
+// checkpoint is an epoch's and resuming it gives the uninterrupted run's
+// model. (A checkpoint at "all of the epoch's steps done" once resumed into
+// an internal error: NodeRestarts.CtrlCOnOneNode... on a loaded machine.)
+TEST(Resume, AStopInAnEpochsLastStepEndsThatEpochAndResumesBitForBit) {
+  for (const auto& [program, world] : {std::pair<std::string, int>{"train_serial", 0}, {"train_parallel", 2}}) {
+    SCOPED_TRACE(program);
+    TempDir tmp;
+    const int epochs = 40;
+    const int64_t limit = 64 * std::max(world, 1);  // one step of batch 64 a rank
+    const std::vector<std::string> quick = {"--test-limit", "100"};
+    ASSERT_EQ(run_cmd(trainer(program, world, tmp.path + "/a", epochs, limit, quick)), 0);
+    Proc first(trainer(program, world, tmp.path + "/b", epochs, limit, quick), tmp.path + "/first.log");
+    ASSERT_TRUE(wait_for_file(tmp.path + "/b/checkpoint_epoch2.safetensors", 60)) << first.output();
+    kill(first.pid, SIGINT);
+    ASSERT_TRUE(first.wait(20));
+    ASSERT_EQ(first.exit_code(), 130) << first.output();
+    EXPECT_NE(first.output().find("at the end of epoch"), std::string::npos) << first.output();
+    const std::string stopped_at = ddp::train::newest_checkpoint(tmp.path + "/b");
+    EXPECT_EQ(stopped_at.find("_step"), std::string::npos) << stopped_at;
+    auto resume = trainer(program, world, tmp.path + "/b", epochs, limit, quick);
+    resume.insert(resume.end(), {"--resume", "auto"});
+    ASSERT_EQ(run_cmd(resume, tmp.path + "/second.log"), 0) << read_file(tmp.path + "/second.log");
+    const std::string last = "/checkpoint_epoch" + std::to_string(epochs) + ".safetensors";
+    const auto x = ddp::train::load_checkpoint(tmp.path + "/a" + last);
+    const auto y = ddp::train::load_checkpoint(tmp.path + "/b" + last);
+    EXPECT_TRUE(same_bits(x.params, y.params));
+    EXPECT_TRUE(same_bits(x.momentum, y.momentum));
+  }
+}
+
 TEST(Resume, ACheckpointOfAnotherConfigurationIsRefusedSayingWhatDiffers) {
   TempDir tmp;
   Proc make(trainer("train_serial", 0, tmp.path, 1, 640), tmp.path + "/make.log");

@@ -188,7 +188,11 @@ int run_main(const std::string& program, const std::function<int()>& body) {
     throw;  // handled by the caller's CLI11_PARSE-like code
   } catch (const Stopped& s) {
     const char* name = s.signal == SIGTERM ? "SIGTERM" : s.signal == SIGINT ? "SIGINT" : "a signal";
-    std::cerr << program << ": stopped by " << name << " in epoch " << s.epoch << " after step " << s.step << "; ";
+    std::cerr << program << ": stopped by " << name;
+    if (s.step == 0 && s.epoch > 1)  // train/trainer.cpp: a stop in an epoch's last step ends that epoch first
+      std::cerr << " at the end of epoch " << s.epoch - 1 << "; ";
+    else
+      std::cerr << " in epoch " << s.epoch << " after step " << s.step << "; ";
     if (s.checkpoint_written)
       std::cerr << "checkpoint written. Resume with the same command plus --resume auto\n";
     else

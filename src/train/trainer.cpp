@@ -478,8 +478,13 @@ RunResult Run::all_epochs() {
     if (!std::all_of(p, p + layout_.num_params, [](float x) { return std::isfinite(x); }))
       diverged(epoch, o.end - 1, "the step made a parameter infinite; the run stopped before evaluating",
                o.learning_rate);
-    if (o.stopping) stop(epoch, o.end);
+    // A stop that came in the epoch's last step ends the epoch as usual
+    // (evaluation, its checkpoint) and stops after it: a checkpoint at "all
+    // of the epoch's steps done" would resume with no sample left to deal.
+    const bool epoch_complete = o.end == o.steps;
+    if (o.stopping && !epoch_complete) stop(epoch, o.end);
     end_epoch(epoch, o);
+    if (o.stopping && epoch + 1 < cfg_.epochs) stop(epoch + 1, 0);
   }
   finish(resumed_time + seconds(run_start, Clock::now()));
   return r_;
