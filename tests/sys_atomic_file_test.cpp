@@ -1,11 +1,18 @@
 // Files that are complete or absent (sys/atomic_file.h): a symbolic link is
-// written through, a device or FIFO is refused rather than replaced.
+// written through, a device or FIFO is refused rather than replaced, and a
+// writer SIGKILLed in the middle leaves no temporary file.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "sys/atomic_file.h"
 #include "test_util.h"
@@ -66,3 +73,39 @@ TEST(AtomicFile, ADeviceOrAFifoIsRefusedAndLeftAsItWas) {
   EXPECT_TRUE(fs::is_fifo(fifo));
   EXPECT_FALSE(fs::exists("/dev/null.tmp." + std::to_string(getpid())));
 }
+
+// A writer killed while it writes (SIGKILL, the OOM killer: no clean-up
+// runs) leaves the previous file as it was and no temporary file: the
+// contents go to an unnamed file (O_TMPFILE) that gets a name only once
+// complete. 1 GiB takes far longer than the 10-50 ms before the kill.
+TEST(AtomicFile, AWriterKilledMidWriteLeavesThePreviousFileAndNoTemporary) {
+  Dir d;
+  const std::string target = d.path + "/checkpoint.safetensors";
+  ddp::sys::write_file_atomic(target, std::string("previous"));
+  for (int trial = 0; trial < 3; ++trial) {
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      const std::vector<char> block(16 << 20, 'x');
+      const std::vector<ddp::sys::Piece> pieces(64, ddp::sys::Piece{block.data(), block.size()});
+      (void)!::write(ready[1], "r", 1);
+      ddp::sys::write_file_atomic(target, pieces);
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    ::close(ready[0]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + 20 * trial));
+    ::kill(child, SIGKILL);
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(st)) << "the writer finished 1 GiB before the kill: make it larger";
+    EXPECT_EQ(read(target), "previous");
+    for (const auto& e : fs::directory_iterator(d.path))
+      EXPECT_EQ(e.path().filename().string(), "checkpoint.safetensors") << "left behind: " << e.path();
+  }
+}
+

@@ -91,6 +91,20 @@ std::string file_to_replace(const std::string& given) {
   return path;
 }
 
+// An unnamed file in `dir` (O_TMPFILE): a process killed while writing it
+// (SIGKILL, the OOM killer) leaves nothing behind. -1 where the file system
+// cannot make one (errno EOPNOTSUPP, EISDIR or EINVAL: then a named one).
+int open_unnamed(const std::string& dir) {
+#ifdef O_TMPFILE
+  return ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+#else
+  errno = EOPNOTSUPP;
+  return -1;
+#endif
+}
+
+bool no_unnamed_files(int err) { return err == EOPNOTSUPP || err == EISDIR || err == EINVAL; }
+
 }  // namespace
 
 void write_file_atomic(const std::string& given, const std::vector<Piece>& pieces) {
@@ -110,16 +124,32 @@ void write_file_atomic(const std::string& given, const std::vector<Piece>& piece
                     errno_hint(err));
   };
 
-  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) failed(errno, "creating " + tmp);
-  tmp_exists = true;
+  // The contents go to an unnamed file, which gets the temporary name only
+  // once complete and on disk, just before the rename: a kill leaves a
+  // temporary file only inside that window of two system calls.
+  fd = open_unnamed(parent_of(path));
+  const bool unnamed = fd >= 0;
+  const std::string file = unnamed ? "a new file in " + parent_of(path) : tmp;
+  if (!unnamed) {
+    if (!no_unnamed_files(errno)) failed(errno, "creating a file in " + parent_of(path));
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) failed(errno, "creating " + tmp);
+    tmp_exists = true;
+  }
   try {
     for (const Piece& p : pieces)
       if (!write_all(fd, p.data, p.size)) {
         const int err = errno;
-        failed(err, "writing " + tmp);
+        failed(err, "writing " + file);
       }
-    if (::fsync(fd) != 0) failed(errno, "flushing " + tmp + " to disk");
+    if (::fsync(fd) != 0) failed(errno, "flushing " + file + " to disk");
+    if (unnamed) {
+      ::unlink(tmp.c_str());  // a leftover of an earlier process with this pid
+      const std::string self = "/proc/self/fd/" + std::to_string(fd);
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+        failed(errno, "naming the new file " + tmp);
+      tmp_exists = true;
+    }
     int rc = ::close(fd);
     fd = -1;
     if (rc != 0) failed(errno, "closing " + tmp);
@@ -160,14 +190,18 @@ void check_writable(const std::string& given, const std::string& example_name) {
   fs::create_directories(dir, ec);
   if (ec) throw UserError("cannot create directory " + dir + ": " + ec.message(), "choose a writable location");
   if (fs::is_directory(path, ec)) throw UserError(path + " is a directory", "give a file name, e.g. " + path + "/" + example_name);
+  // The probe is an unnamed file where the file system allows one, so a
+  // kill here leaves nothing either.
   const std::string probe = dir + "/.write-test." + std::to_string(getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open_unnamed(dir);
+  const bool unnamed = fd >= 0;
+  if (!unnamed && no_unnamed_files(errno)) fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     const int err = errno;
     throw UserError(path + ": cannot write: " + describe_errno(err), errno_hint(err));
   }
   ::close(fd);
-  ::unlink(probe.c_str());
+  if (!unnamed) ::unlink(probe.c_str());
 }
 
 }  // namespace ddp::sys

@@ -1,6 +1,9 @@
-// Files that are either complete or absent: written to a temporary file in
-// the same directory, fsynced, then renamed over the target. A crash or a
-// full disk at any moment leaves the previous file intact.
+// Files that are either complete or absent: written to an unnamed file in
+// the same directory (O_TMPFILE; a named temporary file where the file
+// system has none), fsynced, named, then renamed over the target. A crash,
+// a SIGKILL or a full disk at any moment leaves the previous file intact,
+// and a kill leaves no temporary file (but in the two system calls between
+// the naming and the rename).
 #pragma once
 #include <cstddef>
 #include <string>
