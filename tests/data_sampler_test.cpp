@@ -123,6 +123,7 @@ TEST(SamplerShard, WorldLargerThanN) {
     EXPECT_EQ(s[0], perm[r % n]);
   }
   EXPECT_TRUE(shard_indices(0, 1, 0, 0, 4).empty());
+  EXPECT_TRUE(shard_indices(5, 1, 0, 1, 2, 5).empty()) << "an epoch trained through deals nothing";
 }
 
 TEST(SamplerShard, RanksTimesBatchEqualsSerialBigBatch) {

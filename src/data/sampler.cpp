@@ -24,8 +24,8 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int epoch) {
 std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world, int64_t done) {
   DDP_ASSERT(world >= 1 && rank >= 0 && rank < world, "shard_indices: need 0 <= rank < world");
   DDP_ASSERT(n >= 0, "shard_indices: n must be >= 0");
-  DDP_ASSERT(done >= 0 && (done < n || n == 0), "shard_indices: need 0 <= done < n");
-  if (n == 0) return {};
+  DDP_ASSERT(done >= 0 && done <= n, "shard_indices: need 0 <= done <= n");
+  if (n == 0 || done == n) return {};
   std::vector<int64_t> perm = epoch_permutation(n, seed, epoch);
   if (world == 1 && done == 0) return perm;
   const int64_t per_rank = (n - done + world - 1) / world;

@@ -21,7 +21,8 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int epoch);
 // rank r takes positions done + r, done + r + world, ..., ceil((n - done) /
 // world) of them, the tail wrapping around to the start of the
 // permutation. With the same world, the indices are those of the
-// uninterrupted epoch from step S on.
+// uninterrupted epoch from step S on. done == n: none (the epoch was
+// trained through).
 std::vector<int64_t> shard_indices(int64_t n, uint64_t seed, int epoch, int rank, int world, int64_t done = 0);
 
 // This rank's slice of an evaluation set: r, r + world, ... (no padding, so

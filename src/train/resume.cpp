@@ -1,5 +1,6 @@
 #include "train/resume.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/error.h"
@@ -156,7 +157,11 @@ EpochPlan epoch_plan(const StartPoint& start, int epoch, int64_t train_samples, 
   p.steps = (p.shard + batch_size - 1) / batch_size;
   if (epoch != start.epoch || start.step == 0) return p;
   p.first = start.step;
-  p.done = start.step * batch_size * start.prior_world;
+  // At most the whole epoch: a stop checkpoint of the epoch's last step
+  // (written before 2026-12-01, when such a stop now ends the epoch first;
+  // padded, its S x B x N may pass n) resumes with no step left, straight
+  // into the epoch's evaluation.
+  p.done = std::min(start.step * batch_size * start.prior_world, train_samples);
   p.shard = (train_samples - p.done + world - 1) / world;
   p.steps = p.first + (p.shard + batch_size - 1) / batch_size;
   return p;
