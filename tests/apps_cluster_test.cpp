@@ -255,6 +255,41 @@ TEST(MpiBackend, SigtermToTheSelfLaunchStopsAllRanksWithACheckpoint) {
   EXPECT_NE(out.find("checkpoint written"), std::string::npos) << out;
 }
 
+// A terminal's Ctrl-C (here: SIGINT to the whole process group, as
+// `kill -INT -PGID` sends it) reaches only the launcher, not mpirun (in a
+// group of its own): one forwarded signal, so mpirun stops the ranks at a
+// step and waits for them. Once it also got the group's SIGINT, took the
+// forwarded one as a second and exited at once: the ranks ran on after the
+// command returned, without a checkpoint, leaving /dev/shm segments.
+TEST(MpiBackend, CtrlCToTheProcessGroupStopsAllRanksWithACheckpointAndLeavesNothing) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun is not installed";
+  const std::string setsid = which("setsid");
+  if (setsid.empty()) GTEST_SKIP() << "setsid (util-linux) is not installed";
+  auto segments = [] {
+    std::set<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm"))
+      if (e.path().filename().string().starts_with("vader_segment")) names.insert(e.path().filename().string());
+    return names;
+  };
+  const auto before = segments();
+  TempDir tmp;
+  Proc job({setsid, binary("train_parallel"), "--backend", "mpi", "-w", "2", "-e", "50", "--limit", "6400",
+            "--no-progress", "--data-dir", mnist_dir(), "--checkpoint-dir", tmp.path + "/ck"},
+           tmp.path + "/job.log");
+  ASSERT_TRUE(wait_for_file(tmp.path + "/ck/checkpoint_epoch1.safetensors", 120)) << job.output();
+  const std::vector<pid_t> mpirun = children_of(job.pid);
+  ASSERT_EQ(mpirun.size(), 1u) << job.output();
+  const std::vector<pid_t> ranks = children_of(mpirun[0]);
+  ASSERT_EQ(ranks.size(), 2u) << job.output();
+  kill(-job.pid, SIGINT);
+  ASSERT_TRUE(job.wait(60)) << job.output();
+  EXPECT_EQ(job.exit_code(), 128 + SIGINT) << job.output();
+  const std::string out = job.output();
+  EXPECT_NE(out.find("checkpoint written"), std::string::npos) << out;
+  for (pid_t r : ranks) EXPECT_TRUE(gone_within(r, 0.5)) << "rank process " << r << " outlived the launcher";
+  for (const std::string& s : segments()) EXPECT_TRUE(before.count(s)) << "left behind: /dev/shm/" << s;
+}
+
 TEST(MpiBackend, MissingMpirunIsOneClearError) {
   TempDir tmp;
   Proc p({binary("train_parallel"), "--backend", "mpi", "-w", "2", "--limit", "640", "--data-dir", mnist_dir()},

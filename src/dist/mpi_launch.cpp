@@ -59,6 +59,13 @@ sys::SpawnOptions mpirun_spawn(const MpirunOptions& o) {
                     "or use --backend gloo");
   sys::SpawnOptions so;
   so.argv = {mpirun};
+  // mpirun gets only the signals this launcher forwards: a Ctrl-C, or a
+  // SIGINT to the whole process group, that reached it as well would be
+  // its second one, on which it kills the job at once and exits without
+  // its ranks (which run on, unstopped, leaving their shared-memory
+  // segments). In a group of its own it must not read the terminal.
+  so.new_process_group = true;
+  so.null_stdin = true;
   for (auto& a : mpirun_arguments(o)) so.argv.push_back(a);
   so.env = o.env;
   if (::geteuid() == 0) {  // mpirun refuses root unless told twice
@@ -88,13 +95,12 @@ std::string relay_stderr(int fd, pid_t pid, const sigset_t& sup, int& interrupte
       }
     }
     struct timespec zero = {0, 0};
-    siginfo_t info;
-    const int sig = ::sigtimedwait(&sup, &info, &zero);
+    const int sig = ::sigtimedwait(&sup, nullptr, &zero);
     if (sig > 0) {
       if (!interrupted) interrupted = sig;
-      // A terminal's Ctrl-C already reached mpirun (same process group);
-      // a second SIGINT would make it kill the ranks without letting them stop.
-      if (info.si_code != SI_KERNEL) ::kill(pid, sig);
+      // mpirun SIGTERMs the ranks (they stop at a step, with a checkpoint)
+      // and waits for them; a second signal makes it kill them at once.
+      ::kill(pid, sig);
     }
   }
   return tail;
