@@ -240,12 +240,31 @@ TEST(Launcher, ARankStoppedAfterTheJobFinishedIsEndedAndTheJobSucceeds) {
   for (pid_t pid : out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
 }
 
-// Rank 0 stopped after the others finished has not written the results: a
-// failure blamed on rank 0 (which a restart would re-run).
-TEST(Launcher, RankZeroStoppedAfterTheOthersFinishedIsAFailureNamingIt) {
+// Rank 0 stopped after the others finished has not written the results
+// (the job's): it is continued once, and the job ends as it would have.
+TEST(Launcher, RankZeroStoppedAfterTheOthersFinishedIsContinuedOnceToFinish) {
   LaunchOptions o;
   o.world_size = 2;
-  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; fi"};
+  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; exit 0; fi"};
+  o.grace_s = 0.5;
+  testing::internal::CaptureStderr();
+  LaunchOutcome out;
+  const int rc = launch_local(o, &out);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(rc, 0) << err;
+  EXPECT_EQ(out.failed_rank, -1);
+  EXPECT_NE(err.find("rank 0 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before it "
+                     "wrote the results; continuing it (SIGCONT) so that it does"),
+            std::string::npos)
+      << err;
+}
+
+// Stopped again once continued (or held by a debugger): a failure blamed on
+// rank 0, which a restart would re-run.
+TEST(Launcher, RankZeroStoppedAgainAfterItWasContinuedIsAFailureNamingIt) {
+  LaunchOptions o;
+  o.world_size = 2;
+  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; kill -STOP $$; fi"};
   o.grace_s = 0.5;
   testing::internal::CaptureStderr();
   LaunchOutcome out;

@@ -297,7 +297,8 @@ class Supervisor {
   // A rank that exited 0 has passed the job's last collective, so a rank
   // still stopped then is never timed out by the others and would hold the
   // launcher forever. After grace_s with every running rank stopped: if rank
-  // 0 (which writes the results and the checkpoint) is one of them, the job
+  // 0 (which writes the results and the checkpoint) is one of them, it is
+  // continued once, and if it stops again (or a debugger holds it) the job
   // failed (a restart, if allowed, re-runs the end); otherwise the job is
   // done and the stopped ranks, which hold nothing of it, are ended.
   void end_stopped_after_finish() {
@@ -316,7 +317,19 @@ class Supervisor {
     }
     if (!all_stopped_since_) all_stopped_since_ = Clock::now();
     if (Clock::now() - *all_stopped_since_ < std::chrono::duration<double>(o_.grace_s)) return;
-    if (rank0 >= 0) {
+    if (rank0 >= 0 && !continued_rank0_) {
+      // Its results are the job's: continue it once so that it writes them.
+      continued_rank0_ = true;
+      all_stopped_since_.reset();
+      std::fprintf(stderr,
+                   "%s: rank 0 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before it "
+                   "wrote the results; continuing it (SIGCONT) so that it does\n",
+                   name_.c_str());
+      std::fflush(stderr);
+      ::kill(workers_[static_cast<size_t>(rank0)].pid, SIGCONT);
+      return;
+    }
+    if (rank0 >= 0) {  // stopped again (or held by a debugger): the job cannot end well
       first_failure_ = rank0;
       result_ = 1;
       cause_ = "went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before "
@@ -388,6 +401,7 @@ class Supervisor {
   int finished_ = 0;        // ranks that exited 0
   std::optional<Clock::time_point> all_stopped_since_;  // every running rank stopped since (after a finish)
   bool ended_stopped_ = false;  // stopped ranks were ended after the job finished: not a failure
+  bool continued_rank0_ = false;  // rank 0, stopped after the others finished, was continued once
   Clock::time_point next_poll_{};
   int result_ = 0;
   bool stopping_ = false, killed_ = false;

@@ -70,7 +70,18 @@ int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data,
       std::cout << "results written to " << cfg.save_results << "\n";
     }
   }
-  comm.barrier();  // no rank leaves while another may still need it
+  // No rank leaves while another may still need it. Rank 0 has written
+  // the results by now: a peer that does not come (stopped or dead after
+  // the last collective) costs --timeout here, but not the finished job;
+  // the launcher then ends a stopped peer (dist/launcher.h).
+  try {
+    comm.barrier();
+  } catch (const PeerError& e) {
+    if (comm.rank() != 0) throw;
+    std::cerr << "train_parallel [rank 0]: warning: the run is complete and its results written, but a peer did not "
+                 "reach the end: "
+              << e.what() << "\n";
+  }
   return 0;
 }
 
