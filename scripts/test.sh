@@ -3,7 +3,7 @@
 # MNIST files), builds, and runs every test:
 #   1. the whole suite (CTest) on the release build;
 #   2. the unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the two fuzzers (IDX reader, checkpoint reader) for FUZZ_SECONDS (30) each.
+#   3. the two fuzzers (IDX reader, checkpoint reader) for FUZZ_SECONDS (20) each.
 # Set SANITIZE=0 or FUZZ_SECONDS=0 to skip a stage.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,9 +34,9 @@ if [[ "${SANITIZE:-1}" != 0 ]]; then
   stage_done "sanitizer build and tests"
 fi
 
-if [[ "${FUZZ_SECONDS:-30}" != 0 ]]; then
-  echo "== fuzzing, ${FUZZ_SECONDS:-30} s per target"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+  echo "== fuzzing, ${FUZZ_SECONDS:-20} s per target"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
   stage_done "fuzzing"
 fi
 echo "== all tests passed"

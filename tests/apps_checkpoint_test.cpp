@@ -165,7 +165,7 @@ TEST(Faults, KillingARandomRankAtARandomMomentNeverHangsOrLosesTheCheckpoint) {
       workers = children_of(job.pid);
     }
     ASSERT_EQ(static_cast<int>(workers.size()), world) << job.output();
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 2500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 1500));
     const int victim = static_cast<int>(rng() % world);
     const auto killed_at = std::chrono::steady_clock::now();
     kill(workers[victim], SIGKILL);
