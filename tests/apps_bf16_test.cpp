@@ -97,6 +97,18 @@ TEST(Bf16Support, WithoutAvx512Bf16IsRefusedNamingTheFix) {
   }
 }
 
+// A value of DDP_FORCE_BF16 other than 1 or 0 is a typo, not "unset": one
+// error naming the variable and its values, before any work, on any CPU.
+TEST(Bf16Support, ADdpForceBf16OtherThan1Or0IsRefusedNamingItsValues) {
+  TempDir tmp;
+  Proc p({binary("train_serial"), "--precision", "bf16", "--limit", "640", "-e", "1", "--data-dir", mnist_dir()},
+         tmp.path + "/typo.log", {{"DDP_FORCE_BF16", "yes"}});
+  ASSERT_TRUE(p.wait(30));
+  EXPECT_EQ(p.exit_code(), 1) << p.output();
+  EXPECT_NE(p.output().find("DDP_FORCE_BF16 is 'yes': it takes 1 (force bf16) or 0"), std::string::npos)
+      << p.output();
+}
+
 TEST(Bf16Support, EmulatedBf16RunsAndSaysFp32IsFaster) {
   if (ddp::nn::cpu_bf16().support == ddp::nn::Bf16Support::unsupported) GTEST_SKIP() << "no AVX-512";
   TempDir tmp;

@@ -52,13 +52,17 @@ CpuBf16 cpu_bf16() {
 
 bool bf16_forced() {
   const char* v = std::getenv("DDP_FORCE_BF16");
-  return v && std::string(v) == "1";
+  if (!v || std::string(v).empty() || std::string(v) == "0") return false;
+  if (std::string(v) == "1") return true;
+  throw UserError(std::string("DDP_FORCE_BF16 is '") + v + "': it takes 1 (force bf16) or 0",
+                  "set DDP_FORCE_BF16=1 to try bf16 on this CPU anyway, or unset it");
 }
 
 std::string check_precision_supported(Precision p) {
   if (p != Precision::bf16) return "";
   const CpuBf16 c = cpu_bf16();
-  if (c.support == Bf16Support::unsupported && !bf16_forced())
+  const bool forced = bf16_forced();  // checks the variable's value on every CPU
+  if (c.support == Bf16Support::unsupported && !forced)
     throw UserError("--precision bf16 needs AVX-512, and this CPU's best instruction set (as oneDNN sees it) is " +
                         c.isa + ": oneDNN 2.6 has no fast bf16 kernels for it",
                     "use --precision fp32 (or set DDP_FORCE_BF16=1 to try bf16 anyway)");

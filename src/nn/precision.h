@@ -39,7 +39,8 @@ struct CpuBf16 {
 CpuBf16 cpu_bf16();
 
 // DDP_FORCE_BF16=1 in the environment: run bf16 where cpu_bf16() says
-// unsupported (for a oneDNN build that has such kernels).
+// unsupported (for a oneDNN build that has such kernels). Unset, "" or 0:
+// false; any other value throws UserError (a typo must not pass unseen).
 bool bf16_forced();
 
 // Checks that `p` can run here before any work: throws UserError for bf16
