@@ -78,6 +78,28 @@ int signal_launcher(int sig, const std::string& out_dir, double* took) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// A job of `world` copies of `/bin/sh -c script`, its standard error
+// captured: how it ended, what it said, how long it took.
+struct ShellJob {
+  int rc = 0;
+  LaunchOutcome out;
+  std::string err;
+  double seconds = 0;
+};
+ShellJob run_shell(int world, const std::string& script, double grace_s) {
+  LaunchOptions o;
+  o.world_size = world;
+  o.argv = {"/bin/sh", "-c", script};
+  o.grace_s = grace_s;
+  ShellJob j;
+  testing::internal::CaptureStderr();
+  const auto t0 = std::chrono::steady_clock::now();
+  j.rc = launch_local(o, &j.out);
+  j.seconds = seconds_since(t0);
+  j.err = testing::internal::GetCapturedStderr();
+  return j;
+}
+
 }  // namespace
 
 TEST(Launcher, AllRanksSucceedReturnsZero) {
@@ -201,18 +223,11 @@ TEST(Launcher, NonZeroExitIsNamedWithItsStatus) {
 
 // A worker that ignores SIGTERM is killed after the grace period.
 TEST(Launcher, WorkerIgnoringSigtermIsKilledAfterGrace) {
-  LaunchOptions o;
-  o.world_size = 2;
-  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then sleep 0.3; exit 5; fi; trap '' TERM; exec sleep 30"};
-  o.grace_s = 0.5;
-  testing::internal::CaptureStderr();
-  auto t0 = std::chrono::steady_clock::now();
-  int rc = launch_local(o);
-  double took = seconds_since(t0);
-  std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(rc, 5) << err;
-  EXPECT_GE(took, 0.7);
-  EXPECT_LT(took, 5.0);
+  const ShellJob j =
+      run_shell(2, "if [ \"$RANK\" = 0 ]; then sleep 0.3; exit 5; fi; trap '' TERM; exec sleep 30", 0.5);
+  EXPECT_EQ(j.rc, 5) << j.err;
+  EXPECT_GE(j.seconds, 0.7);
+  EXPECT_LT(j.seconds, 5.0);
 }
 
 // A rank stopped (SIGSTOP, Ctrl-Z) after the job's last collective is never
@@ -220,64 +235,42 @@ TEST(Launcher, WorkerIgnoringSigtermIsKilledAfterGrace) {
 // every running rank stopped, the job is done and the stopped rank ended,
 // not waited for forever (and not before rank 0 finished).
 TEST(Launcher, ARankStoppedAfterTheJobFinishedIsEndedAndTheJobSucceeds) {
-  LaunchOptions o;
-  o.world_size = 3;
-  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 2 ]; then kill -STOP $$; fi; if [ \"$RANK\" = 0 ]; then sleep 0.5; fi"};
-  o.grace_s = 0.5;
-  testing::internal::CaptureStderr();
-  LaunchOutcome out;
-  auto t0 = std::chrono::steady_clock::now();
-  const int rc = launch_local(o, &out);
-  const double took = seconds_since(t0);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(rc, 0) << err;
-  EXPECT_EQ(out.failed_rank, -1);
-  EXPECT_GE(took, 1.0) << "the stopped rank was ended before rank 0 finished";
-  EXPECT_LT(took, 5.0);
-  EXPECT_NE(err.find("rank 2 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the job finished; ending it"),
+  const ShellJob j =
+      run_shell(3, "if [ \"$RANK\" = 2 ]; then kill -STOP $$; fi; if [ \"$RANK\" = 0 ]; then sleep 0.5; fi", 0.5);
+  EXPECT_EQ(j.rc, 0) << j.err;
+  EXPECT_EQ(j.out.failed_rank, -1);
+  EXPECT_GE(j.seconds, 1.0) << "the stopped rank was ended before rank 0 finished";
+  EXPECT_LT(j.seconds, 5.0);
+  EXPECT_NE(j.err.find("rank 2 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the job finished; ending it"),
             std::string::npos)
-      << err;
-  for (pid_t pid : out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
+      << j.err;
+  for (pid_t pid : j.out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
 }
 
 // Rank 0 stopped after the others finished has not written the results
 // (the job's): it is continued once, and the job ends as it would have.
 TEST(Launcher, RankZeroStoppedAfterTheOthersFinishedIsContinuedOnceToFinish) {
-  LaunchOptions o;
-  o.world_size = 2;
-  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; exit 0; fi"};
-  o.grace_s = 0.5;
-  testing::internal::CaptureStderr();
-  LaunchOutcome out;
-  const int rc = launch_local(o, &out);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_EQ(rc, 0) << err;
-  EXPECT_EQ(out.failed_rank, -1);
-  EXPECT_NE(err.find("rank 0 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before it "
-                     "wrote the results; continuing it (SIGCONT) so that it does"),
+  const ShellJob j = run_shell(2, "if [ \"$RANK\" = 0 ]; then kill -STOP $$; exit 0; fi", 0.5);
+  EXPECT_EQ(j.rc, 0) << j.err;
+  EXPECT_EQ(j.out.failed_rank, -1);
+  EXPECT_NE(j.err.find("rank 0 is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks finished, before it "
+                       "wrote the results; continuing it (SIGCONT) so that it does"),
             std::string::npos)
-      << err;
+      << j.err;
 }
 
 // Stopped again once continued (or held by a debugger): a failure blamed on
 // rank 0, which a restart would re-run.
 TEST(Launcher, RankZeroStoppedAgainAfterItWasContinuedIsAFailureNamingIt) {
-  LaunchOptions o;
-  o.world_size = 2;
-  o.argv = {"/bin/sh", "-c", "if [ \"$RANK\" = 0 ]; then kill -STOP $$; kill -STOP $$; fi"};
-  o.grace_s = 0.5;
-  testing::internal::CaptureStderr();
-  LaunchOutcome out;
-  const int rc = launch_local(o, &out);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_NE(rc, 0) << err;
-  EXPECT_EQ(out.failed_rank, 0);
-  EXPECT_NE(out.cause.find("went silent: it is stopped"), std::string::npos) << out.cause;
-  EXPECT_NE(err.find("rank 0 went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks "
-                     "finished"),
+  const ShellJob j = run_shell(2, "if [ \"$RANK\" = 0 ]; then kill -STOP $$; kill -STOP $$; fi", 0.5);
+  EXPECT_NE(j.rc, 0) << j.err;
+  EXPECT_EQ(j.out.failed_rank, 0);
+  EXPECT_NE(j.out.cause.find("went silent: it is stopped"), std::string::npos) << j.out.cause;
+  EXPECT_NE(j.err.find("rank 0 went silent: it is stopped (SIGSTOP, Ctrl-Z or a debugger) after the other ranks "
+                       "finished"),
             std::string::npos)
-      << err;
-  for (pid_t pid : out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
+      << j.err;
+  for (pid_t pid : j.out.pids) EXPECT_TRUE(process_gone(pid)) << pid;
 }
 
 TEST(Launcher, SigtermToTheLauncherIsForwardedAndReturns143) {

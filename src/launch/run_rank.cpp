@@ -15,6 +15,8 @@
 
 namespace ddp::launch {
 
+std::string rank_label(const std::string& rank) { return "train_parallel [rank " + (rank.empty() ? "?" : rank) + "]"; }
+
 void check_before_launch(const train::TrainConfig& cfg, bool reads_checkpoint) {
   train::validate(cfg);
   train::check_output_paths(cfg);
@@ -78,7 +80,7 @@ int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data,
     comm.barrier();
   } catch (const PeerError& e) {
     if (comm.rank() != 0) throw;
-    std::cerr << "train_parallel [rank 0]: warning: the run is complete and its results written, but a peer did not "
+    std::cerr << rank_label("0") << ": warning: the run is complete and its results written, but a peer did not "
                  "reach the end: "
               << e.what() << "\n";
   }

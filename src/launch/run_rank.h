@@ -33,4 +33,8 @@ void check_before_training(const train::TrainConfig& cfg, const train::Datasets&
 int train_and_report(const train::TrainConfig& cfg, const train::Datasets& data, dist::Communicator& comm,
                      const std::string& binding);
 
+// How a rank's messages begin: "train_parallel [rank 3]" ("[rank ?]" for
+// an empty `rank`: not known yet).
+std::string rank_label(const std::string& rank);
+
 }  // namespace ddp::launch

@@ -6,6 +6,7 @@
 #include "dist/mpi_communicator.h"
 #include "launch/gloo_job.h"
 #include "launch/mpi_job.h"
+#include "launch/run_rank.h"
 #include "sys/env.h"
 #include "sys/launch_env.h"
 #include "train/cli.h"
@@ -13,8 +14,6 @@
 namespace ddp::launch {
 
 namespace {
-
-std::string rank_label(const std::string& rank) { return "train_parallel [rank " + (rank.empty() ? "?" : rank) + "]"; }
 
 int run_mpi_role(const train::TrainConfig& cfg, const ClusterFlags& f, int argc, char** argv) {
   if (sys::launched_by_mpi()) {

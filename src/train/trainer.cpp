@@ -101,7 +101,13 @@ class Run {
   bool writes_snapshots() const { return !cfg_.snapshot_path.empty() && (rank_ == 0 || cfg_.node_snapshot); }
   void snapshot_mid_epoch(int epoch, int64_t steps_done);
   void write_snapshot(const RunPosition& at, const std::vector<float>& losses);
-  [[noreturn]] void stop(int epoch, int64_t steps_done);
+  // written: the checkpoint at this position is on disk already (the
+  // epoch's end wrote it).
+  [[noreturn]] void stop(int epoch, int64_t steps_done, bool written = false);
+  // After epoch `epoch` (0-based): the --checkpoint-every one, or the last.
+  bool epoch_checkpoint_due(int epoch) const {
+    return !cfg_.checkpoint_dir.empty() && ((epoch + 1) % cfg_.checkpoint_every == 0 || epoch + 1 == cfg_.epochs);
+  }
   // what: what became non-finite, as a clause.
   [[noreturn]] void diverged(int epoch, int64_t step, const std::string& what, double learning_rate);
   void end_epoch(int epoch, const EpochOutcome& o);
@@ -383,12 +389,12 @@ void Run::write_snapshot(const RunPosition& at, const std::vector<float>& losses
 
 // Every rank saw the stop flag in the same step and is here, at that step:
 // rank 0 writes a checkpoint (with --checkpoint-dir) and all end together.
-void Run::stop(int epoch, int64_t steps_done) {
+void Run::stop(int epoch, int64_t steps_done, bool written) {
   std::vector<float> losses(r_.step_losses);
   losses.insert(losses.end(), losses_.means().begin(), losses_.means().begin() + steps_done);
   if (trace_.flush(comm_, global_step_)) progress_.message(trace_.written_message());
   const bool save = !cfg_.checkpoint_dir.empty();
-  if (save && rank_ == 0) write_checkpoint(r_, net_, sgd_, {epoch, steps_done, global_step_}, losses);
+  if (save && rank_ == 0 && !written) write_checkpoint(r_, net_, sgd_, {epoch, steps_done, global_step_}, losses);
   comm_.barrier();
   progress_.clear_bar();
   throw Stopped{stop_signal() ? stop_signal() : SIGINT, epoch + 1, steps_done, save};
@@ -431,8 +437,7 @@ void Run::end_epoch(int epoch, const EpochOutcome& o) {
   r_.step_losses.insert(r_.step_losses.end(), losses_.means().begin(), losses_.means().end());
   progress_.end_epoch(e.loss, e.test_accuracy, e.time_s, e.samples_per_s);
 
-  const bool last = epoch + 1 == cfg_.epochs;
-  if (!cfg_.checkpoint_dir.empty() && rank_ == 0 && ((epoch + 1) % cfg_.checkpoint_every == 0 || last)) {
+  if (rank_ == 0 && epoch_checkpoint_due(epoch)) {
     const auto t0 = Clock::now();
     write_checkpoint(r_, net_, sgd_, {epoch + 1, 0, global_step_}, r_.step_losses);
     record(trace::Kind::checkpoint, t0, Clock::now());
@@ -484,7 +489,7 @@ RunResult Run::all_epochs() {
     const bool epoch_complete = o.end == o.steps;
     if (o.stopping && !epoch_complete) stop(epoch, o.end);
     end_epoch(epoch, o);
-    if (o.stopping && epoch + 1 < cfg_.epochs) stop(epoch + 1, 0);
+    if (o.stopping && epoch + 1 < cfg_.epochs) stop(epoch + 1, 0, epoch_checkpoint_due(epoch));
   }
   finish(resumed_time + seconds(run_start, Clock::now()));
   return r_;
